@@ -1,0 +1,117 @@
+/*
+ * fsesl_sim.h - an in-process FreeSWITCH 1.10.12 Event Socket simulator.
+ *
+ * Each simulated server listens on 127.0.0.1 (port 0: the kernel picks)
+ * and runs its own single-threaded epoll loop on its own thread. Several
+ * may run at once. Behaviour follows ../shared/docs/esl-protocol.md byte
+ * for byte where it gives bytes; see docs/simulator.md for what is and is
+ * not covered.
+ *
+ * Thread-safety: every function may be called from any thread while the
+ * server runs (settings are applied by the server's loop).
+ */
+#ifndef FSESL_SIM_H
+#define FSESL_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fsesl_sim fsesl_sim;
+
+struct fsesl_sim_user {
+	const char *user;     /* "1000@default" */
+	const char *password;
+	const char *allowed_events; /* NULL: "all" */
+	const char *allowed_api;    /* NULL: "all" */
+	bool allow_log;
+};
+
+struct fsesl_sim_config {
+	const char *listen_addr;      /* "127.0.0.1" */
+	uint16_t port;                /* 0: kernel picks */
+	const char *password;         /* "ClueCon" */
+	const struct fsesl_sim_user *users;
+	size_t n_users;
+	unsigned int heartbeat_interval_ms; /* 0: none; FreeSWITCH default 20000 */
+	unsigned int auth_timeout_ms; /* 25000 */
+	unsigned int event_queue_max; /* 100000 */
+	unsigned int event_drop_kill; /* 500 */
+	const char *hostname;         /* "sim" */
+	unsigned int max_sessions;    /* 1000 */
+};
+
+void fsesl_sim_config_init(struct fsesl_sim_config *cfg);
+
+/* Starts a server; *port_out (may be NULL) gets the bound port. */
+int fsesl_sim_start(const struct fsesl_sim_config *cfg, fsesl_sim **out, uint16_t *port_out);
+/* Closes every connection and the listener, joins the thread, frees. */
+void fsesl_sim_stop(fsesl_sim *s);
+uint16_t fsesl_sim_port(const fsesl_sim *s);
+
+/* HEARTBEAT field values, applied to every following heartbeat. */
+struct fsesl_sim_load {
+	double idle_cpu;
+	unsigned int session_count;
+	unsigned int max_sessions;
+};
+void fsesl_sim_set_load(fsesl_sim *s, const struct fsesl_sim_load *load);
+void fsesl_sim_set_heartbeat_interval(fsesl_sim *s, unsigned int ms);
+/* Emits one HEARTBEAT (+ RE_SCHEDULE) now. */
+void fsesl_sim_fire_heartbeat(fsesl_sim *s);
+/* Fires an event to every subscribed connection (as the core would);
+ * headers as "Name", "value" pairs (raw), body may be NULL. */
+int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
+    const char *const *kv, size_t n_kv, const char *body);
+
+/* ---- Faults (all counted; conn_id 0 = every connection, now and new) -- */
+enum fsesl_sim_fault {
+	FSESL_SIM_FAULT_NONE = 0,
+	FSESL_SIM_FAULT_DELAY,        /* a: delay in ms before each reply */
+	FSESL_SIM_FAULT_STALL,        /* stop reading and writing */
+	FSESL_SIM_FAULT_CLOSE_AFTER_BYTES, /* a: close after writing a bytes */
+	FSESL_SIM_FAULT_CLOSE_AFTER_MSGS,  /* a: close after a messages */
+	FSESL_SIM_FAULT_CLOSE_MID_FRAME,   /* next reply: write half, close */
+	FSESL_SIM_FAULT_GARBAGE,      /* a: write a garbage bytes instead of next reply */
+	FSESL_SIM_FAULT_TINY_WRITES,  /* a: chunk bytes, b: pause us between */
+	FSESL_SIM_FAULT_REFUSE,       /* close the listener (port refuses) */
+	FSESL_SIM_FAULT_SILENT_ACCEPT, /* accept, never greet */
+	FSESL_SIM_FAULT_RUDE_REJECT,  /* rude rejection + notice + close */
+	FSESL_SIM_FAULT_NO_HEARTBEAT, /* stop sending heartbeats */
+	FSESL_SIM_FAULT_EVENT_FLOOD,  /* a: events per second (CUSTOM sim::flood) */
+	FSESL_SIM_FAULT_DROP_REPLY,   /* a: drop the reply to the a-th next command
+	                               * (1 = next); the stream stays aligned only
+	                               * for the client that expects it */
+	FSESL_SIM_FAULT_KILL_ALL,     /* close every connection now (restart) */
+	FSESL_SIM_FAULT__COUNT
+};
+int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a,
+    uint64_t b);
+void fsesl_sim_clear_faults(fsesl_sim *s);
+
+struct fsesl_sim_counters {
+	uint64_t accepted;
+	uint64_t active_conns;
+	uint64_t auth_ok;
+	uint64_t auth_failed;
+	uint64_t commands;          /* every command packet read */
+	uint64_t api;
+	uint64_t bgapi;
+	uint64_t events_sent;
+	uint64_t events_dropped;    /* queue full */
+	uint64_t lost_event_kills;
+	uint64_t kicks;             /* lone LFs between commands */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t faults[FSESL_SIM_FAULT__COUNT]; /* times each fault acted */
+};
+void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out);
+
+/* The command lines received by the server (all connections, in order of
+ * arrival), for tests asserting the exact `event` / `nixevent` / `filter`
+ * commands: copies up to max lines into buf (NUL-separated), returns the
+ * count. Recording is on when enabled. */
+void fsesl_sim_record_commands(fsesl_sim *s, bool on);
+size_t fsesl_sim_recorded(fsesl_sim *s, char ***lines_out); /* free each + array */
+
+#endif /* FSESL_SIM_H */

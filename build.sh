@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# build.sh - set-up, build and run, on a fresh Debian 12 machine.
+#
+#   ./build.sh bench   install what is missing, build, run fsesl-bench
+#                      against the embedded simulator (the main job)
+#   ./build.sh test    install what is missing, build, run every test
+#   ./build.sh asan    the unit tests again under ASan+UBSan
+#   ./build.sh tsan    the suite under ThreadSanitizer
+#   ./build.sh fuzz    bounded libFuzzer runs (clang)
+#   ./build.sh deps    only install the Debian packages
+#
+# Extra arguments after `bench` go to fsesl-bench.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(build-essential cmake pkg-config clang libclang-rt-14-dev
+          liburcu-dev libck-dev libcriterion-dev libcjson-dev uuid-dev libedit-dev)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "build.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+    echo "build.sh: installing with sudo: ${missing[*]}"
+  else
+    echo "build.sh: installing: ${missing[*]}"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+configure_build() { # dir [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+cmd=${1:-test}; shift || true
+case "$cmd" in
+  deps) deps ;;
+  bench)
+    deps
+    configure_build build -DBUILD_TESTING=OFF
+    exec ./build/bench/harness/fsesl-bench "$@" ;;
+  test)
+    deps
+    configure_build build
+    ctest --test-dir build --output-on-failure -j "$JOBS" "$@" ;;
+  asan)
+    deps
+    configure_build build-asan -DFSESL_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit "$@" ;;
+  tsan)
+    deps
+    configure_build build-tsan -DFSESL_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+    TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
+      ctest --test-dir build-tsan --output-on-failure -j "$JOBS" "$@" ;;
+  fuzz)
+    deps
+    CC=clang configure_build build-fuzz -DFSESL_FUZZ=ON -DBUILD_TESTING=OFF
+    secs=${FSESL_FUZZ_SECONDS:-60}
+    for f in build-fuzz/tests/fuzz/fuzz-*; do
+      [ -x "$f" ] || continue
+      name=$(basename "$f"); corpus="build-fuzz/corpus-$name"; mkdir -p "$corpus"
+      echo "== $name (${secs}s)"
+      "$f" -max_total_time="$secs" -print_final_stats=1 "$corpus" tests/fuzz/seeds/"${name#fuzz-}" 2>&1 | tail -n 5
+    done ;;
+  *) echo "usage: $0 bench|test|asan|tsan|fuzz|deps" >&2; exit 2 ;;
+esac

@@ -1,0 +1,369 @@
+/*
+ * fsesl.h - FreeSWITCH Event Socket engine: the public API.
+ *
+ * One reactor thread owns every ESL socket. Any number of worker threads
+ * submit commands through lock-free rings; the reactor pipelines them on
+ * the wire, matches replies in order and hands each reply back through a
+ * per-request futex (or, in the compatibility mode, to a waiter that polls
+ * every esl_cmd_polling_itv microseconds, as OpenSIPS does).
+ *
+ * Conventions (as libuv's):
+ *  - Functions return 0 (or a count) on success and a negative code on
+ *    failure: -errno values (-EINVAL, -ENOMEM, -ETIMEDOUT, -EAGAIN,
+ *    -ECONNREFUSED, ...) or FSESL_E* below. fsesl_strerror() names both.
+ *  - A callback never runs when the call that registered it failed.
+ *  - Every request completes exactly once: with its reply, a timeout, a
+ *    disconnect, or the engine's shutdown. No reply ever reaches another
+ *    request.
+ *  - Thread-safety is stated per function. "Any thread" includes the
+ *    reactor's callbacks unless FSESL_EINCALLBACK is listed.
+ *  - Passwords are never logged and never appear in error text.
+ *
+ * Full reference: docs/api.md. Architecture: docs/architecture.md.
+ */
+#ifndef FSESL_H
+#define FSESL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fsesl_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FSESL_VERSION_MAJOR 0
+#define FSESL_VERSION_MINOR 1
+#define FSESL_VERSION_PATCH 0
+#define FSESL_VERSION_HEX \
+	((FSESL_VERSION_MAJOR << 16) | (FSESL_VERSION_MINOR << 8) | FSESL_VERSION_PATCH)
+FSESL_API const char *fsesl_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+/* ------------------------------------------------------------------ */
+
+enum fsesl_error {
+	FSESL_EAUTH = -1001,        /* server refused our password (-ERR invalid) */
+	FSESL_EREJECTED = -1002,    /* text/rude-rejection: the server's ACL */
+	FSESL_EPROTO = -1003,       /* the server broke the protocol; reconnecting */
+	FSESL_EDISCONNECTED = -1004, /* connection lost after the command was
+	                              * written: outcome unknown */
+	FSESL_ENOTCONNECTED = -1005, /* server down; the command was not sent */
+	FSESL_ESHUTDOWN = -1006,    /* the engine is stopping or stopped */
+	FSESL_EINJECTION = -1007,   /* CR, LF or NUL in a one-line value */
+	FSESL_EUNLOAD = -1008,      /* would unload/reload mod_event_socket */
+	FSESL_EINCALLBACK = -1009,  /* blocking call from a reactor callback */
+	FSESL_EURL = -1010,         /* malformed URL */
+	FSESL_ECONNTIMEOUT = -1011, /* connect/greeting/auth over esl_connect_timeout */
+	FSESL_EBADHANDLE = -1012,   /* unknown, released or stale handle */
+	FSESL_ETOOBIG = -1013,      /* command or body over a limit */
+	FSESL_ECONFIG = -1014,      /* unknown setting or bad value */
+	FSESL_EJOBLOST = -1015,     /* bgapi job: connection lost, outcome unknown */
+};
+
+/* Static text for 0, any -errno and any FSESL_E* / FSESL_PERR_* code. */
+FSESL_API const char *fsesl_strerror(int err);
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                        */
+/* ------------------------------------------------------------------ */
+
+enum fsesl_wait_mode {
+	FSESL_WAIT_DEFAULT = -1, /* per call: use the engine's */
+	FSESL_WAIT_FUTEX = 0,    /* spin briefly, then sleep on a futex */
+	FSESL_WAIT_POLL = 1,     /* OpenSIPS: usleep(esl_cmd_polling_itv) loop */
+};
+
+enum fsesl_log_level {
+	FSESL_LOG_ERROR = 0,
+	FSESL_LOG_WARN,
+	FSESL_LOG_INFO,
+	FSESL_LOG_DEBUG,
+};
+
+/* Runs on the reactor thread (or the caller's): must not block. */
+typedef void (*fsesl_log_fn)(int level, const char *msg, void *ud);
+
+#define FSESL_MAX_BACKOFF_STEPS 8
+
+typedef struct fsesl_config {
+	/* OpenSIPS names, units and defaults. */
+	unsigned int event_heartbeat_interval; /* s, 1: expected HEARTBEAT period */
+	unsigned int esl_connect_timeout;      /* ms, 5000: connect+greeting+auth */
+	unsigned int esl_cmd_timeout;          /* ms, 5000: default per command */
+	unsigned int esl_cmd_polling_itv;      /* us, 1000: poll wait mode's sleep */
+	/* Ours. */
+	enum fsesl_wait_mode wait_mode;        /* FSESL_WAIT_FUTEX */
+	unsigned int ring_size;                /* per shard, power of two, 4096 */
+	unsigned int ring_shards;              /* 0 = per CPU */
+	unsigned int max_in_flight;            /* per connection, 64 */
+	unsigned int connections_per_server;   /* 1 */
+	size_t max_body_bytes;                 /* 16 MiB */
+	unsigned int max_abandoned;            /* timed-out places per connection
+	                                        * before it is recycled, 256 */
+	unsigned int heartbeat_miss_limit;     /* 3 intervals, then dead */
+	unsigned int backoff_s[FSESL_MAX_BACKOFF_STEPS]; /* 1,5,10,30,90 */
+	unsigned int backoff_steps;            /* 5 */
+	unsigned int backoff_step_every;       /* 20 failures per step */
+	unsigned int idle_timeout_s;           /* 86400 */
+	unsigned int lf_kick_interval_ms;      /* 0 = off */
+	unsigned int event_queue_size;         /* per subscriber, 4096 */
+	fsesl_log_fn log_fn;                   /* NULL: silent */
+	void *log_ud;
+	int log_level;                         /* FSESL_LOG_WARN */
+} fsesl_config;
+
+/* Fills *cfg with the defaults above. Any thread. */
+FSESL_API void fsesl_config_init(fsesl_config *cfg);
+
+/*
+ * Sets one setting by name, with the value as text: the OpenSIPS names
+ * (event_heartbeat_interval, esl_connect_timeout, esl_cmd_timeout,
+ * esl_cmd_polling_itv) and ours (wait_mode=futex|poll, ring_size,
+ * ring_shards, max_in_flight, connections_per_server, max_body_bytes,
+ * max_abandoned, heartbeat_miss_limit, backoff=1,5,10,30,90,
+ * backoff_step_every, idle_timeout, lf_kick_interval_ms, event_queue_size,
+ * log_level=error|warn|info|debug).
+ * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL).
+ */
+FSESL_API int fsesl_config_set(fsesl_config *cfg, const char *name, const char *value,
+    char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* Engine                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct fsesl_engine fsesl_engine;
+
+/* Starts the reactor thread. cfg is copied (NULL: defaults). Any thread. */
+FSESL_API int fsesl_engine_start(const fsesl_config *cfg, fsesl_engine **out);
+/*
+ * Stops: every pending request completes with FSESL_ESHUTDOWN, every
+ * socket closes, the thread is joined, everything is freed. Blocking calls
+ * made after or during stop return FSESL_ESHUTDOWN. Not from a callback
+ * (FSESL_EINCALLBACK). Call once; e is invalid afterwards.
+ */
+FSESL_API int fsesl_engine_stop(fsesl_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* Servers                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A handle is one reference to a server entry. Entries are shared per
+ * host:port by every caller (a later get with other credentials updates
+ * them) and found without a lock. Handles are checked values, not
+ * pointers: using a released handle returns FSESL_EBADHANDLE, never
+ * crashes. 0 is never a valid handle.
+ */
+typedef uint64_t fsesl_server_t;
+
+/* fs://[user]:password@host[:port][?EV1,EV2]. Any thread. The connection
+ * is opened in the background; commands submitted meanwhile wait for it
+ * (up to their timeout). */
+FSESL_API int fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out);
+FSESL_API int fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port,
+    const char *user /* NULL */, const char *password, fsesl_server_t *out);
+/* Releases one reference. The entry is closed and freed (call_rcu) once
+ * no reference, command or subscription remains and idle_timeout_s has
+ * passed. Any thread. FSESL_EBADHANDLE on a released handle. */
+FSESL_API int fsesl_server_put(fsesl_engine *e, fsesl_server_t srv);
+
+#define FSESL_LATENCY_BUCKETS 24 /* bucket i: [2^i, 2^(i+1)) us; 0 below 1 us */
+
+typedef struct fsesl_server_stats {
+	uint64_t commands_sent;
+	uint64_t replies;
+	uint64_t timeouts;
+	uint64_t late_replies; /* replies to timed-out requests, discarded */
+	uint64_t in_flight;    /* written, reply not yet read */
+	uint64_t queued;       /* waiting for an in-flight slot */
+	uint64_t connects;
+	uint64_t reconnects;
+	uint64_t connect_failures;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t events_in;
+	uint64_t forged_events; /* dropped HEARTBEAT/BACKGROUND_JOB with Command */
+	uint64_t unknown_jobs;
+	int connected_conns;
+	int last_error; /* last connect/connection error, 0 if none */
+	uint64_t latency_us_hist[FSESL_LATENCY_BUCKETS];
+} fsesl_server_stats;
+
+/* Any thread; a consistent-enough snapshot of relaxed counters. */
+FSESL_API int fsesl_server_stats_get(fsesl_engine *e, fsesl_server_t srv,
+    fsesl_server_stats *out);
+
+typedef struct fsesl_engine_stats {
+	uint64_t submitted;
+	uint64_t doorbell_writes; /* eventfd writes: syscalls on the submit side */
+	uint64_t loop_iterations;
+	uint64_t futex_wakes;     /* FUTEX_WAKE calls by the reactor */
+	uint64_t servers;
+} fsesl_engine_stats;
+FSESL_API void fsesl_engine_stats_get(fsesl_engine *e, fsesl_engine_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct fsesl_reply fsesl_reply;
+
+/* "command/reply" or "api/response". */
+FSESL_API const char *fsesl_reply_content_type(const fsesl_reply *r);
+/* true for api/response. */
+FSESL_API bool fsesl_reply_is_api(const fsesl_reply *r);
+/*
+ * command/reply: 1 for "+OK", 0 for "-ERR", -1 otherwise.
+ * api/response: 0 if the body starts with "-ERR" or "-USAGE", else 1.
+ */
+FSESL_API int fsesl_reply_ok(const fsesl_reply *r);
+/* Reply-Text value (NUL-terminated) or NULL for api/response. */
+FSESL_API const char *fsesl_reply_text(const fsesl_reply *r);
+/* Body (NUL-terminated; "" if none) and its length. */
+FSESL_API const char *fsesl_reply_body(const fsesl_reply *r, size_t *len);
+/* Any envelope header, case-insensitive, or NULL. */
+FSESL_API const char *fsesl_reply_header(const fsesl_reply *r, const char *name);
+FSESL_API void fsesl_reply_free(fsesl_reply *r);
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct fsesl_cmd_opts {
+	int timeout_ms;                 /* < 0: esl_cmd_timeout */
+	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_DEFAULT: the engine's */
+	bool nonblock;                  /* ring full: -EAGAIN instead of waiting */
+	unsigned int enc_flags;         /* FSESL_ENC_ALLOW_UNLOAD */
+} fsesl_cmd_opts;
+
+#define FSESL_CMD_OPTS_INIT { -1, FSESL_WAIT_DEFAULT, false, 0 }
+
+/*
+ * Blocking commands. Any thread except the reactor (FSESL_EINCALLBACK).
+ * On success *reply is the server's reply (the caller frees it) - a -ERR
+ * reply is still success at this level; check fsesl_reply_ok(). On
+ * failure *reply is NULL and the code says what happened:
+ * -ETIMEDOUT, FSESL_EDISCONNECTED, FSESL_ENOTCONNECTED, FSESL_EAUTH,
+ * FSESL_EREJECTED, FSESL_ECONNTIMEOUT, -ECONNREFUSED, FSESL_ESHUTDOWN,
+ * FSESL_EINJECTION, FSESL_EUNLOAD, FSESL_EBADHANDLE, -EAGAIN, -EINVAL.
+ * opts may be NULL.
+ */
+/* "api <cmd>" */
+FSESL_API int fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply **reply);
+/* "bgapi <cmd>" with the engine's own Job-UUID: the immediate reply. */
+FSESL_API int fsesl_bgapi(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply **reply);
+/* Any command: a line, headers and a body (struct fsesl_cmd, proto). */
+FSESL_API int fsesl_command(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply **reply);
+
+/*
+ * Async commands. The callback runs exactly once, on the reactor thread,
+ * with status 0 and the reply, or a negative code and NULL. The reply is
+ * valid only during the callback (fsesl_reply_dup() keeps a copy). The
+ * callback must not block; it may submit more async commands. If the call
+ * itself fails, the callback never runs.
+ */
+typedef void (*fsesl_reply_cb)(int status, const fsesl_reply *reply, void *ud);
+FSESL_API int fsesl_api_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud);
+FSESL_API int fsesl_command_async(fsesl_engine *e, fsesl_server_t srv,
+    const struct fsesl_cmd *cmd, const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud);
+FSESL_API fsesl_reply *fsesl_reply_dup(const fsesl_reply *r);
+
+/* ------------------------------------------------------------------ */
+/* bgapi jobs (the BACKGROUND_JOB result)                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Runs "bgapi <cmd>" with an engine Job-UUID and waits for the job's
+ * BACKGROUND_JOB event (the engine subscribes by itself). *result is the
+ * job event (free with fsesl_event_free); its body is the output.
+ * job_timeout_ms < 0: esl_cmd_timeout. FSESL_EJOBLOST if the connection
+ * dropped before the result came.
+ */
+FSESL_API int fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
+    int job_timeout_ms, const fsesl_cmd_opts *opts, struct fsesl_event **result);
+typedef void (*fsesl_job_cb)(int status, const struct fsesl_event *ev, void *ud);
+FSESL_API int fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
+    int job_timeout_ms, const fsesl_cmd_opts *opts, fsesl_job_cb cb, void *ud);
+
+/* ------------------------------------------------------------------ */
+/* Subscriptions and events                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct fsesl_subscriber fsesl_subscriber;
+
+enum fsesl_notice {
+	FSESL_NOTICE_EVENT = 0,   /* an event */
+	FSESL_NOTICE_DROPPED,     /* `count` events were dropped (queue full) */
+	FSESL_NOTICE_DOWN,        /* the server connection was lost */
+	FSESL_NOTICE_UP,          /* back, subscriptions restored; events in
+	                           * the gap may be missing */
+};
+
+typedef struct fsesl_delivery {
+	enum fsesl_notice kind;
+	fsesl_server_t server;
+	struct fsesl_event *event; /* kind EVENT: owned by the receiver */
+	uint64_t count;            /* kind DROPPED */
+} fsesl_delivery;
+
+typedef void (*fsesl_event_cb)(const fsesl_delivery *d, void *ud);
+
+typedef struct fsesl_sub_opts {
+	unsigned int queue_size;       /* 0: event_queue_size */
+	enum fsesl_event_format format; /* wire format asked of the server */
+	fsesl_event_cb cb;             /* non-NULL: run on a dispatcher thread */
+	void *ud;
+} fsesl_sub_opts;
+
+/* Any thread. tag names the subscriber in logs and stats. */
+FSESL_API int fsesl_subscriber_create(fsesl_engine *e, const char *tag,
+    const fsesl_sub_opts *opts, fsesl_subscriber **out);
+FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
+/* "HEARTBEAT", "ALL", "CUSTOM sofia::register". Reference-counted per
+ * subscriber and per event: the first reference sends `event`, the last
+ * release sends `nixevent`. */
+FSESL_API int fsesl_subscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event);
+FSESL_API int fsesl_unsubscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event);
+/* Server-side filters, reference-counted the same way. */
+FSESL_API int fsesl_filter_add(fsesl_subscriber *s, fsesl_server_t srv, const char *header,
+    const char *value);
+FSESL_API int fsesl_filter_del(fsesl_subscriber *s, fsesl_server_t srv, const char *header,
+    const char *value);
+/* Queue mode: waits up to timeout_ms (-1 forever, 0 poll) for the next
+ * delivery. 1 delivered, 0 timeout, negative error. */
+FSESL_API int fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms);
+/* An fd that is readable while deliveries are queued (eventfd). */
+FSESL_API int fsesl_subscriber_fd(const fsesl_subscriber *s);
+FSESL_API uint64_t fsesl_subscriber_dropped(const fsesl_subscriber *s);
+
+/* ------------------------------------------------------------------ */
+/* HEARTBEAT statistics                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct fsesl_load {
+	bool valid;              /* false: none yet, or too old (missed beats) */
+	uint64_t age_ms;         /* since the heartbeat arrived */
+	struct fsesl_heartbeat hb;
+} fsesl_load;
+
+/* Any thread, lock-free (RCU): a consistent snapshot. The engine subscribes
+ * to HEARTBEAT on the first call for a server. */
+FSESL_API int fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out);
+/* Index in srvs[] of the server with the most spare capacity
+ * (idle_cpu/100 * (max_sessions - session_count)), valid stats only;
+ * -ENOENT if none is valid. */
+FSESL_API int fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FSESL_H */
