@@ -62,6 +62,8 @@ enum fsesl_error {
 	FSESL_ETOOBIG = -1013,      /* command or body over a limit */
 	FSESL_ECONFIG = -1014,      /* unknown setting or bad value */
 	FSESL_EJOBLOST = -1015,     /* bgapi job: connection lost, outcome unknown */
+	FSESL_EREFUSED = -1016,     /* the server answered -ERR (e.g. permission
+	                             * denied) to a subscription or a job */
 };
 
 /* Static text for 0, any -errno and any FSESL_E* / FSESL_PERR_* code. */
@@ -311,9 +313,16 @@ enum fsesl_notice {
 typedef struct fsesl_delivery {
 	enum fsesl_notice kind;
 	fsesl_server_t server;
-	struct fsesl_event *event; /* kind EVENT: owned by the receiver */
+	const struct fsesl_event *event; /* kind EVENT; shared, immutable: valid
+	                                  * until fsesl_delivery_release() */
 	uint64_t count;            /* kind DROPPED */
+	void *_priv;               /* private: the engine's reference */
 } fsesl_delivery;
+
+/* Releases what a delivery holds (from fsesl_subscriber_next; a callback's
+ * delivery is released by the engine after the callback returns). Any
+ * thread. Safe on a zeroed delivery. */
+FSESL_API void fsesl_delivery_release(fsesl_delivery *d);
 
 typedef void (*fsesl_event_cb)(const fsesl_delivery *d, void *ud);
 
@@ -324,7 +333,18 @@ typedef struct fsesl_sub_opts {
 	void *ud;
 } fsesl_sub_opts;
 
-/* Any thread. tag names the subscriber in logs and stats. */
+/*
+ * Any thread. tag names the subscriber in logs and stats. In queue mode
+ * (opts->cb NULL) the application takes deliveries with
+ * fsesl_subscriber_next() or polls fsesl_subscriber_fd(); with a callback,
+ * an engine dispatcher thread runs it (it may block briefly; it must not
+ * destroy its own subscriber). The reactor never waits for a subscriber: a
+ * full queue drops the event for that subscriber only and counts it; the
+ * subscriber then receives a FSESL_NOTICE_DROPPED delivery.
+ * subscribe/unsubscribe/filter calls block for the server's answer
+ * (FSESL_EREFUSED on -ERR); while the server is down they are recorded and
+ * applied on (re)connect, and return 0.
+ */
 FSESL_API int fsesl_subscriber_create(fsesl_engine *e, const char *tag,
     const fsesl_sub_opts *opts, fsesl_subscriber **out);
 FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
