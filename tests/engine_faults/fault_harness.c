@@ -1,0 +1,565 @@
+/*
+ * fault_harness.c - runs 16 workers through one simulator fault and keeps
+ * the books that prove the engine's promises: every request completes
+ * exactly once, with its own reply or an error; nothing is left behind.
+ *
+ * Workers never assert (Criterion asserts belong to the test's main
+ * thread); they only count. The main thread is the controller: it injects
+ * the fault, drives a fixed number of commands through it, clears it and
+ * then waits on command results, never on a timer, until the engine has
+ * recovered. Every wait is bounded by a deadline so that a broken engine
+ * fails the test instead of hanging it.
+ */
+#include "fault_harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+/* A password that appears nowhere else, so that finding it in a log line
+ * can only mean it leaked (the disconnect notice contains "ClueCon"). */
+#define FH_PASSWORD "fh-Pa55w0rd-q7x"
+
+static _Atomic uint64_t fh_pw_leaks;
+static _Atomic uint64_t fh_log_lines;
+
+static const char *const outcome_names[FH__COUNT] = {
+	[FH_OK] = "ok",
+	[FH_MISMATCH] = "MISMATCH",
+	[FH_ETIMEDOUT] = "ETIMEDOUT",
+	[FH_EDISCONNECTED] = "EDISCONNECTED",
+	[FH_ENOTCONNECTED] = "ENOTCONNECTED",
+	[FH_EAUTH] = "EAUTH",
+	[FH_EREJECTED] = "EREJECTED",
+	[FH_ECONNTIMEOUT] = "ECONNTIMEOUT",
+	[FH_ECONNREFUSED] = "ECONNREFUSED",
+	[FH_EPROTO] = "EPROTO",
+	[FH_ESHUTDOWN] = "ESHUTDOWN",
+	[FH_EAGAIN] = "EAGAIN",
+	[FH_OTHER] = "OTHER",
+};
+
+const char *fh_outcome_name(int o)
+{
+	return (o >= 0 && o < FH__COUNT) ? outcome_names[o] : "?";
+}
+
+int fh_outcome_of(int rc)
+{
+	switch (rc) {
+	case 0: return FH_OK;
+	case -ETIMEDOUT: return FH_ETIMEDOUT;
+	case FSESL_EDISCONNECTED: return FH_EDISCONNECTED;
+	case FSESL_ENOTCONNECTED: return FH_ENOTCONNECTED;
+	case FSESL_EAUTH: return FH_EAUTH;
+	case FSESL_EREJECTED: return FH_EREJECTED;
+	case FSESL_ECONNTIMEOUT: return FH_ECONNTIMEOUT;
+	case -ECONNREFUSED: return FH_ECONNREFUSED;
+	case FSESL_EPROTO: return FH_EPROTO;
+	case FSESL_ESHUTDOWN: return FH_ESHUTDOWN;
+	case -EAGAIN: return FH_EAGAIN;
+	default: return FH_OTHER;
+	}
+}
+
+static int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int fh_count_fds(void)
+{
+	/* The DIR's own fd is counted both times, so it cancels out. */
+	return count_dir("/proc/self/fd");
+}
+
+int fh_count_threads(void)
+{
+	return count_dir("/proc/self/task");
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Runs on the reactor: must not block, so it only counts. */
+static void fh_log(int level, const char *msg, void *ud)
+{
+	(void)level;
+	(void)ud;
+	atomic_fetch_add_explicit(&fh_log_lines, 1, memory_order_relaxed);
+	if (msg != NULL && strstr(msg, FH_PASSWORD) != NULL)
+		atomic_fetch_add_explicit(&fh_pw_leaks, 1, memory_order_relaxed);
+}
+
+static void set_cfg(fsesl_config *cfg, const char *name, const char *value)
+{
+	char err[256] = "";
+	int rc = fsesl_config_set(cfg, name, value, err, sizeof(err));
+
+	cr_assert_eq(rc, 0, "fsesl_config_set(%s=%s): %d %s", name, value, rc, err);
+}
+
+void fh_url(const struct fh_env *env, const char *password, char *buf, size_t len)
+{
+	snprintf(buf, len, "fs://:%s@127.0.0.1:%u", password ? password : FH_PASSWORD,
+	    (unsigned)env->port);
+}
+
+void fh_start(struct fh_env *env, const struct fh_opts *o)
+{
+	static const struct fh_opts none;
+	struct fsesl_sim_config sc;
+	fsesl_config cfg;
+	char v[32], url[128];
+	int rc;
+
+	if (o == NULL)
+		o = &none;
+	memset(env, 0, sizeof(*env));
+	atomic_store(&fh_pw_leaks, 0);
+	env->fds_before = fh_count_fds();
+	env->threads_before = fh_count_threads();
+	cr_assert_gt(env->fds_before, 0);
+	cr_assert_gt(env->threads_before, 0);
+
+	fsesl_sim_config_init(&sc);
+	sc.password = FH_PASSWORD;
+	sc.heartbeat_interval_ms = o->sim_heartbeat_ms;
+	rc = fsesl_sim_start(&sc, &env->sim, &env->port);
+	cr_assert_eq(rc, 0, "fsesl_sim_start: %d", rc);
+	cr_assert_neq(env->port, 0);
+
+	env->cmd_timeout_ms = o->cmd_timeout_ms ? o->cmd_timeout_ms : 300;
+	fsesl_config_init(&cfg);
+	snprintf(v, sizeof(v), "%u", env->cmd_timeout_ms);
+	set_cfg(&cfg, "esl_cmd_timeout", v);
+	snprintf(v, sizeof(v), "%u", o->connect_timeout_ms ? o->connect_timeout_ms : 300);
+	set_cfg(&cfg, "esl_connect_timeout", v);
+	/* A first step of 0 s keeps reconnects immediate for the first
+	 * backoff_step_every failures, which is all a fault case needs. */
+	if (fsesl_config_set(&cfg, "backoff", "0,1", NULL, 0) != 0)
+		set_cfg(&cfg, "backoff", "1");
+	snprintf(v, sizeof(v), "%u", o->max_abandoned ? o->max_abandoned : 16);
+	set_cfg(&cfg, "max_abandoned", v);
+	set_cfg(&cfg, "event_heartbeat_interval", "1");
+	if (o->heartbeat_miss_limit) {
+		snprintf(v, sizeof(v), "%u", o->heartbeat_miss_limit);
+		set_cfg(&cfg, "heartbeat_miss_limit", v);
+	}
+	/* Debug level: the password check below then sees every log line. */
+	set_cfg(&cfg, "log_level", "debug");
+	cfg.log_fn = fh_log;
+	cfg.log_ud = NULL;
+
+	rc = fsesl_engine_start(&cfg, &env->e);
+	cr_assert_eq(rc, 0, "fsesl_engine_start: %d %s", rc, fsesl_strerror(rc));
+	if (!o->no_server) {
+		fh_url(env, o->password, url, sizeof(url));
+		rc = fsesl_server_get(env->e, url, &env->srv);
+		cr_assert_eq(rc, 0, "fsesl_server_get: %d %s", rc, fsesl_strerror(rc));
+		cr_assert_neq(env->srv, 0);
+	}
+}
+
+void fh_finish(struct fh_env *env)
+{
+	int rc, fds, threads;
+
+	if (env->srv != 0) {
+		rc = fsesl_server_put(env->e, env->srv);
+		cr_expect_eq(rc, 0, "fsesl_server_put: %d %s", rc, fsesl_strerror(rc));
+		env->srv = 0;
+	}
+	rc = fsesl_engine_stop(env->e);
+	cr_assert_eq(rc, 0, "fsesl_engine_stop: %d %s", rc, fsesl_strerror(rc));
+	env->e = NULL;
+	fsesl_sim_stop(env->sim);
+	env->sim = NULL;
+
+	fds = fh_count_fds();
+	threads = fh_count_threads();
+	cr_expect_eq(fds, env->fds_before, "fds: %d before, %d after stop", env->fds_before,
+	    fds);
+	cr_expect_eq(threads, env->threads_before, "threads: %d before, %d after stop",
+	    env->threads_before, threads);
+	cr_expect_eq(atomic_load(&fh_pw_leaks), 0, "the password reached the log %llu times",
+	    (unsigned long long)atomic_load(&fh_pw_leaks));
+}
+
+static bool reply_matches(const fsesl_reply *r, const char *token)
+{
+	size_t len = 0, tl = strlen(token);
+	const char *body = fsesl_reply_body(r, &len);
+
+	if (body == NULL || !fsesl_reply_is_api(r))
+		return false;
+	/* FreeSWITCH's echo has no final LF; tolerate one anyway. */
+	if (len == tl + 1 && body[tl] == '\n')
+		len = tl;
+	return len == tl && memcmp(body, token, tl) == 0;
+}
+
+int fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_out)
+{
+	fsesl_cmd_opts opts = FSESL_CMD_OPTS_INIT;
+	fsesl_reply *r = NULL;
+	char cmd[96];
+	int rc, o;
+
+	snprintf(cmd, sizeof(cmd), "echo %s", token);
+	opts.timeout_ms = timeout_ms;
+	rc = fsesl_api(env->e, env->srv, cmd, &opts, &r);
+	if (rc_out != NULL)
+		*rc_out = rc;
+	if (rc != 0)
+		return fh_outcome_of(rc);
+	o = (r != NULL && reply_matches(r, token)) ? FH_OK : FH_MISMATCH;
+	fsesl_reply_free(r);
+	return o;
+}
+
+bool fh_until_ok(struct fh_env *env, unsigned int max_attempts, unsigned int deadline_ms)
+{
+	static _Atomic unsigned int seq;
+	uint64_t end = now_ms() + deadline_ms;
+	char tok[48];
+
+	for (unsigned int i = 0; i < max_attempts && now_ms() < end; i++) {
+		snprintf(tok, sizeof(tok), "main-%u", atomic_fetch_add(&seq, 1));
+		if (fh_echo_once(env, tok, -1, NULL) == FH_OK)
+			return true;
+	}
+	return false;
+}
+
+/* ---- workers ---- */
+
+struct fh_worker {
+	struct fh_run *run;
+	unsigned int id;
+	pthread_t tid;
+};
+
+static void count(struct fh_run *run, int o)
+{
+	atomic_fetch_add_explicit(&run->outcomes[o], 1, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+	struct fh_worker *w = arg;
+	struct fh_run *run = w->run;
+	uint64_t deadline = 0;
+	unsigned int seq = 0, salt = (unsigned int)rand();
+	char tok[48];
+
+	for (;;) {
+		int ph = atomic_load_explicit(&run->phase, memory_order_acquire);
+		int o;
+
+		if (ph == FH_PHASE_DONE)
+			break;
+		if (ph == FH_PHASE_RECOVER && deadline == 0)
+			deadline = now_ms() + run->recover_deadline_ms;
+		snprintf(tok, sizeof(tok), "w%u-%u-%08x", w->id, seq++, salt);
+		atomic_fetch_add_explicit(&run->submitted, 1, memory_order_relaxed);
+		o = fh_echo_once(run->env, tok, -1, NULL);
+		count(run, o);
+		/* Only a command issued after the fault was cleared proves
+		 * recovery; ph was read before this one was submitted. */
+		if (ph == FH_PHASE_RECOVER && o == FH_OK) {
+			atomic_fetch_add(&run->recovered_workers, 1);
+			break;
+		}
+		if (ph == FH_PHASE_RECOVER && now_ms() > deadline) {
+			atomic_fetch_add(&run->unrecovered_workers, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* ---- async submitter: exactly-once callbacks ---- */
+
+static sem_t async_window;
+static struct fh_run *async_run;
+
+static void async_cb(int status, const fsesl_reply *reply, void *ud)
+{
+	struct fh_async_slot *slot = ud;
+	int o;
+
+	if (status == 0)
+		o = (reply != NULL && reply_matches(reply, slot->token)) ? FH_OK : FH_MISMATCH;
+	else
+		o = fh_outcome_of(status);
+	if (atomic_fetch_add(&slot->calls, 1) != 0)
+		atomic_fetch_add(&async_run->async_double, 1);
+	atomic_store(&slot->outcome, o);
+	atomic_fetch_add_explicit(&async_run->async_outcomes[o], 1, memory_order_relaxed);
+	sem_post(&async_window);
+}
+
+static void *async_main(void *arg)
+{
+	struct fh_run *run = arg;
+	fsesl_cmd_opts opts = FSESL_CMD_OPTS_INIT;
+	char cmd[96];
+	uint64_t n = 0;
+
+	while (n < FH_ASYNC_SLOTS) {
+		struct fh_async_slot *slot = &run->slots[n];
+		struct timespec ts;
+		int rc;
+
+		if (atomic_load_explicit(&run->phase, memory_order_acquire) >= FH_PHASE_DONE)
+			break;
+		/* Bounded wait for a window slot: completions post it; the
+		 * timeout only lets us notice the end of the run. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (sem_timedwait(&async_window, &ts) != 0)
+			continue;
+		snprintf(slot->token, sizeof(slot->token), "a-%llu-%08x",
+		    (unsigned long long)n, (unsigned int)rand());
+		snprintf(cmd, sizeof(cmd), "echo %s", slot->token);
+		rc = fsesl_api_async(run->env->e, run->env->srv, cmd, &opts, async_cb, slot);
+		if (rc != 0) {
+			/* The callback never runs for a failed call: give the
+			 * window place back and mark the slot as not issued. */
+			atomic_store(&slot->calls, -1000);
+			atomic_fetch_add(&run->async_submit_failed, 1);
+			sem_post(&async_window);
+		}
+		atomic_fetch_add(&run->async_submitted, 1);
+		n++;
+	}
+	return NULL;
+}
+
+/* ---- subscriber ---- */
+
+static void *sub_main(void *arg)
+{
+	struct fh_run *run = arg;
+	fsesl_delivery d;
+
+	while (atomic_load_explicit(&run->phase, memory_order_acquire) < FH_PHASE_DONE) {
+		int rc = fsesl_subscriber_next(run->sub, &d, 50);
+
+		if (rc < 0) {
+			atomic_store(&run->sub_rc, rc);
+			break;
+		}
+		if (rc == 0)
+			continue;
+		switch (d.kind) {
+		case FSESL_NOTICE_EVENT:
+			atomic_fetch_add(&run->ev_events, 1);
+			fsesl_delivery_release(&d);
+			break;
+		case FSESL_NOTICE_DROPPED:
+			atomic_fetch_add(&run->ev_dropped, d.count);
+			break;
+		case FSESL_NOTICE_DOWN:
+			atomic_fetch_add(&run->ev_down, 1);
+			break;
+		case FSESL_NOTICE_UP:
+			atomic_fetch_add(&run->ev_up, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void drive(struct fh_run *run, unsigned int n, const char *tag)
+{
+	char tok[48];
+
+	for (unsigned int i = 0; i < n; i++) {
+		snprintf(tok, sizeof(tok), "%s-%u", tag, i);
+		atomic_fetch_add(&run->submitted, 1);
+		count(run, fh_echo_once(run->env, tok, -1, NULL));
+	}
+}
+
+void fh_run_case(struct fh_env *env, const struct fh_case *c)
+{
+	struct fh_worker w[FH_WORKERS];
+	struct fh_run *run = calloc(1, sizeof(*run));
+	pthread_t async_tid, sub_tid;
+	uint64_t sum = 0, errors = 0, async_sum = 0;
+	unsigned int allowed = c->allowed | FH_BIT(FH_OK);
+	int rc;
+
+	cr_assert_not_null(run);
+	run->env = env;
+	run->recover_deadline_ms = 15000;
+	run->with_async = c->with_async;
+	run->with_sub = c->with_sub;
+
+	/* Connected before anything else, so PRE-phase failures are real. */
+	cr_assert(fh_until_ok(env, 1000, 10000), "%s: the engine never connected", c->name);
+
+	if (c->with_sub) {
+		fsesl_sub_opts so = { 0 };
+
+		so.format = FSESL_EVFMT_PLAIN;
+		so.queue_size = 256;
+		rc = fsesl_subscriber_create(env->e, c->name, &so, &run->sub);
+		cr_assert_eq(rc, 0, "fsesl_subscriber_create: %d %s", rc, fsesl_strerror(rc));
+		rc = fsesl_subscribe(run->sub, env->srv, c->sub_event ? c->sub_event : "HEARTBEAT");
+		cr_assert_eq(rc, 0, "fsesl_subscribe: %d %s", rc, fsesl_strerror(rc));
+		cr_assert_eq(pthread_create(&sub_tid, NULL, sub_main, run), 0);
+	}
+	if (c->with_async) {
+		run->slots = calloc(FH_ASYNC_SLOTS, sizeof(*run->slots));
+		cr_assert_not_null(run->slots);
+		async_run = run;
+		cr_assert_eq(sem_init(&async_window, 0, FH_ASYNC_WINDOW), 0);
+		cr_assert_eq(pthread_create(&async_tid, NULL, async_main, run), 0);
+	}
+	for (unsigned int i = 0; i < FH_WORKERS; i++) {
+		w[i].run = run;
+		w[i].id = i;
+		cr_assert_eq(pthread_create(&w[i].tid, NULL, worker_main, &w[i]), 0);
+	}
+
+	/* PRE: no fault yet, so every command must succeed. */
+	drive(run, 50, "pre");
+	/* Counted outcomes so far all belong to commands that completed
+	 * before the fault: none may be an error. */
+	for (int o = FH_OK + 1; o < FH__COUNT; o++)
+		cr_expect_eq(atomic_load(&run->outcomes[o]), 0, "%s: %s before any fault",
+		    c->name, fh_outcome_name(o));
+
+	atomic_store_explicit(&run->phase, FH_PHASE_FAULT, memory_order_release);
+	if (c->inject != NULL) {
+		c->inject(env);
+	} else {
+		rc = fsesl_sim_fault(env->sim, 0, c->fault, c->a, c->b);
+		cr_assert_eq(rc, 0, "fsesl_sim_fault(%s): %d", c->name, rc);
+	}
+	if (c->kill_after_inject) {
+		rc = fsesl_sim_fault(env->sim, 0, FSESL_SIM_FAULT_KILL_ALL, 0, 0);
+		cr_assert_eq(rc, 0, "fsesl_sim_fault(KILL_ALL): %d", rc);
+	}
+	drive(run, c->fault_cmds, "fault");
+
+	if (c->clear != NULL)
+		c->clear(env);
+	else
+		fsesl_sim_clear_faults(env->sim);
+	atomic_store_explicit(&run->phase, FH_PHASE_RECOVER, memory_order_release);
+	cr_expect(fh_until_ok(env, 10000, 15000), "%s: no success after the fault cleared",
+	    c->name);
+	for (unsigned int i = 0; i < FH_WORKERS; i++)
+		pthread_join(w[i].tid, NULL);
+	atomic_store_explicit(&run->phase, FH_PHASE_DONE, memory_order_release);
+	if (c->with_async)
+		pthread_join(async_tid, NULL);
+	if (c->with_sub) {
+		pthread_join(sub_tid, NULL);
+		fsesl_subscriber_destroy(run->sub);
+		run->sub = NULL;
+	}
+
+	for (int o = 0; o < FH__COUNT; o++) {
+		uint64_t n = atomic_load(&run->outcomes[o]);
+
+		sum += n;
+		if (o != FH_OK)
+			errors += n;
+		cr_expect(n == 0 || (allowed & FH_BIT(o)), "%s: %llu unexpected %s", c->name,
+		    (unsigned long long)n, fh_outcome_name(o));
+	}
+	cr_log_info("%s: submitted %llu ok %llu timeout %llu disc %llu notconn %llu "
+	    "connto %llu refused %llu rejected %llu auth %llu proto %llu",
+	    c->name, (unsigned long long)atomic_load(&run->submitted),
+	    (unsigned long long)run->outcomes[FH_OK],
+	    (unsigned long long)run->outcomes[FH_ETIMEDOUT],
+	    (unsigned long long)run->outcomes[FH_EDISCONNECTED],
+	    (unsigned long long)run->outcomes[FH_ENOTCONNECTED],
+	    (unsigned long long)run->outcomes[FH_ECONNTIMEOUT],
+	    (unsigned long long)run->outcomes[FH_ECONNREFUSED],
+	    (unsigned long long)run->outcomes[FH_EREJECTED],
+	    (unsigned long long)run->outcomes[FH_EAUTH],
+	    (unsigned long long)run->outcomes[FH_EPROTO]);
+	cr_expect_eq(sum, atomic_load(&run->submitted), "%s: %llu outcomes for %llu requests",
+	    c->name, (unsigned long long)sum, (unsigned long long)atomic_load(&run->submitted));
+	cr_expect_eq(atomic_load(&run->outcomes[FH_MISMATCH]), 0, "%s: replies mismatched",
+	    c->name);
+	cr_expect_eq(atomic_load(&run->unrecovered_workers), 0,
+	    "%s: %llu workers saw no success after the fault cleared", c->name,
+	    (unsigned long long)atomic_load(&run->unrecovered_workers));
+	cr_expect_eq(atomic_load(&run->recovered_workers), FH_WORKERS);
+	if (c->need_error)
+		cr_expect_gt(errors, 0, "%s: the fault had no visible effect", c->name);
+	if (c->with_sub)
+		cr_expect_eq(atomic_load(&run->sub_rc), 0, "%s: fsesl_subscriber_next: %d",
+		    c->name, atomic_load(&run->sub_rc));
+
+	if (c->need_reconnect) {
+		fsesl_server_stats st;
+
+		memset(&st, 0, sizeof(st));
+		rc = fsesl_server_stats_get(env->e, env->srv, &st);
+		cr_expect_eq(rc, 0, "fsesl_server_stats_get: %d", rc);
+		cr_expect_gt(st.reconnects + (st.connects > 1 ? 1 : 0), 0,
+		    "%s: the engine never reconnected (connects %llu)", c->name,
+		    (unsigned long long)st.connects);
+	}
+
+	/* Engine stop completes whatever async request is still pending. */
+	fh_finish(env);
+
+	if (c->with_async) {
+		uint64_t issued = atomic_load(&run->async_submitted);
+
+		for (uint64_t i = 0; i < issued; i++) {
+			int calls = atomic_load(&run->slots[i].calls);
+
+			if (calls == -1000)
+				continue; /* the submit call failed: no callback */
+			cr_expect_eq(calls, 1, "%s: async request %llu completed %d times",
+			    c->name, (unsigned long long)i, calls);
+			if (calls != 1)
+				break;
+		}
+		for (int o = 0; o < FH__COUNT; o++)
+			async_sum += atomic_load(&run->async_outcomes[o]);
+		cr_expect_eq(async_sum, issued - atomic_load(&run->async_submit_failed));
+		cr_expect_eq(atomic_load(&run->async_double), 0);
+		cr_expect_eq(atomic_load(&run->async_outcomes[FH_MISMATCH]), 0,
+		    "%s: async replies mismatched", c->name);
+		sem_destroy(&async_window);
+		free(run->slots);
+	}
+	free(run);
+}
