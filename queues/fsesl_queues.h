@@ -93,6 +93,8 @@ int fsesl_ring_mpsc_enqueue(struct fsesl_ring_mpsc *r, void *item,
     const struct timespec *deadline, const struct fsesl_wait_ops *ops);
 /* Consumer only. false when empty. */
 bool fsesl_ring_mpsc_dequeue(struct fsesl_ring_mpsc *r, void **item);
+/* Any thread; a racy snapshot (exact only when nobody enqueues). */
+unsigned int fsesl_ring_mpsc_count(const struct fsesl_ring_mpsc *r);
 /* Consumer only, after a drain that freed slots: wakes blocked producers
  * (a syscall only when some producer announced it waits). */
 void fsesl_ring_mpsc_space_released(struct fsesl_ring_mpsc *r,
@@ -147,6 +149,10 @@ struct fsesl_sq {
 	unsigned int n_shards;
 	struct fsesl_doorbell db;
 	const struct fsesl_wait_ops *ops;
+	/* private, reactor only: where the next drain starts (fairness) and
+	 * which shards the current drain took from (space_released). */
+	unsigned int drain_next;
+	unsigned char *drain_took;
 };
 
 /* n_shards 0 = one per online CPU (at least 2); ring_size per shard. */
@@ -247,5 +253,12 @@ uint32_t fsesl_cpl_wait_poll(struct fsesl_cpl *c, const struct timespec *deadlin
 uint32_t fsesl_cpl_state(const struct fsesl_cpl *c);
 /* Drops one reference; true if it was the last (caller frees). */
 bool fsesl_cpl_release(struct fsesl_cpl *c);
+/*
+ * The adaptive spin's current estimate of a hand-off (ns, process-wide,
+ * relaxed): what fsesl_cpl_wait() uses to size its spin. For benches and
+ * stats; fsesl_cpl_spin_reset() forgets it (tests, benches).
+ */
+uint64_t fsesl_cpl_handoff_estimate_ns(void);
+void fsesl_cpl_spin_reset(void);
 
 #endif /* FSESL_QUEUES_H */

@@ -1,0 +1,183 @@
+/*
+ * ring.c - a bounded MPSC ring of pointers on ck_ring, with a futex for
+ * producers that must wait for space.
+ *
+ * Overview
+ *   Producers (any thread) push pointers; one consumer (the reactor) pops
+ *   them. The fast path is ck_ring_enqueue_mpsc()/ck_ring_dequeue_mpsc():
+ *   no lock, no system call. When the ring is full a producer either gives
+ *   up (try_enqueue: false) or sleeps on the `space_seq` futex until the
+ *   consumer says it freed slots (fsesl_ring_mpsc_space_released()).
+ *
+ * Contract
+ *   - size is a power of two >= 4; capacity is size - 1 (ck keeps one slot
+ *     empty to tell "full" from "empty").
+ *   - Nothing is dropped: enqueue either stores the item (0 / true) or
+ *     gives it back to the caller (-ETIMEDOUT / false).
+ *   - Items from one producer come out in the order it pushed them.
+ *   - The consumer must call space_released() after a drain that took
+ *     items, or blocked producers sleep until their deadline.
+ *
+ * Implementation notes
+ *   The space wait is the classic announce-then-recheck handshake (a
+ *   Dekker pair):
+ *
+ *     producer                          consumer
+ *     seq = load(space_seq)             dequeue (ck stores c_head)
+ *     waiters++            (SC)         space_seq++          (SC)
+ *     fence(SC)                         fence(SC)
+ *     retry enqueue (loads c_head)      if (load(waiters)) FUTEX_WAKE
+ *     FUTEX_WAIT(space_seq, seq)
+ *
+ *   Either the producer's retry sees the freed slot, or the consumer sees
+ *   the announcement and wakes; and a bump of space_seq between the
+ *   producer's load and its FUTEX_WAIT makes the wait return at once,
+ *   because the kernel compares the word with `seq` under its own lock. So
+ *   a producer never sleeps past a release that happened after it found the
+ *   ring full. The consumer pays a system call only while some producer is
+ *   actually waiting (space_waiters > 0).
+ *
+ *   ck's MPSC caveat: a producer that has reserved a slot (CAS on p_head)
+ *   but not yet committed it (store to p_tail) makes every later producer
+ *   on the same ring spin in _ck_ring_enqueue_commit_mp() until it commits.
+ *   If it is descheduled in that window, they spin for a time slice. We
+ *   keep the window to ck's own memcpy of one pointer (never anything slow
+ *   between reserve and commit) and the submission queue shards producers
+ *   over several rings, so a descheduled producer stalls only its shard.
+ *
+ *   ck's atomics are inline assembly that ThreadSanitizer cannot see. In a
+ *   TSan build we tell it about the hand-off explicitly: a release on the
+ *   ring before each enqueue, an acquire after each dequeue. That orders
+ *   the item's contents; the slot copies inside ck itself remain invisible
+ *   to TSan and are covered by tests/tsan.supp.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "fsesl_queues.h"
+#include "queues_impl.h"
+
+#define tsan_release(p) FSESL_TSAN_RELEASE(p)
+#define tsan_acquire(p) FSESL_TSAN_ACQUIRE(p)
+
+#ifdef FSESL_TSAN
+_Atomic unsigned int fsesl_tsan_fence_word;
+#endif
+
+int
+fsesl_ring_mpsc_init(struct fsesl_ring_mpsc *r, unsigned int size)
+{
+
+	if (r == NULL || size < 4 || (size & (size - 1)) != 0 || size > (1u << 30))
+		return -EINVAL;
+	/* ck wants the slot array aligned to nothing in particular, but a
+	 * cache-line start keeps slot i and the ring header apart. */
+	r->slots = aligned_alloc(64, ((size_t)size * sizeof(*r->slots) + 63) & ~(size_t)63);
+	if (r->slots == NULL)
+		return -ENOMEM;
+	ck_ring_init(&r->ring, size);
+	r->size = size;
+	atomic_init(&r->space_seq, 0);
+	atomic_init(&r->space_waiters, 0);
+	return 0;
+}
+
+void
+fsesl_ring_mpsc_destroy(struct fsesl_ring_mpsc *r)
+{
+
+	if (r == NULL)
+		return;
+	free(r->slots);
+	r->slots = NULL;
+	return;
+}
+
+bool
+fsesl_ring_mpsc_try_enqueue(struct fsesl_ring_mpsc *r, void *item)
+{
+
+	/* TSan only: pairs with tsan_acquire() in dequeue. */
+	tsan_release(r);
+	/* ck orders the slot store before the p_tail store that publishes it
+	 * (ck_pr_fence_store in _ck_ring_enqueue_mp); the dequeue's load
+	 * fence pairs with it. */
+	return ck_ring_enqueue_mpsc(&r->ring, r->slots, item);
+}
+
+int
+fsesl_ring_mpsc_enqueue(struct fsesl_ring_mpsc *r, void *item, const struct timespec *deadline,
+    const struct fsesl_wait_ops *ops)
+{
+	uint32_t seq;
+	int rc;
+
+	for (;;) {
+		if (fsesl_ring_mpsc_try_enqueue(r, item))
+			return 0;
+		/* Acquire: pairs with the consumer's SC increment, so a seq
+		 * value that already counts a release also shows its freed
+		 * slot to the retry below. */
+		seq = atomic_load_explicit(&r->space_seq, memory_order_acquire);
+		/* Announce, then look again (the Dekker pair in the header
+		 * comment): pairs with the consumer's fence + waiters load. */
+		atomic_fetch_add_explicit(&r->space_waiters, 1, memory_order_seq_cst);
+		FSESL_FENCE_SC();
+		if (fsesl_ring_mpsc_try_enqueue(r, item)) {
+			atomic_fetch_sub_explicit(&r->space_waiters, 1, memory_order_relaxed);
+			return 0;
+		}
+		if (fsesl_deadline_passed(ops, deadline)) {
+			atomic_fetch_sub_explicit(&r->space_waiters, 1, memory_order_relaxed);
+			return -ETIMEDOUT;
+		}
+		rc = ops->wait32(&r->space_seq, seq, deadline, ops->ctx);
+		atomic_fetch_sub_explicit(&r->space_waiters, 1, memory_order_relaxed);
+		if (rc == -ETIMEDOUT) {
+			/* One last look: space may have come with the deadline. */
+			if (fsesl_ring_mpsc_try_enqueue(r, item))
+				return 0;
+			return -ETIMEDOUT;
+		}
+	}
+}
+
+bool
+fsesl_ring_mpsc_dequeue(struct fsesl_ring_mpsc *r, void **item)
+{
+
+	if (!ck_ring_dequeue_mpsc(&r->ring, r->slots, item))
+		return false;
+	/* TSan only: pairs with tsan_release() in try_enqueue. */
+	tsan_acquire(r);
+	return true;
+}
+
+void
+fsesl_ring_mpsc_space_released(struct fsesl_ring_mpsc *r, const struct fsesl_wait_ops *ops)
+{
+
+	/* SC increment + fence, then the waiters load: the consumer half of
+	 * the Dekker pair (pairs with the producer's announce + fence). The
+	 * c_head stores made by the dequeues come before the fence. */
+	atomic_fetch_add_explicit(&r->space_seq, 1, memory_order_seq_cst);
+	FSESL_FENCE_SC();
+	if (atomic_load_explicit(&r->space_waiters, memory_order_relaxed) != 0)
+		ops->wake32(&r->space_seq, INT_MAX, ops->ctx);
+	return;
+}
+
+unsigned int
+fsesl_ring_mpsc_capacity(const struct fsesl_ring_mpsc *r)
+{
+
+	return r->size - 1;
+}
+
+unsigned int
+fsesl_ring_mpsc_count(const struct fsesl_ring_mpsc *r)
+{
+
+	return ck_ring_size(&r->ring);
+}
