@@ -1,0 +1,284 @@
+/*
+ * cmd.c - the worker side of a command.
+ *
+ * Everything that can be done in the caller's thread is done there:
+ * validation, encoding into the request's inline buffer (one malloc per
+ * command), the Job-UUID. The reactor then only copies bytes into a
+ * connection's output buffer. A blocking caller waits on the request's
+ * completion word (futex, or the OpenSIPS-style poll), reads the result
+ * and releases its reference; the TEARDOWN RULE in fsesl_queues.h says
+ * which side frees the request.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uuid/uuid.h>
+
+#include "engine_int.h"
+
+static int
+map_enc_err(ssize_t n)
+{
+
+	switch ((int)n) {
+	case FSESL_PERR_INJECTION:
+		return FSESL_EINJECTION;
+	case FSESL_PERR_UNLOAD_TRAP:
+		return FSESL_EUNLOAD;
+	case FSESL_PERR_TOO_LONG:
+	case FSESL_PERR_BUFFER_TOO_SMALL:
+		return FSESL_ETOOBIG;
+	case FSESL_PERR_NOMEM:
+		return -ENOMEM;
+	default:
+		return -EINVAL;
+	}
+}
+
+enum cmd_kind { CMD_API, CMD_BGAPI, CMD_RAW };
+
+struct cmd_in {
+	enum cmd_kind kind;
+	const char *text;           /* api / bgapi */
+	const struct fsesl_cmd *raw; /* raw */
+};
+
+/* Builds the request with the packet encoded inline. */
+static int
+req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts *opts,
+    struct fsesl_req **out)
+{
+	unsigned int flags = opts ? opts->enc_flags : 0;
+	struct fsesl_req *r;
+	struct fsesl_cmd raw;
+	char job[40];
+	uuid_t u;
+	size_t cap;
+	ssize_t n;
+
+	switch (in->kind) {
+	case CMD_API:
+	case CMD_BGAPI:
+		if (!in->text)
+			return -EINVAL;
+		cap = strlen(in->text) + 64;
+		break;
+	default:
+		if (!in->raw)
+			return -EINVAL;
+		raw = *in->raw;
+		raw.flags |= flags;
+		n = fsesl_cmd_size(&raw);
+		if (n < 0)
+			return map_enc_err(n);
+		cap = (size_t)n;
+		break;
+	}
+	if (cap > e->cfg.max_body_bytes + 65536)
+		return FSESL_ETOOBIG;
+	r = malloc(sizeof(*r) + cap);
+	if (!r)
+		return -ENOMEM;
+	memset(r, 0, sizeof(*r));
+	switch (in->kind) {
+	case CMD_API:
+		n = fsesl_encode_api(r->buf, cap, in->text, flags);
+		break;
+	case CMD_BGAPI:
+		uuid_generate_random(u);
+		uuid_unparse_lower(u, job);
+		n = fsesl_encode_bgapi(r->buf, cap, in->text, job, flags);
+		break;
+	default:
+		n = fsesl_encode_cmd(r->buf, cap, &raw);
+		break;
+	}
+	if (n < 0) {
+		free(r);
+		return map_enc_err(n);
+	}
+	r->len = (size_t)n;
+	r->kind = FSESL_REQ_CMD;
+	*out = r;
+	return 0;
+}
+
+static unsigned int
+opt_timeout(const struct fsesl_engine *e, const fsesl_cmd_opts *opts)
+{
+
+	if (opts && opts->timeout_ms >= 0)
+		return (unsigned int)opts->timeout_ms;
+	return e->cfg.esl_cmd_timeout;
+}
+
+static void
+ns_to_ts(uint64_t ns, struct timespec *ts)
+{
+
+	ts->tv_sec = (time_t)(ns / 1000000000ull);
+	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+static int
+run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
+    const fsesl_cmd_opts *opts, fsesl_reply **reply)
+{
+	enum fsesl_wait_mode mode;
+	struct fsesl_srv *s;
+	struct fsesl_req *r;
+	struct timespec dl;
+	unsigned int itv;
+	uint32_t st;
+	int err;
+
+	if (!reply)
+		return -EINVAL;
+	*reply = NULL;
+	if (!e)
+		return -EINVAL;
+	if (fsesl_on_reactor)
+		return FSESL_EINCALLBACK;
+	err = req_build(e, in, opts, &r);
+	if (err)
+		return err;
+	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode :
+	                                                       e->cfg.wait_mode;
+	itv = e->cfg.esl_cmd_polling_itv;
+	r->timeout_ms = opt_timeout(e, opts);
+	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
+	/* Window: see engine.c's shutdown handshake. seq_cst pairs with
+	 * stop()'s store and the reactor's load. */
+	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
+		err = FSESL_ESHUTDOWN;
+		goto out_leave;
+	}
+	err = fsesl_srv_acquire(e, h, &s);
+	if (err)
+		goto out_leave;
+	r->srv = s;
+	r->submit_ns = fsesl_mono_ns();
+	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
+	err = fsesl_submit(e, r, opts && opts->nonblock, &dl);
+	/* release: our push happens before the reactor's last drain. */
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	if (err) {
+		fsesl_srv_unref(s);
+		free(r);
+		return err;
+	}
+	/* From here on e may be stopped and freed: touch only r. */
+	if (mode == FSESL_WAIT_POLL)
+		st = fsesl_cpl_wait_poll(&r->cpl, &dl, itv, &fsesl_wait_ops_linux);
+	else
+		st = fsesl_cpl_wait(&r->cpl, &dl, &fsesl_wait_ops_linux);
+	switch (st) {
+	case FSESL_CPL_DONE:
+		/* acquire in the wait pairs with the reactor's release in
+		 * fsesl_cpl_complete(): reply and status are visible. */
+		*reply = r->reply;
+		r->reply = NULL;
+		err = r->status;
+		break;
+	case FSESL_CPL_TIMEDOUT:
+		err = -ETIMEDOUT;
+		break;
+	default:
+		err = r->status ? r->status : FSESL_ESHUTDOWN;
+		break;
+	}
+	if (fsesl_cpl_release(&r->cpl))
+		fsesl_req_free(r);
+	return err;
+out_leave:
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	free(r);
+	return err;
+}
+
+static int
+run_async(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
+    const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud)
+{
+	struct fsesl_srv *s;
+	struct fsesl_req *r;
+	struct timespec dl;
+	int err;
+
+	if (!e || !cb)
+		return -EINVAL;
+	err = req_build(e, in, opts, &r);
+	if (err)
+		return err;
+	r->timeout_ms = opt_timeout(e, opts);
+	fsesl_req_set_async(r, cb, ud);
+	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
+		err = FSESL_ESHUTDOWN;
+		goto out_leave;
+	}
+	err = fsesl_srv_acquire(e, h, &s);
+	if (err)
+		goto out_leave;
+	r->srv = s;
+	r->submit_ns = fsesl_mono_ns();
+	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
+	err = fsesl_submit(e, r, opts && opts->nonblock, &dl);
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	if (err) {
+		fsesl_srv_unref(s);
+		free(r);
+	}
+	return err;
+out_leave:
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	free(r);
+	return err;
+}
+
+int
+fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
+    fsesl_reply **reply)
+{
+	struct cmd_in in = { CMD_API, cmd, NULL };
+
+	return run_blocking(e, srv, &in, opts, reply);
+}
+
+int
+fsesl_bgapi(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
+    fsesl_reply **reply)
+{
+	struct cmd_in in = { CMD_BGAPI, cmd, NULL };
+
+	return run_blocking(e, srv, &in, opts, reply);
+}
+
+int
+fsesl_command(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply **reply)
+{
+	struct cmd_in in = { CMD_RAW, NULL, cmd };
+
+	return run_blocking(e, srv, &in, opts, reply);
+}
+
+int
+fsesl_api_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
+    fsesl_reply_cb cb, void *ud)
+{
+	struct cmd_in in = { CMD_API, cmd, NULL };
+
+	return run_async(e, srv, &in, opts, cb, ud);
+}
+
+int
+fsesl_command_async(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud)
+{
+	struct cmd_in in = { CMD_RAW, NULL, cmd };
+
+	return run_async(e, srv, &in, opts, cb, ud);
+}

@@ -1,0 +1,272 @@
+/*
+ * engine_int.h - libfsesl internals shared by the engine sources (not installed).
+ *
+ * Ownership in one paragraph (docs/engine.md has the long form):
+ *  - struct fsesl_req: allocated by the submitting worker (command bytes
+ *    inline); refs = 2 for blocking calls (worker + reactor), 1 for async
+ *    ones; the last fsesl_cpl_release() frees it (queues' TEARDOWN RULE).
+ *  - struct fsesl_reply: built by the reactor; handed to the blocking
+ *    caller through the request (the caller frees it), or lent to an async
+ *    callback and freed by the reactor right after.
+ *  - struct fsesl_conn: owned by the reactor thread alone; lives as long
+ *    as its server.
+ *  - struct fsesl_srv: shared; found through the RCU hash tables. refs
+ *    counts handles plus requests the reactor has not finished; the
+ *    reactor reaps an entry whose refs stayed 0, freeing it with call_rcu.
+ */
+#ifndef FSESL_ENGINE_INT_H
+#define FSESL_ENGINE_INT_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu/urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "fsesl.h"
+#include "fsesl_queues.h"
+
+/* ------------------------------------------------------------------ */
+/* Timers: a binary min-heap of pointers to embedded timer nodes          */
+/* ------------------------------------------------------------------ */
+
+struct fsesl_timer {
+	uint64_t when_ns; /* CLOCK_MONOTONIC */
+	uint64_t seq;     /* FIFO among equal deadlines (libuv's start_id) */
+	unsigned int idx; /* position in the heap, UINT_MAX when not armed */
+	void (*fn)(struct fsesl_timer *t, void *arg);
+	void *arg;
+};
+
+struct fsesl_heap {
+	struct fsesl_timer **v;
+	unsigned int n, cap;
+	uint64_t seq;
+};
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                              */
+/* ------------------------------------------------------------------ */
+
+enum fsesl_req_kind {
+	FSESL_REQ_CMD = 0,
+	FSESL_REQ_ATTACH, /* a server's first connect (embedded in the server) */
+};
+
+struct fsesl_srv;
+struct fsesl_conn;
+
+struct fsesl_req {
+	struct fsesl_cpl cpl;
+	uint8_t kind;
+	bool is_async;
+	struct fsesl_req *next; /* server queue or connection FIFO (intrusive) */
+	struct fsesl_srv *srv;  /* holds one server reference until the reactor
+	                         * is done with the request */
+	uint64_t submit_ns;
+	uint64_t written_ns;
+	unsigned int timeout_ms;
+	/* Result: written by the reactor before fsesl_cpl_complete (release),
+	 * read by the waiter after it observed the final state (acquire). */
+	int status;
+	struct fsesl_reply *reply;
+	/* async */
+	fsesl_reply_cb cb;
+	void *ud;
+	struct fsesl_timer timer; /* async deadline */
+	size_t len;
+	char buf[]; /* the encoded packet */
+};
+
+void fsesl_req_free(struct fsesl_req *r);
+void fsesl_req_set_async(struct fsesl_req *r, fsesl_reply_cb cb, void *ud);
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                               */
+/* ------------------------------------------------------------------ */
+
+struct fsesl_reply {
+	enum fsesl_msg_type type;
+	size_t n_headers;
+	struct fsesl_header *headers; /* NUL-terminated copies */
+	const char *content_type;
+	const char *reply_text; /* full Reply-Text value, or NULL */
+	const char *body;       /* "" if none */
+	size_t body_len;
+	/* one allocation: headers[] and strings follow */
+};
+
+struct fsesl_reply *fsesl_reply_from_msg(const struct fsesl_msg *m);
+
+/* ------------------------------------------------------------------ */
+/* Connections (reactor only)                                            */
+/* ------------------------------------------------------------------ */
+
+enum fsesl_conn_state {
+	FSESL_CONN_IDLE = 0,   /* not started, or in backoff (timer armed) */
+	FSESL_CONN_CONNECTING, /* non-blocking connect in progress */
+	FSESL_CONN_GREETING,   /* waiting for auth/request */
+	FSESL_CONN_AUTH,       /* auth sent, waiting for its reply */
+	FSESL_CONN_READY,
+};
+
+struct fsesl_buf {
+	char *p;
+	size_t len, cap, off; /* data is p[off .. len) */
+};
+
+struct fsesl_conn {
+	struct fsesl_srv *srv;
+	unsigned int index;
+	int fd;
+	enum fsesl_conn_state state;
+	bool was_ready;    /* reached READY since the last failure */
+	bool out_armed;    /* EPOLLOUT registered (after a short write) */
+	bool dirty;        /* on the engine's dirty list */
+	struct fsesl_conn *dirty_next;
+	struct fsesl_buf in, out;
+	size_t parse_last; /* bytes already seen by a PARTIAL parse */
+	struct fsesl_req *fifo_head, *fifo_tail; /* in flight, written order */
+	unsigned int in_flight;
+	unsigned int failures; /* consecutive failed attempts */
+	struct fsesl_timer timer; /* connect timeout or backoff */
+	bool backlog;      /* parsed-but-unhandled bytes left (message cap) */
+	struct fsesl_conn *backlog_next;
+};
+
+/* ------------------------------------------------------------------ */
+/* Servers                                                               */
+/* ------------------------------------------------------------------ */
+
+#define FSESL_SRV_DEAD 0x80000000u
+
+struct fsesl_srv_stats {
+	_Atomic uint64_t commands_sent, replies, timeouts, late_replies, in_flight, queued,
+	    connects, reconnects, connect_failures, bytes_in, bytes_out, events_in,
+	    forged_events, unknown_jobs;
+	_Atomic int connected_conns;
+	_Atomic int last_error;
+	_Atomic uint64_t hist[FSESL_LATENCY_BUCKETS];
+};
+
+struct fsesl_srv {
+	struct cds_lfht_node node; /* registry, keyed host:port */
+	struct rcu_head rcu;
+	struct fsesl_engine *e;
+	_Atomic uint32_t refs; /* handles + unfinished requests; DEAD bit */
+	char key[300];         /* "host:port" */
+	char host[256];
+	uint16_t port;
+	unsigned long hash;
+
+	pthread_mutex_t cred_lock; /* user/password; never held across I/O */
+	char user[256];
+	char password[256];
+
+	struct fsesl_srv_stats st;
+
+	/* Reactor only. */
+	struct fsesl_req attach;    /* embedded control item */
+	_Atomic bool attach_sent;   /* the attach item was submitted */
+	bool attach_done;           /* ... and the reactor has taken it */
+	bool known;                 /* on the reactor's server list */
+	bool dirty;                 /* on the dirty-server list */
+	struct fsesl_srv *dirty_next;
+	struct fsesl_srv *list_next;
+	struct fsesl_conn *conns;
+	unsigned int n_conns;
+	struct fsesl_req *q_head, *q_tail; /* waiting for a connection slot */
+	unsigned int n_queued;
+	bool resolved;
+	struct sockaddr_storage *addr; /* resolved address */
+	unsigned int addrlen;
+	uint64_t idle_since_ns;
+};
+
+struct fsesl_handle {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	uint64_t id;
+	struct fsesl_srv *srv;
+};
+
+/* ------------------------------------------------------------------ */
+/* Engine                                                                */
+/* ------------------------------------------------------------------ */
+
+struct fsesl_engine {
+	fsesl_config cfg;
+	struct fsesl_limits lim;
+	struct fsesl_sq sq;
+	const struct fsesl_wait_ops *ops;
+	pthread_t thread;
+	int epfd;
+
+	struct cds_lfht *servers; /* key host:port */
+	struct cds_lfht *handles; /* key handle id */
+	_Atomic uint64_t next_handle;
+
+	/* Shutdown handshake (seq_cst, Dekker style): a submitter increments
+	 * in_submit, then checks stopping; stop sets stopping, then the
+	 * reactor waits for in_submit == 0 before its last drain. */
+	_Atomic bool stopping;
+	_Atomic uint32_t in_submit;
+	_Atomic uint32_t in_api;
+	_Atomic bool reactor_done;
+
+	/* stats */
+	_Atomic uint64_t submitted, loop_iterations, futex_wakes;
+	_Atomic uint64_t n_servers;
+
+	/* Reactor only. */
+	struct fsesl_heap timers;
+	struct fsesl_conn *dirty_head;
+	struct fsesl_srv *dirty_srv;
+	struct fsesl_conn *backlog_head;
+	struct fsesl_srv *srv_list;
+	struct fsesl_timer housekeeping;
+	uint64_t now_ns;
+	uint32_t rng;
+	bool work_pending;
+};
+
+/* Relaxed counter bump: every stat has one writer or tolerates races. */
+#define FSESL_STAT_ADD(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define FSESL_STAT_SUB(field, n) atomic_fetch_sub_explicit(&(field), (n), memory_order_relaxed)
+
+/* Thread-local: true on the reactor thread (callbacks run there). */
+extern _Thread_local bool fsesl_on_reactor;
+
+/* config.c */
+void fsesl_log(const struct fsesl_engine *e, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* server.c */
+int fsesl_srv_acquire(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_srv **out);
+void fsesl_srv_unref(struct fsesl_srv *s);
+bool fsesl_srv_try_reap(struct fsesl_engine *e, struct fsesl_srv *s);
+void fsesl_srv_free_now(struct fsesl_srv *s);
+void fsesl_registry_destroy(struct fsesl_engine *e);
+int fsesl_registry_init(struct fsesl_engine *e);
+void fsesl_srv_creds(struct fsesl_srv *s, char *user, size_t ulen, char *pw, size_t plen);
+
+/* reactor.c */
+int fsesl_reactor_start(struct fsesl_engine *e);
+void fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r);
+int fsesl_submit(struct fsesl_engine *e, struct fsesl_req *r, bool nonblock,
+    const struct timespec *deadline);
+
+/* events.c: the hook for text/event-* (the later step) */
+void fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s,
+    const struct fsesl_msg *m);
+
+/* timers (reactor.c) */
+void fsesl_timer_init(struct fsesl_timer *t, void (*fn)(struct fsesl_timer *, void *),
+    void *arg);
+int fsesl_timer_arm(struct fsesl_heap *h, struct fsesl_timer *t, uint64_t when_ns);
+void fsesl_timer_disarm(struct fsesl_heap *h, struct fsesl_timer *t);
+
+#endif /* FSESL_ENGINE_INT_H */

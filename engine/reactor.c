@@ -1,0 +1,1204 @@
+/*
+ * reactor.c - the one thread that owns every ESL socket.
+ *
+ * Each loop turn runs fixed phases (docs/engine.md):
+ *   1. doorbell awake, drain the submission rings (bounded per turn)
+ *   2. write: queued requests move into flight on the least-loaded READY
+ *      connection (up to max_in_flight); one send() per dirty connection;
+ *      EPOLLOUT only after a short write
+ *   3. epoll_wait, timeout from the timer heap (0 if work is pending);
+ *      before sleeping the doorbell protocol (prepare_sleep + re-drain)
+ *   4. read: recv into a big buffer, parse many messages per recv, match
+ *      command/reply and api/response FIFO, events to their own path
+ *   5. timers: async deadlines, connect timeouts, reconnect backoff and a
+ *      housekeeping tick (overdue heads, abandoned places, idle servers)
+ *
+ * Nothing here blocks: sockets and connects are non-blocking, names were
+ * resolved by the caller, user callbacks must not block, and every
+ * per-connection loop is bounded (messages per turn, recv calls per turn).
+ *
+ * Timed-out requests keep their FIFO place (the completion CAS decides
+ * who owns the outcome); their late replies are read and dropped. A
+ * connection that collects too many abandoned places, or whose head is far
+ * overdue, is recycled: what it had in flight fails with
+ * FSESL_EDISCONNECTED (outcome unknown), what was only queued moves on.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine_int.h"
+
+_Thread_local bool fsesl_on_reactor;
+
+#define DRAIN_MAX 4096u       /* ring items per turn */
+#define MSGS_PER_TURN 1024u   /* messages parsed per connection per turn */
+#define RECVS_PER_TURN 4u     /* recv calls per connection per turn */
+#define IN_BUF_INIT (128u * 1024u)
+#define OUT_BUF_INIT (16u * 1024u)
+#define HOUSEKEEPING_NS (250ull * 1000000ull)
+#define MAX_EVENTS 256
+
+static void conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err);
+static void conn_start(struct fsesl_engine *e, struct fsesl_conn *c);
+static void srv_mark_dirty(struct fsesl_engine *e, struct fsesl_srv *s);
+
+/* ------------------------------------------------------------------ */
+/* Timer heap                                                            */
+/* ------------------------------------------------------------------ */
+
+void
+fsesl_timer_init(struct fsesl_timer *t, void (*fn)(struct fsesl_timer *, void *), void *arg)
+{
+
+	t->idx = ~0u;
+	t->fn = fn;
+	t->arg = arg;
+}
+
+static bool
+t_less(const struct fsesl_timer *a, const struct fsesl_timer *b)
+{
+
+	return a->when_ns < b->when_ns || (a->when_ns == b->when_ns && a->seq < b->seq);
+}
+
+static void
+heap_swap(struct fsesl_heap *h, unsigned int i, unsigned int j)
+{
+	struct fsesl_timer *t = h->v[i];
+
+	h->v[i] = h->v[j];
+	h->v[j] = t;
+	h->v[i]->idx = i;
+	h->v[j]->idx = j;
+}
+
+static void
+heap_up(struct fsesl_heap *h, unsigned int i)
+{
+
+	while (i > 0 && t_less(h->v[i], h->v[(i - 1) / 2])) {
+		heap_swap(h, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(struct fsesl_heap *h, unsigned int i)
+{
+	unsigned int l, m;
+
+	for (;;) {
+		l = 2 * i + 1;
+		m = i;
+		if (l < h->n && t_less(h->v[l], h->v[m]))
+			m = l;
+		if (l + 1 < h->n && t_less(h->v[l + 1], h->v[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		heap_swap(h, i, m);
+		i = m;
+	}
+}
+
+int
+fsesl_timer_arm(struct fsesl_heap *h, struct fsesl_timer *t, uint64_t when_ns)
+{
+	struct fsesl_timer **v;
+
+	fsesl_timer_disarm(h, t);
+	if (h->n == h->cap) {
+		unsigned int cap = h->cap ? h->cap * 2 : 64;
+
+		v = realloc(h->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	t->when_ns = when_ns;
+	t->seq = h->seq++;
+	t->idx = h->n;
+	h->v[h->n++] = t;
+	heap_up(h, t->idx);
+	return 0;
+}
+
+void
+fsesl_timer_disarm(struct fsesl_heap *h, struct fsesl_timer *t)
+{
+	unsigned int i = t->idx;
+
+	if (i == ~0u)
+		return;
+	t->idx = ~0u;
+	h->n--;
+	if (i == h->n)
+		return;
+	h->v[i] = h->v[h->n];
+	h->v[i]->idx = i;
+	heap_down(h, i);
+	heap_up(h, h->v[i]->idx);
+}
+
+static void
+timers_run(struct fsesl_engine *e)
+{
+	struct fsesl_heap *h = &e->timers;
+	struct fsesl_timer *t;
+	/* Timers armed by a handler for "now" run next turn, not in a loop. */
+	unsigned int budget = h->n;
+
+	while (h->n && budget--) {
+		t = h->v[0];
+		if (t->when_ns > e->now_ns)
+			break;
+		fsesl_timer_disarm(h, t);
+		t->fn(t, t->arg);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                              */
+/* ------------------------------------------------------------------ */
+
+void
+fsesl_req_free(struct fsesl_req *r)
+{
+
+	free(r);
+}
+
+static void
+hist_add(struct fsesl_srv *s, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned int b = 0;
+
+	if (us >= 2)
+		b = 63u - (unsigned int)__builtin_clzll(us);
+	if (b >= FSESL_LATENCY_BUCKETS)
+		b = FSESL_LATENCY_BUCKETS - 1;
+	FSESL_STAT_ADD(s->st.hist[b], 1);
+}
+
+/* The reactor is finished with r: drop its server reference and its
+ * completion reference (the last one frees). */
+static void
+req_done(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+
+	if (fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT)
+		FSESL_STAT_ADD(s->st.timeouts, 1);
+	if (r->is_async)
+		fsesl_timer_disarm(&e->timers, &r->timer);
+	if (fsesl_cpl_release(&r->cpl))
+		fsesl_req_free(r);
+	fsesl_srv_unref(s);
+}
+
+/* Completes r with an error (not a reply); ESHUTDOWN is a cancellation. */
+static void
+req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
+{
+
+	r->status = err;
+	r->reply = NULL;
+	(void)fsesl_cpl_complete(&r->cpl,
+	    err == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
+	req_done(e, r);
+}
+
+/* Async callbacks: run by fsesl_cpl_complete() on the reactor thread. */
+static void
+async_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
+{
+	struct fsesl_req *r = arg;
+	int status;
+
+	(void)c;
+	if (state == FSESL_CPL_DONE)
+		status = r->status;
+	else if (state == FSESL_CPL_TIMEDOUT)
+		status = -ETIMEDOUT;
+	else
+		status = r->status ? r->status : FSESL_ESHUTDOWN;
+	r->cb(status, state == FSESL_CPL_DONE ? r->reply : NULL, r->ud);
+}
+
+void
+fsesl_req_set_async(struct fsesl_req *r, fsesl_reply_cb cb, void *ud)
+{
+
+	r->is_async = true;
+	r->cb = cb;
+	r->ud = ud;
+	fsesl_cpl_init(&r->cpl, 1, async_cpl_cb, r);
+}
+
+static void
+async_deadline(struct fsesl_timer *t, void *arg)
+{
+	struct fsesl_req *r = arg;
+	struct fsesl_engine *e = r->srv->e;
+
+	(void)t;
+	/* The request keeps its queue or FIFO place; only its outcome is
+	 * decided here. */
+	r->status = -ETIMEDOUT;
+	(void)fsesl_cpl_complete(&r->cpl, FSESL_CPL_TIMEDOUT, e->ops);
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers                                                               */
+/* ------------------------------------------------------------------ */
+
+static int
+buf_reserve(struct fsesl_buf *b, size_t want)
+{
+	size_t cap;
+	char *p;
+
+	if (b->off && (b->cap - b->len < want || b->off == b->len)) {
+		memmove(b->p, b->p + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+	}
+	if (b->cap - b->len >= want)
+		return 0;
+	cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < want)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = e->dirty_head;
+	e->dirty_head = c;
+}
+
+static void
+conn_set_out(struct fsesl_engine *e, struct fsesl_conn *c, bool on)
+{
+	struct epoll_event ev;
+
+	if (c->out_armed == on || c->fd < 0)
+		return;
+	ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+	ev.data.ptr = c;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->out_armed = on;
+}
+
+/* One send() of everything pending; false if the connection failed. */
+static bool
+conn_flush(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	size_t pending = c->out.len - c->out.off;
+	ssize_t n;
+
+	if (c->fd < 0 || pending == 0 || c->state == FSESL_CONN_CONNECTING)
+		return true;
+	n = send(c->fd, c->out.p + c->out.off, pending, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			conn_set_out(e, c, true);
+			return true;
+		}
+		conn_fail(e, c, c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED : -errno);
+		return false;
+	}
+	FSESL_STAT_ADD(c->srv->st.bytes_out, (uint64_t)n);
+	c->out.off += (size_t)n;
+	if (c->out.off == c->out.len) {
+		c->out.off = c->out.len = 0;
+		conn_set_out(e, c, false);
+	} else {
+		conn_set_out(e, c, true);
+	}
+	return true;
+}
+
+static struct fsesl_conn *
+pick_conn(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+	struct fsesl_conn *best = NULL;
+	unsigned int i;
+
+	for (i = 0; i < s->n_conns; i++) {
+		struct fsesl_conn *c = &s->conns[i];
+
+		if (c->state != FSESL_CONN_READY || c->in_flight >= e->cfg.max_in_flight)
+			continue;
+		if (!best || c->in_flight < best->in_flight)
+			best = c;
+	}
+	return best;
+}
+
+static bool
+srv_has_attempt(const struct fsesl_srv *s)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n_conns; i++)
+		if (s->conns[i].state != FSESL_CONN_IDLE)
+			return true;
+	return false;
+}
+
+static struct fsesl_req *
+srv_q_pop(struct fsesl_srv *s)
+{
+	struct fsesl_req *r = s->q_head;
+
+	s->q_head = r->next;
+	if (!s->q_head)
+		s->q_tail = NULL;
+	r->next = NULL;
+	s->n_queued--;
+	FSESL_STAT_SUB(s->st.queued, 1);
+	return r;
+}
+
+static void
+srv_fail_queued(struct fsesl_engine *e, struct fsesl_srv *s, int err)
+{
+
+	while (s->q_head)
+		req_fail(e, srv_q_pop(s), err);
+}
+
+static int
+srv_down_error(const struct fsesl_srv *s)
+{
+	int err = atomic_load_explicit(&s->st.last_error, memory_order_relaxed);
+
+	return err ? err : FSESL_ENOTCONNECTED;
+}
+
+/* Moves queued requests into flight. */
+static void
+srv_assign(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+	struct fsesl_conn *c;
+	struct fsesl_req *r;
+
+	while (s->q_head) {
+		r = s->q_head;
+		if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING) {
+			/* Timed out while queued: never written, nothing to
+			 * keep a place for. */
+			req_done(e, srv_q_pop(s));
+			continue;
+		}
+		c = pick_conn(e, s);
+		if (!c) {
+			if (!srv_has_attempt(s))
+				srv_fail_queued(e, s, srv_down_error(s));
+			return;
+		}
+		if (buf_reserve(&c->out, r->len) != 0) {
+			req_fail(e, srv_q_pop(s), -ENOMEM);
+			continue;
+		}
+		r = srv_q_pop(s);
+		memcpy(c->out.p + c->out.len, r->buf, r->len);
+		c->out.len += r->len;
+		r->written_ns = e->now_ns;
+		if (c->fifo_tail)
+			c->fifo_tail->next = r;
+		else
+			c->fifo_head = r;
+		c->fifo_tail = r;
+		c->in_flight++;
+		FSESL_STAT_ADD(s->st.in_flight, 1);
+		FSESL_STAT_ADD(s->st.commands_sent, 1);
+		conn_mark_dirty(e, c);
+	}
+}
+
+static void
+write_phase(struct fsesl_engine *e)
+{
+	struct fsesl_srv *s;
+	struct fsesl_conn *c;
+
+	while ((s = e->dirty_srv) != NULL) {
+		e->dirty_srv = s->dirty_next;
+		s->dirty = false;
+		srv_assign(e, s);
+	}
+	while ((c = e->dirty_head) != NULL) {
+		e->dirty_head = c->dirty_next;
+		c->dirty = false;
+		(void)conn_flush(e, c);
+	}
+}
+
+static void
+srv_mark_dirty(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+
+	if (s->dirty)
+		return;
+	s->dirty = true;
+	s->dirty_next = e->dirty_srv;
+	e->dirty_srv = s;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                           */
+/* ------------------------------------------------------------------ */
+
+static uint32_t
+rnd(struct fsesl_engine *e)
+{
+	uint32_t x = e->rng;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	e->rng = x;
+	return x;
+}
+
+static void
+conn_timer_fired(struct fsesl_timer *t, void *arg)
+{
+	struct fsesl_conn *c = arg;
+	struct fsesl_engine *e = c->srv->e;
+
+	(void)t;
+	if (c->state == FSESL_CONN_IDLE)
+		conn_start(e, c); /* backoff over: next attempt */
+	else if (c->state != FSESL_CONN_READY)
+		conn_fail(e, c, FSESL_ECONNTIMEOUT);
+}
+
+/* OpenSIPS's schedule: backoff_s[failures / step_every], with +-10 %
+ * jitter so that many clients do not retry in lock step. */
+static uint64_t
+backoff_ns(struct fsesl_engine *e, unsigned int failures)
+{
+	unsigned int step = (failures ? failures - 1 : 0) / e->cfg.backoff_step_every;
+	uint64_t ns;
+
+	if (step >= e->cfg.backoff_steps)
+		step = e->cfg.backoff_steps - 1;
+	ns = (uint64_t)e->cfg.backoff_s[step] * 1000000000ull;
+	if (ns)
+		ns = ns - ns / 10 + (rnd(e) % (ns / 5 + 1));
+	return ns;
+}
+
+static void
+conn_close_fd(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+
+	if (c->fd >= 0) {
+		(void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		(void)close(c->fd);
+		c->fd = -1;
+	}
+	c->out_armed = false;
+	c->in.len = c->in.off = 0;
+	c->out.len = c->out.off = 0;
+	c->parse_last = 0;
+}
+
+/* Fails everything in flight on c: written, so outcome unknown. */
+static void
+conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
+{
+	struct fsesl_req *r;
+
+	while ((r = c->fifo_head) != NULL) {
+		c->fifo_head = r->next;
+		r->next = NULL;
+		c->in_flight--;
+		FSESL_STAT_SUB(c->srv->st.in_flight, 1);
+		req_fail(e, r, err);
+	}
+	c->fifo_tail = NULL;
+}
+
+static void
+conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
+{
+	struct fsesl_srv *s = c->srv;
+	enum fsesl_conn_state prev = c->state;
+	bool stopping = atomic_load_explicit(&e->stopping, memory_order_relaxed);
+
+	conn_close_fd(e, c);
+	fsesl_timer_disarm(&e->timers, &c->timer);
+	c->state = FSESL_CONN_IDLE;
+	if (prev == FSESL_CONN_READY)
+		atomic_fetch_sub_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
+	conn_fail_fifo(e, c, stopping ? FSESL_ESHUTDOWN : FSESL_EDISCONNECTED);
+	if (stopping || prev == FSESL_CONN_IDLE)
+		return;
+	atomic_store_explicit(&s->st.last_error, err, memory_order_relaxed);
+	if (prev == FSESL_CONN_READY) {
+		/* A working connection dropped (restart, recycle): retry at
+		 * once so a restarting server recovers fast. */
+		fsesl_log(e, FSESL_LOG_WARN, "%s: connection %u lost: %s", s->key, c->index,
+		    fsesl_strerror(err));
+		c->failures = 0;
+		c->was_ready = true;
+		(void)fsesl_timer_arm(&e->timers, &c->timer, e->now_ns);
+	} else {
+		c->failures++;
+		FSESL_STAT_ADD(s->st.connect_failures, 1);
+		fsesl_log(e, FSESL_LOG_WARN, "%s: connect attempt %u failed: %s", s->key,
+		    c->failures, fsesl_strerror(err));
+		(void)fsesl_timer_arm(&e->timers, &c->timer, e->now_ns + backoff_ns(e, c->failures));
+	}
+	/* Queued requests move to another connection, wait for an attempt
+	 * still running, or fail with this error (srv_assign decides). */
+	srv_mark_dirty(e, s);
+}
+
+static void
+conn_start(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_srv *s = c->srv;
+	struct epoll_event ev;
+	int one = 1, fd, err;
+
+	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
+		return;
+	fd = socket(s->addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		goto out_fail;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	c->fd = fd;
+	c->state = FSESL_CONN_CONNECTING;
+	if (connect(fd, (struct sockaddr *)s->addr, s->addrlen) == 0) {
+		c->state = FSESL_CONN_GREETING;
+	} else if (errno != EINPROGRESS) {
+		err = -errno;
+		goto out_fail;
+	}
+	ev.events = EPOLLIN | (c->state == FSESL_CONN_CONNECTING ? EPOLLOUT : 0);
+	ev.data.ptr = c;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		err = -errno;
+		goto out_fail;
+	}
+	c->out_armed = c->state == FSESL_CONN_CONNECTING;
+	if (buf_reserve(&c->in, IN_BUF_INIT) != 0 || buf_reserve(&c->out, OUT_BUF_INIT) != 0) {
+		err = -ENOMEM;
+		goto out_fail;
+	}
+	/* One bound for connect + greeting + auth, as OpenSIPS's timeout
+	 * but not per phase. */
+	(void)fsesl_timer_arm(&e->timers, &c->timer,
+	    e->now_ns + (uint64_t)e->cfg.esl_connect_timeout * 1000000ull);
+	return;
+out_fail:
+	if (c->state == FSESL_CONN_IDLE)
+		c->state = FSESL_CONN_CONNECTING; /* so conn_fail counts it */
+	conn_fail(e, c, err);
+}
+
+static void
+conn_send_auth(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	char user[256], pw[256];
+	ssize_t n;
+
+	fsesl_srv_creds(c->srv, user, sizeof(user), pw, sizeof(pw));
+	if (buf_reserve(&c->out, 1024) != 0) {
+		explicit_bzero(pw, sizeof(pw));
+		conn_fail(e, c, -ENOMEM);
+		return;
+	}
+	if (user[0])
+		n = fsesl_encode_userauth(c->out.p + c->out.len, c->out.cap - c->out.len, user, pw);
+	else
+		n = fsesl_encode_auth(c->out.p + c->out.len, c->out.cap - c->out.len, pw);
+	explicit_bzero(pw, sizeof(pw));
+	if (n < 0) {
+		conn_fail(e, c, FSESL_EAUTH);
+		return;
+	}
+	c->out.len += (size_t)n;
+	c->state = FSESL_CONN_AUTH;
+	(void)conn_flush(e, c);
+	/* The auth bytes leave the buffer: do not keep the password around. */
+}
+
+static void
+conn_ready(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_srv *s = c->srv;
+
+	fsesl_timer_disarm(&e->timers, &c->timer);
+	c->state = FSESL_CONN_READY;
+	c->failures = 0;
+	FSESL_STAT_ADD(s->st.connects, 1);
+	if (c->was_ready)
+		FSESL_STAT_ADD(s->st.reconnects, 1);
+	c->was_ready = true;
+	atomic_fetch_add_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->st.last_error, 0, memory_order_relaxed);
+	fsesl_log(e, FSESL_LOG_INFO, "%s: connection %u ready", s->key, c->index);
+	srv_mark_dirty(e, s);
+}
+
+/* Pops the FIFO head and completes it with the reply in m. */
+static void
+conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg *m)
+{
+	struct fsesl_srv *s = c->srv;
+	struct fsesl_req *r = c->fifo_head;
+	struct fsesl_reply *rep;
+
+	c->fifo_head = r->next;
+	if (!c->fifo_head)
+		c->fifo_tail = NULL;
+	r->next = NULL;
+	c->in_flight--;
+	FSESL_STAT_SUB(s->st.in_flight, 1);
+	if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING) {
+		/* Abandoned place: the reply is read and dropped. */
+		FSESL_STAT_ADD(s->st.late_replies, 1);
+		req_done(e, r);
+		return;
+	}
+	rep = fsesl_reply_from_msg(m);
+	if (!rep) {
+		req_fail(e, r, -ENOMEM);
+		return;
+	}
+	r->reply = rep;
+	r->status = 0;
+	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops)) {
+		FSESL_STAT_ADD(s->st.replies, 1);
+		hist_add(s, e->now_ns - r->submit_ns);
+		if (r->is_async) {
+			/* Lent to the callback, which has returned. */
+			fsesl_reply_free(rep);
+			r->reply = NULL;
+		}
+	} else {
+		/* Lost the race with the waiter's timeout CAS. */
+		FSESL_STAT_ADD(s->st.late_replies, 1);
+		fsesl_reply_free(rep);
+		r->reply = NULL;
+	}
+	req_done(e, r);
+}
+
+/* Returns false if the connection was closed. */
+static bool
+conn_on_msg(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg *m)
+{
+	struct fsesl_srv *s = c->srv;
+
+	switch (m->type) {
+	case FSESL_MSG_AUTH_REQUEST:
+		if (c->state != FSESL_CONN_GREETING)
+			goto proto;
+		conn_send_auth(e, c);
+		return c->fd >= 0;
+	case FSESL_MSG_RUDE_REJECTION:
+		fsesl_log(e, FSESL_LOG_ERROR, "%s: rejected by the server's ACL", s->key);
+		conn_fail(e, c, FSESL_EREJECTED);
+		return false;
+	case FSESL_MSG_COMMAND_REPLY:
+	case FSESL_MSG_API_RESPONSE:
+		if (c->state == FSESL_CONN_AUTH) {
+			if (m->type == FSESL_MSG_COMMAND_REPLY && m->reply == FSESL_REPLY_OK) {
+				conn_ready(e, c);
+				return true;
+			}
+			/* The server's text (e.g. "invalid"), never ours. */
+			fsesl_log(e, FSESL_LOG_ERROR, "%s: authentication failed: %.*s", s->key,
+			    (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
+			    m->reply_text ? m->reply_text : "");
+			conn_fail(e, c, FSESL_EAUTH);
+			return false;
+		}
+		if (c->state != FSESL_CONN_READY || !c->fifo_head)
+			goto proto; /* unsolicited: the stream is out of step */
+		conn_complete_head(e, c, m);
+		return true;
+	case FSESL_MSG_EVENT_PLAIN:
+	case FSESL_MSG_EVENT_JSON:
+	case FSESL_MSG_EVENT_XML:
+		FSESL_STAT_ADD(s->st.events_in, 1);
+		fsesl_event_dispatch(e, s, m);
+		return true;
+	case FSESL_MSG_LOG_DATA:
+		return true; /* no log sink yet */
+	case FSESL_MSG_DISCONNECT_NOTICE:
+		if (m->linger)
+			return true;
+		conn_fail(e, c,
+		    c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED :
+		    c->state == FSESL_CONN_AUTH  ? FSESL_EAUTH :
+		                                   -ECONNRESET);
+		return false;
+	default:
+		break;
+	}
+proto:
+	fsesl_log(e, FSESL_LOG_ERROR, "%s: unexpected %s message; reconnecting", s->key,
+	    fsesl_msg_type_name(m->type));
+	conn_fail(e, c, FSESL_EPROTO);
+	return false;
+}
+
+static void
+conn_set_backlog(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+
+	if (c->backlog)
+		return;
+	c->backlog = true;
+	c->backlog_next = e->backlog_head;
+	e->backlog_head = c;
+	e->work_pending = true;
+}
+
+/* Parses what is buffered, up to MSGS_PER_TURN messages. */
+static bool
+conn_parse(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_msg m;
+	unsigned int n = 0;
+	ssize_t used;
+	int perr = 0;
+
+	while (c->in.off < c->in.len) {
+		if (n++ == MSGS_PER_TURN) {
+			conn_set_backlog(e, c);
+			return true;
+		}
+		used = fsesl_msg_parse(c->in.p + c->in.off, c->in.len - c->in.off, c->parse_last,
+		    &e->lim, &m, &perr);
+		if (used == FSESL_PARSE_PARTIAL) {
+			c->parse_last = c->in.len - c->in.off;
+			break;
+		}
+		if (used < 0) {
+			fsesl_log(e, FSESL_LOG_ERROR, "%s: bad message: %s", c->srv->key,
+			    fsesl_proto_strerror(perr));
+			conn_fail(e, c, FSESL_EPROTO);
+			return false;
+		}
+		c->parse_last = 0;
+		c->in.off += (size_t)used;
+		if (!conn_on_msg(e, c, &m))
+			return false;
+	}
+	if (c->in.off == c->in.len)
+		c->in.off = c->in.len = 0;
+	return true;
+}
+
+static void
+conn_on_readable(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	unsigned int i;
+	size_t room;
+	ssize_t n;
+
+	for (i = 0; i < RECVS_PER_TURN && c->fd >= 0; i++) {
+		/* A message bigger than the buffer: grow (bounded by the
+		 * parser's limits, which fail first). */
+		room = c->in.cap - c->in.len;
+		if (room < 4096 || (c->in.off == 0 && c->in.len == c->in.cap)) {
+			size_t want = c->in.len - c->in.off < c->in.cap / 2 ? 4096 : c->in.cap;
+
+			if (buf_reserve(&c->in, want) != 0) {
+				conn_fail(e, c, -ENOMEM);
+				return;
+			}
+			room = c->in.cap - c->in.len;
+		}
+		n = recv(c->fd, c->in.p + c->in.len, room, MSG_DONTWAIT);
+		if (n > 0) {
+			FSESL_STAT_ADD(c->srv->st.bytes_in, (uint64_t)n);
+			c->in.len += (size_t)n;
+			if (!conn_parse(e, c) || c->backlog)
+				return;
+			if ((size_t)n < room)
+				return; /* drained the socket */
+			continue;
+		}
+		if (n == 0) {
+			conn_fail(e, c,
+			    c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED :
+			    c->state == FSESL_CONN_AUTH  ? FSESL_EAUTH :
+			                                   -ECONNRESET);
+			return;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_fail(e, c, c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED : -errno);
+		return;
+	}
+}
+
+static void
+conn_on_event(struct fsesl_engine *e, struct fsesl_conn *c, uint32_t evs)
+{
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (c->fd < 0)
+		return; /* closed earlier in this batch */
+	if (c->state == FSESL_CONN_CONNECTING) {
+		if (!(evs & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+			soerr = errno;
+		if (soerr) {
+			conn_fail(e, c, -soerr);
+			return;
+		}
+		c->state = FSESL_CONN_GREETING;
+		conn_set_out(e, c, false);
+		/* fall through to read a greeting that came with the SYN-ACK */
+	}
+	if (evs & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		conn_on_readable(e, c);
+	if (c->fd >= 0 && (evs & EPOLLOUT) && c->state != FSESL_CONN_CONNECTING)
+		(void)conn_flush(e, c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Intake (phase 1)                                                      */
+/* ------------------------------------------------------------------ */
+
+static void
+srv_ensure_known(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+	unsigned int i;
+
+	if (s->known)
+		return;
+	s->known = true;
+	s->list_next = e->srv_list;
+	e->srv_list = s;
+	for (i = 0; i < s->n_conns; i++) {
+		fsesl_timer_init(&s->conns[i].timer, conn_timer_fired, &s->conns[i]);
+		conn_start(e, &s->conns[i]);
+	}
+}
+
+void
+fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+
+	if (r->kind == FSESL_REQ_ATTACH) {
+		s->attach_done = true;
+		if (!atomic_load_explicit(&e->stopping, memory_order_relaxed))
+			srv_ensure_known(e, s);
+		return;
+	}
+	if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+		req_fail(e, r, FSESL_ESHUTDOWN);
+		return;
+	}
+	srv_ensure_known(e, s);
+	if (r->is_async) {
+		fsesl_timer_init(&r->timer, async_deadline, r);
+		if (fsesl_timer_arm(&e->timers, &r->timer,
+		    r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull) != 0) {
+			req_fail(e, r, -ENOMEM);
+			return;
+		}
+	}
+	if (!srv_has_attempt(s) && !pick_conn(e, s)) {
+		/* In backoff: fail fast with what the last attempt said. */
+		req_fail(e, r, srv_down_error(s));
+		return;
+	}
+	r->next = NULL;
+	if (s->q_tail)
+		s->q_tail->next = r;
+	else
+		s->q_head = r;
+	s->q_tail = r;
+	s->n_queued++;
+	FSESL_STAT_ADD(s->st.queued, 1);
+	srv_mark_dirty(e, s);
+}
+
+static void
+intake_cb(void *item, void *arg)
+{
+
+	fsesl_reactor_intake(arg, item);
+}
+
+int
+fsesl_submit(struct fsesl_engine *e, struct fsesl_req *r, bool nonblock,
+    const struct timespec *deadline)
+{
+
+	if (fsesl_on_reactor) {
+		/* From a callback: straight to the reactor's own queues; the
+		 * write phase of this turn sends it. */
+		fsesl_reactor_intake(e, r);
+		return 0;
+	}
+	FSESL_STAT_ADD(e->submitted, 1);
+	return fsesl_sq_submit(&e->sq, r, nonblock, deadline);
+}
+
+/* ------------------------------------------------------------------ */
+/* Housekeeping (a timer, every 250 ms)                                  */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_check_overdue(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_req *r;
+	unsigned int abandoned = 0, limit;
+	uint64_t late;
+
+	if (c->state != FSESL_CONN_READY || !c->fifo_head)
+		return;
+	r = c->fifo_head;
+	/* 2 x timeout + 1 s: far beyond any honest slow reply. */
+	late = r->written_ns + 2ull * r->timeout_ms * 1000000ull + 1000000000ull;
+	for (; r; r = r->next)
+		if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING)
+			abandoned++;
+	limit = e->cfg.max_abandoned < e->cfg.max_in_flight ? e->cfg.max_abandoned :
+	                                                        e->cfg.max_in_flight;
+	if (e->now_ns > late || abandoned >= limit) {
+		fsesl_log(e, FSESL_LOG_WARN, "%s: connection %u recycled (%u abandoned, head %s)",
+		    c->srv->key, c->index, abandoned, e->now_ns > late ? "overdue" : "ok");
+		conn_fail(e, c, FSESL_EDISCONNECTED);
+	}
+}
+
+static void
+srv_close_all(struct fsesl_engine *e, struct fsesl_srv *s, int err)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n_conns; i++) {
+		struct fsesl_conn *c = &s->conns[i];
+
+		if (c->state == FSESL_CONN_READY)
+			atomic_fetch_sub_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
+		conn_close_fd(e, c);
+		fsesl_timer_disarm(&e->timers, &c->timer);
+		c->state = FSESL_CONN_IDLE;
+		conn_fail_fifo(e, c, err);
+	}
+	srv_fail_queued(e, s, err);
+}
+
+static void
+housekeeping(struct fsesl_timer *t, void *arg)
+{
+	struct fsesl_engine *e = arg;
+	struct fsesl_srv **pp, *s;
+	unsigned int i;
+	bool busy;
+
+	for (pp = &e->srv_list; (s = *pp) != NULL;) {
+		busy = s->q_head != NULL;
+		for (i = 0; i < s->n_conns; i++) {
+			conn_check_overdue(e, &s->conns[i]);
+			busy |= s->conns[i].fifo_head != NULL;
+		}
+		if (busy || atomic_load_explicit(&s->refs, memory_order_relaxed) != 0 ||
+		    s->dirty || (atomic_load(&s->attach_sent) && !s->attach_done)) {
+			s->idle_since_ns = 0;
+			pp = &s->list_next;
+			continue;
+		}
+		if (!s->idle_since_ns)
+			s->idle_since_ns = e->now_ns;
+		if (e->now_ns - s->idle_since_ns < (uint64_t)e->cfg.idle_timeout_s * 1000000000ull ||
+		    !fsesl_srv_try_reap(e, s)) {
+			pp = &s->list_next;
+			continue;
+		}
+		/* DEAD and unlinked: nobody can reach it any more. */
+		*pp = s->list_next;
+		srv_close_all(e, s, FSESL_ESHUTDOWN);
+	}
+	(void)fsesl_timer_arm(&e->timers, t, e->now_ns + HOUSEKEEPING_NS);
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+next_timeout_ms(struct fsesl_engine *e)
+{
+	uint64_t d;
+
+	if (e->work_pending || e->dirty_srv || e->dirty_head)
+		return 0;
+	if (!e->timers.n)
+		return -1;
+	if (e->timers.v[0]->when_ns <= e->now_ns)
+		return 0;
+	d = e->timers.v[0]->when_ns - e->now_ns;
+	/* Round up: waking early would spin until the deadline. */
+	d = (d + 999999ull) / 1000000ull;
+	return d > 60000 ? 60000 : (int)d;
+}
+
+static void
+backlog_phase(struct fsesl_engine *e)
+{
+	struct fsesl_conn *c, *list = e->backlog_head;
+
+	e->backlog_head = NULL;
+	e->work_pending = false;
+	while ((c = list) != NULL) {
+		list = c->backlog_next;
+		c->backlog = false;
+		if (c->fd >= 0)
+			(void)conn_parse(e, c);
+	}
+}
+
+static void
+reactor_shutdown(struct fsesl_engine *e)
+{
+	struct fsesl_srv *s;
+
+	/* Keep draining until no submitter is inside its window; their
+	 * items complete with FSESL_ESHUTDOWN (intake checks the flag). */
+	for (;;) {
+		unsigned int n = fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e);
+
+		/* acquire: pairs with the submitters' release decrement, so
+		 * their pushes are visible to the drain below. */
+		if (atomic_load_explicit(&e->in_submit, memory_order_seq_cst) == 0) {
+			while (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e))
+				;
+			break;
+		}
+		if (!n)
+			sched_yield();
+	}
+	for (s = e->srv_list; s; s = s->list_next)
+		srv_close_all(e, s, FSESL_ESHUTDOWN);
+	fsesl_timer_disarm(&e->timers, &e->housekeeping);
+}
+
+static void *
+reactor_main(void *arg)
+{
+	struct fsesl_engine *e = arg;
+	struct epoll_event evs[MAX_EVENTS];
+	bool bell = true;
+	int n, i, timeout;
+
+	fsesl_on_reactor = true;
+	e->now_ns = fsesl_mono_ns();
+	e->rng = (uint32_t)(e->now_ns ^ (uintptr_t)e) | 1u;
+	fsesl_timer_init(&e->housekeeping, housekeeping, e);
+	(void)fsesl_timer_arm(&e->timers, &e->housekeeping, e->now_ns + HOUSEKEEPING_NS);
+	for (;;) {
+		atomic_fetch_add_explicit(&e->loop_iterations, 1, memory_order_relaxed);
+		/* 1. doorbell + intake */
+		if (bell)
+			fsesl_doorbell_awake(&e->sq.db);
+		else
+			/* Awake without reading the eventfd (not signalled):
+			 * producers skip their write while we run. Relaxed:
+			 * same reasoning as in fsesl_doorbell_awake(). */
+			atomic_store_explicit(&e->sq.db.armed, 1, memory_order_relaxed);
+		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e) == DRAIN_MAX)
+			e->work_pending = true;
+		if (atomic_load_explicit(&e->stopping, memory_order_seq_cst))
+			break;
+		backlog_phase(e);
+		/* 2. write */
+		write_phase(e);
+		/* 3. poll */
+		timeout = next_timeout_ms(e);
+		if (timeout != 0) {
+			(void)fsesl_doorbell_prepare_sleep(&e->sq.db);
+			/* The protocol: re-drain after clearing the flag. */
+			if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e)) {
+				write_phase(e);
+				timeout = 0;
+			}
+		}
+		n = epoll_wait(e->epfd, evs, MAX_EVENTS, timeout);
+		e->now_ns = fsesl_mono_ns();
+		bell = false;
+		/* 4. read */
+		for (i = 0; i < n; i++) {
+			if (evs[i].data.ptr == NULL) {
+				bell = true;
+				continue;
+			}
+			conn_on_event(e, evs[i].data.ptr, evs[i].events);
+		}
+		/* 5. timers */
+		timers_run(e);
+	}
+	reactor_shutdown(e);
+	return NULL;
+}
+
+int
+fsesl_reactor_start(struct fsesl_engine *e)
+{
+	struct epoll_event ev;
+	int err;
+
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->epfd < 0)
+		return -errno;
+	ev.events = EPOLLIN;
+	ev.data.ptr = NULL; /* the doorbell */
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fsesl_doorbell_fd(&e->sq.db), &ev) != 0) {
+		err = -errno;
+		goto out_close;
+	}
+	err = -pthread_create(&e->thread, NULL, reactor_main, e);
+	if (err)
+		goto out_close;
+	return 0;
+out_close:
+	close(e->epfd);
+	e->epfd = -1;
+	return err;
+}
