@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -559,7 +560,7 @@ out:
 
 static bool is_url(const char *s)
 {
-	return strncmp(s, "fs://", 5) == 0;
+	return strncasecmp(s, "fs://", 5) == 0; /* schemes are case-insensitive */
 }
 
 static int parse_ms(const char *opt, const char *v)
