@@ -1,0 +1,211 @@
+/* test_basic.c - one round trip of each kind against the simulator. */
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "engine_test.h"
+
+static fsesl_sim *sim;
+static uint16_t port;
+static fsesl_engine *eng;
+static fsesl_server_t srv;
+
+static void
+setup(void)
+{
+	sim = et_sim(&port);
+	eng = et_engine(NULL);
+	srv = et_server(eng, port, "ClueCon");
+}
+
+static void
+teardown(void)
+{
+	if (srv)
+		cr_assert_eq(fsesl_server_put(eng, srv), 0);
+	cr_assert_eq(fsesl_engine_stop(eng), 0);
+	fsesl_sim_stop(sim);
+}
+
+TestSuite(basic, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(basic, api_echo_futex)
+{
+	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
+
+	o.wait_mode = FSESL_WAIT_FUTEX;
+	cr_assert_eq(et_echo(eng, srv, "hello-futex", &o), 0);
+	cr_assert_eq(et_echo(eng, srv, "hello-default", NULL), 0);
+}
+
+Test(basic, api_echo_poll)
+{
+	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
+
+	o.wait_mode = FSESL_WAIT_POLL;
+	cr_assert_eq(et_echo(eng, srv, "hello-poll", &o), 0);
+}
+
+Test(basic, api_reply_accessors)
+{
+	fsesl_reply *r = NULL;
+	size_t len;
+
+	cr_assert_eq(fsesl_api(eng, srv, "status", NULL, &r), 0);
+	cr_assert(fsesl_reply_is_api(r));
+	cr_assert_str_eq(fsesl_reply_content_type(r), "api/response");
+	cr_assert_null(fsesl_reply_text(r));
+	cr_assert_gt(strlen(fsesl_reply_body(r, &len)), 0);
+	cr_assert_gt(len, 0);
+	cr_assert_eq(fsesl_reply_ok(r), 1);
+	fsesl_reply_free(r);
+
+	/* An -ERR output is still a reply: success at this level. */
+	cr_assert_eq(fsesl_api(eng, srv, "nosuchcmd", NULL, &r), 0);
+	cr_assert_eq(fsesl_reply_ok(r), 0);
+	fsesl_reply_free(r);
+}
+
+Test(basic, bgapi_reply)
+{
+	fsesl_reply *r = NULL;
+	const char *job;
+
+	cr_assert_eq(fsesl_bgapi(eng, srv, "status", NULL, &r), 0);
+	cr_assert_not(fsesl_reply_is_api(r));
+	cr_assert_str_eq(fsesl_reply_content_type(r), "command/reply");
+	cr_assert_eq(fsesl_reply_ok(r), 1);
+	job = fsesl_reply_header(r, "Job-UUID");
+	cr_assert_not_null(job);
+	cr_assert_eq(strlen(job), 36);
+	cr_assert(strstr(fsesl_reply_text(r), job) != NULL);
+	fsesl_reply_free(r);
+}
+
+Test(basic, raw_command_with_body)
+{
+	struct fsesl_header h[2] = {
+		{ "Event-Subclass", 14, "myapp::ping", 11 },
+		{ "X-Seq", 5, "42", 2 },
+	};
+	static const char body[] = "hello\nw\xc3\xb6rld 100%";
+	struct fsesl_cmd c = { "sendevent CUSTOM", h, 2, body, sizeof(body) - 1, 0 };
+	fsesl_reply *r = NULL;
+
+	cr_assert_eq(fsesl_command(eng, srv, &c, NULL, &r), 0);
+	cr_assert_eq(fsesl_reply_ok(r), 1, "reply: %s", fsesl_reply_text(r));
+	fsesl_reply_free(r);
+	/* The stream is still in step. */
+	cr_assert_eq(et_echo(eng, srv, "after-sendevent", NULL), 0);
+}
+
+Test(basic, bad_input_never_sent)
+{
+	fsesl_reply *r = (fsesl_reply *)1;
+
+	cr_assert_eq(fsesl_api(eng, srv, "echo a\nb", NULL, &r), FSESL_EINJECTION);
+	cr_assert_null(r);
+	cr_assert_eq(fsesl_api(eng, srv, "echo a\rb", NULL, &r), FSESL_EINJECTION);
+	cr_assert_eq(fsesl_api(eng, srv, "unload mod_event_socket", NULL, &r), FSESL_EUNLOAD);
+	cr_assert_eq(fsesl_api(eng, srv, NULL, NULL, &r), -EINVAL);
+	cr_assert_eq(fsesl_api(eng, srv, "echo x", NULL, NULL), -EINVAL);
+	cr_assert_eq(fsesl_api(eng, 0, "echo x", NULL, &r), FSESL_EBADHANDLE);
+	cr_assert_eq(fsesl_api(eng, srv + 1000, "echo x", NULL, &r), FSESL_EBADHANDLE);
+	cr_assert_eq(et_echo(eng, srv, "still-fine", NULL), 0);
+}
+
+Test(basic, put_twice_and_use_after_put)
+{
+	fsesl_server_t h2 = et_server(eng, port, "ClueCon");
+	fsesl_reply *r;
+
+	cr_assert_neq(h2, srv);
+	cr_assert_eq(fsesl_server_put(eng, h2), 0);
+	cr_assert_eq(fsesl_server_put(eng, h2), FSESL_EBADHANDLE);
+	cr_assert_eq(fsesl_api(eng, h2, "echo x", NULL, &r), FSESL_EBADHANDLE);
+	/* The shared entry lives on through the other handle. */
+	cr_assert_eq(et_echo(eng, srv, "shared", NULL), 0);
+}
+
+Test(basic, url_get)
+{
+	char url[128];
+	fsesl_server_t h = 0;
+
+	snprintf(url, sizeof(url), "fs://:ClueCon@127.0.0.1:%u", port);
+	cr_assert_eq(fsesl_server_get(eng, url, &h), 0);
+	cr_assert_eq(et_echo(eng, h, "via-url", NULL), 0);
+	cr_assert_eq(fsesl_server_put(eng, h), 0);
+	cr_assert_eq(fsesl_server_get(eng, "http://nonsense", &h), FSESL_EURL);
+}
+
+struct acb {
+	_Atomic int done;
+	int status;
+	char body[64];
+	int nested;
+	_Atomic int nested_done;
+};
+
+static void
+nested_cb(int status, const fsesl_reply *r, void *ud)
+{
+	struct acb *a = ud;
+
+	(void)r;
+	a->nested = status;
+	atomic_store(&a->nested_done, 1);
+}
+
+static void
+async_cb(int status, const fsesl_reply *r, void *ud)
+{
+	struct acb *a = ud;
+	fsesl_reply *tmp;
+
+	a->status = status;
+	if (r)
+		snprintf(a->body, sizeof(a->body), "%s", fsesl_reply_body(r, NULL));
+	/* Blocking from the reactor is refused; async is fine. */
+	a->nested = fsesl_api(eng, srv, "echo x", NULL, &tmp);
+	cr_assert_eq(a->nested, FSESL_EINCALLBACK);
+	cr_assert_eq(fsesl_api_async(eng, srv, "echo nested", NULL, nested_cb, a), 0);
+	atomic_store(&a->done, 1);
+}
+
+Test(basic, async_api)
+{
+	static struct acb a;
+
+	cr_assert_eq(fsesl_api_async(eng, srv, "echo async-1", NULL, async_cb, &a), 0);
+	cr_assert(WAIT_UNTIL(atomic_load(&a.done) && atomic_load(&a.nested_done), 10000));
+	cr_assert_eq(a.status, 0);
+	cr_assert_str_eq(a.body, "async-1");
+	cr_assert_eq(a.nested, 0);
+	cr_assert_eq(fsesl_api_async(eng, srv, "echo a\nb", NULL, async_cb, &a),
+	    FSESL_EINJECTION);
+}
+
+Test(basic, stats_count)
+{
+	fsesl_server_stats st;
+	fsesl_engine_stats es;
+	uint64_t sum = 0;
+	int i;
+
+	for (i = 0; i < 10; i++)
+		cr_assert_eq(et_echo(eng, srv, "count", NULL), 0);
+	cr_assert_eq(fsesl_server_stats_get(eng, srv, &st), 0);
+	cr_assert_geq(st.replies, 10);
+	cr_assert_geq(st.commands_sent, 10);
+	cr_assert_eq(st.connected_conns, 1);
+	cr_assert_eq(st.connects, 1);
+	for (i = 0; i < FSESL_LATENCY_BUCKETS; i++)
+		sum += st.latency_us_hist[i];
+	cr_assert_eq(sum, st.replies);
+	fsesl_engine_stats_get(eng, &es);
+	cr_assert_eq(es.servers, 1);
+	cr_assert_geq(es.submitted, 10);
+	cr_assert_eq(fsesl_server_stats_get(eng, 0, &st), FSESL_EBADHANDLE);
+}

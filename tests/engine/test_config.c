@@ -1,0 +1,118 @@
+/* test_config.c - settings by name, units, bad values, error names. */
+#include <errno.h>
+
+#include "engine_test.h"
+
+Test(config, defaults_are_opensips)
+{
+	fsesl_config c;
+
+	fsesl_config_init(&c);
+	cr_assert_eq(c.event_heartbeat_interval, 1);
+	cr_assert_eq(c.esl_connect_timeout, 5000);
+	cr_assert_eq(c.esl_cmd_timeout, 5000);
+	cr_assert_eq(c.esl_cmd_polling_itv, 1000);
+	cr_assert_eq(c.wait_mode, FSESL_WAIT_FUTEX);
+	cr_assert_eq(c.connections_per_server, 1);
+	cr_assert_eq(c.backoff_steps, 5);
+	cr_assert_eq(c.backoff_s[0], 1);
+	cr_assert_eq(c.backoff_s[4], 90);
+	cr_assert_eq(c.backoff_step_every, 20);
+}
+
+Test(config, set_by_name)
+{
+	fsesl_config c;
+	char err[128];
+
+	fsesl_config_init(&c);
+	cr_assert_eq(fsesl_config_set(&c, "esl_cmd_timeout", "250", err, sizeof(err)), 0);
+	cr_assert_eq(c.esl_cmd_timeout, 250);
+	cr_assert_eq(fsesl_config_set(&c, "esl_connect_timeout", "100", err, sizeof(err)), 0);
+	cr_assert_eq(c.esl_connect_timeout, 100);
+	cr_assert_eq(fsesl_config_set(&c, "esl_cmd_polling_itv", "50", err, sizeof(err)), 0);
+	cr_assert_eq(c.esl_cmd_polling_itv, 50);
+	cr_assert_eq(fsesl_config_set(&c, "event_heartbeat_interval", "20", err, sizeof(err)), 0);
+	cr_assert_eq(c.event_heartbeat_interval, 20);
+	cr_assert_eq(fsesl_config_set(&c, "wait_mode", "poll", err, sizeof(err)), 0);
+	cr_assert_eq(c.wait_mode, FSESL_WAIT_POLL);
+	cr_assert_eq(fsesl_config_set(&c, "connections_per_server", "4", err, sizeof(err)), 0);
+	cr_assert_eq(c.connections_per_server, 4);
+	cr_assert_eq(fsesl_config_set(&c, "ring_size", "1024", err, sizeof(err)), 0);
+	cr_assert_eq(c.ring_size, 1024);
+	cr_assert_eq(fsesl_config_set(&c, "backoff", "0,2,7", err, sizeof(err)), 0);
+	cr_assert_eq(c.backoff_steps, 3);
+	cr_assert_eq(c.backoff_s[2], 7);
+	cr_assert_eq(fsesl_config_set(&c, "log_level", "debug", err, sizeof(err)), 0);
+	cr_assert_eq(c.log_level, FSESL_LOG_DEBUG);
+	cr_assert_eq(fsesl_config_set(&c, "max_body_bytes", "33554432", err, sizeof(err)), 0);
+	cr_assert_eq(c.max_body_bytes, 33554432u);
+}
+
+Test(config, bad_values)
+{
+	static const char *const bad[][2] = {
+		{ "esl_cmd_timeout", "" }, { "esl_cmd_timeout", "-5" }, { "esl_cmd_timeout", "5s" },
+		{ "esl_cmd_timeout", "0" }, { "esl_cmd_timeout", "99999999999999999999999" },
+		{ "esl_cmd_timeout", " 5" }, { "ring_size", "1000" }, { "ring_size", "2" },
+		{ "wait_mode", "spin" }, { "log_level", "loud" }, { "backoff", "" },
+		{ "backoff", "1,,x" }, { "backoff", "1,2,3,4,5,6,7,8,9" },
+		{ "connections_per_server", "0" }, { "max_in_flight", "0" },
+		{ "no_such_thing", "1" },
+	};
+	fsesl_config c, orig;
+	char err[128];
+	size_t i;
+
+	fsesl_config_init(&c);
+	orig = c;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(fsesl_config_set(&c, bad[i][0], bad[i][1], err, sizeof(err)),
+		    FSESL_ECONFIG, "%s=%s accepted", bad[i][0], bad[i][1]);
+		cr_assert_neq(err[0], '\0', "no reason for %s", bad[i][0]);
+	}
+	cr_assert_eq(memcmp(&c, &orig, sizeof(c)), 0, "a refused value changed the config");
+	cr_assert_eq(fsesl_config_set(&c, "x", "1", NULL, 0), FSESL_ECONFIG);
+	cr_assert_eq(fsesl_config_set(&c, "esl_cmd_timeout", NULL, err, sizeof(err)),
+	    FSESL_ECONFIG);
+}
+
+Test(config, engine_refuses_bad_config)
+{
+	fsesl_config c;
+	fsesl_engine *e = (fsesl_engine *)1;
+
+	fsesl_config_init(&c);
+	c.ring_size = 1000;
+	cr_assert_eq(fsesl_engine_start(&c, &e), FSESL_ECONFIG);
+	cr_assert_null(e);
+	cr_assert_eq(fsesl_engine_start(NULL, NULL), -EINVAL);
+}
+
+Test(config, strerror_names_every_code)
+{
+	int c;
+
+	for (c = FSESL_EAUTH; c >= FSESL_EREFUSED; c--) {
+		const char *s = fsesl_strerror(c);
+
+		cr_assert_not_null(s);
+		cr_assert_str_neq(s, "unknown error", "code %d", c);
+	}
+	cr_assert_str_neq(fsesl_strerror(FSESL_PERR_BAD_CONTENT_LENGTH), "unknown error");
+	cr_assert_str_neq(fsesl_strerror(-ETIMEDOUT), "unknown error");
+	cr_assert_str_neq(fsesl_strerror(0), "unknown error");
+	cr_assert_not_null(fsesl_strerror(12345));
+	cr_assert_str_eq(fsesl_version(), "0.1.0");
+}
+
+Test(config, start_stop_idle)
+{
+	fsesl_engine *e = et_engine(NULL);
+	fsesl_engine_stats st;
+
+	fsesl_engine_stats_get(e, &st);
+	cr_assert_eq(st.servers, 0);
+	cr_assert_eq(fsesl_engine_stop(e), 0);
+}
