@@ -1,0 +1,298 @@
+/*
+ * bench.h - fsesl-bench internals: scenarios, results, histograms, and the
+ * pieces each scenario family needs (simulator host, raw ESL client,
+ * engine runs, reports). Nothing here is public API.
+ */
+#ifndef FSESL_BENCH_H
+#define FSESL_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define BENCH_MAX_SERVERS 16
+#define BENCH_MAX_WORKERS 1024
+#define BENCH_TOKEN_MAX 64
+
+/* ------------------------------------------------------------------ */
+/* Log-linear latency histogram (HDR-like), in nanoseconds              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * 32 sub-buckets per power of two above 64 ns (~3 % relative error), exact
+ * below; values up to 2^40 ns (18 min), larger ones clamp into the last
+ * bucket. A fixed array: recording never allocates, so it can sit on the
+ * hot path of every worker.
+ */
+#define HIST_SUB_BITS 5
+#define HIST_LINEAR 64u
+#define HIST_MAX_SHIFT 35u
+#define HIST_BUCKETS (HIST_LINEAR + HIST_MAX_SHIFT * (1u << HIST_SUB_BITS))
+
+struct hist {
+	uint64_t count;
+	uint64_t max;
+	uint64_t min;
+	uint64_t sum;
+	uint64_t b[HIST_BUCKETS];
+};
+
+void hist_reset(struct hist *h);
+void hist_record(struct hist *h, uint64_t ns);
+void hist_merge(struct hist *dst, const struct hist *src);
+/* Value (ns) at quantile q in [0,1]: the representative of its bucket,
+ * never above the exact maximum. 0 when empty. */
+uint64_t hist_quantile(const struct hist *h, double q);
+/* Bucket i's representative value (ns), for plotting. */
+uint64_t hist_bucket_value(unsigned i);
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                 */
+/* ------------------------------------------------------------------ */
+
+uint64_t now_ns(void);
+/* Sleeps until the CLOCK_MONOTONIC time t (ns). */
+void sleep_until_ns(uint64_t t);
+void sleep_ns(uint64_t ns);
+/* User+system CPU of this process (ns); the simulator runs in a child. */
+uint64_t self_cpu_ns(void);
+/* Resident set size of this process in bytes (from /proc/self/statm). */
+uint64_t self_rss_bytes(void);
+
+/* ------------------------------------------------------------------ */
+/* Scenarios                                                            */
+/* ------------------------------------------------------------------ */
+
+enum bench_kind {
+	K_BARE = 0,      /* raw pipelined client, one connection, window W */
+	K_OPENSIPS,      /* one manager thread + sleep-polling workers */
+	K_PER_WORKER,    /* one blocking connection per worker (libesl) */
+	K_ENGINE,        /* fsesl blocking API, futex or poll wait */
+	K_ASYNC,         /* fsesl_api_async with a window */
+	K_MANY_CONNS,    /* many connections, many in flight, one reactor */
+};
+
+enum bench_mix {
+	MIX_SMALL = 0, /* api echo <token> */
+	MIX_LARGE,     /* api echo <token><padding>: ~large_bytes replies */
+	MIX_BGAPI,     /* bgapi echo <token> (immediate reply checked) */
+	MIX_MIXED,     /* 80 % small, 10 % large, 10 % bgapi */
+};
+
+struct scenario {
+	char name[64];
+	enum bench_kind kind;
+	const char *mode;           /* stable text for JSON/CSV */
+	unsigned workers;
+	unsigned servers;
+	unsigned conns_per_server;
+	unsigned window;            /* in flight per connection (bare/async) */
+	enum bench_mix mix;
+	unsigned event_rate;        /* events/s flowing meanwhile, 0 none */
+	unsigned open_rate;         /* commands/s total, 0 = closed loop */
+	int wait_mode;              /* K_ENGINE: enum fsesl_wait_mode */
+	unsigned polling_itv_us;    /* OpenSIPS esl_cmd_polling_itv */
+	bool enabled;
+};
+
+struct result {
+	const struct scenario *sc;
+	bool ran;
+	char skip_reason[128];
+	double seconds;             /* measured window */
+	uint64_t commands;          /* completed inside the window */
+	uint64_t total_commands;    /* all completed, warm-up and drain too */
+	double cmds_per_s;
+	struct hist lat;
+	double cpu_us_per_cmd;
+	double submit_syscalls_per_cmd; /* < 0: not measured */
+	double server_cpu_us_per_cmd;   /* simulator's CPU, < 0 unknown */
+	uint64_t errors;
+	uint64_t mismatches;
+	uint64_t lost;
+	uint64_t events;            /* events delivered to us meanwhile */
+	double mem_per_conn_bytes;  /* K_MANY_CONNS, else < 0 */
+	unsigned connections;       /* actually used */
+	char first_error[160];
+};
+
+/* Run-wide settings from the command line. */
+struct bench_opts {
+	double duration_s;     /* per scenario, warm-up included */
+	double warmup_s;
+	bool quick;
+	bool json, csv;
+	const char *plot_file;
+	const char *urls[BENCH_MAX_SERVERS];
+	unsigned n_urls;
+	unsigned large_bytes;
+	const char *password;  /* sim password */
+	bool progress;
+	unsigned timeout_ms;   /* per command, for loss detection */
+};
+
+/* Where the servers are: host/port/password (sim or --url). */
+struct bench_target {
+	char host[256];
+	uint16_t port;
+	char user[256];
+	char password[256];
+	char url[1024];
+};
+
+struct bench_env {
+	const struct bench_opts *o;
+	struct bench_target targets[BENCH_MAX_SERVERS];
+	unsigned n_targets;
+	bool sim;              /* targets are our simulators */
+};
+
+/* Shared run-time state of one scenario, read by every worker thread. */
+enum { PH_WARMUP = 0, PH_MEASURE = 1, PH_STOP = 2 };
+struct run_ctl {
+	_Atomic int phase;
+	uint64_t t_measure, t_stop;
+};
+
+/* Per-thread accounting; each worker owns one, merged at the end. */
+struct wstats {
+	struct hist lat;
+	uint64_t commands;       /* completed during PH_MEASURE */
+	uint64_t total;
+	uint64_t errors;
+	uint64_t mismatches;
+	uint64_t lost;
+	uint64_t submit_syscalls;
+	char first_error[160];
+} __attribute__((aligned(64)));
+
+void wstats_error(struct wstats *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void wstats_mismatch(struct wstats *w, const char *want, const char *got, size_t got_len);
+/* Adds w into r (histograms and counters). */
+void result_add(struct result *r, const struct wstats *w);
+
+/*
+ * The shared measuring procedure: waits the warm-up, snapshots CPU, opens
+ * the measured window, waits, closes it. The caller starts its threads
+ * before and joins them after. Fills r->seconds and r->cpu_us_per_cmd
+ * later (result_finish).
+ */
+struct window_snap {
+	uint64_t cpu0, cpu1;
+	uint64_t t0, t1;
+	uint64_t srv_cpu0, srv_cpu1;
+};
+/* hook (may be NULL) runs right after the opening (which 0) and the
+ * closing (which 1) snapshots: engine statistics, RSS. */
+typedef void (*window_hook)(void *ud, int which);
+void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_snap *snap,
+    window_hook hook, void *ud);
+void result_finish(struct result *r, const struct window_snap *snap);
+
+/* Tokens: unique per run, scenario, thread and sequence number. */
+int make_token(char *buf, size_t cap, unsigned scen, unsigned thread, uint64_t seq);
+/* Checks a reply body against its token for the mix; 0 ok, -1 mismatch. */
+int check_echo(const char *token, const char *body, size_t len, unsigned pad);
+/* Fills `pad` bytes of padding for the large mix (deterministic letters). */
+const char *large_padding(unsigned n);
+/* Mix selection for command number seq. */
+enum bench_mix mix_pick(enum bench_mix m, uint64_t seq);
+
+/* ------------------------------------------------------------------ */
+/* Simulator host (child process)                                       */
+/* ------------------------------------------------------------------ */
+
+bool simhost_available(void);
+/* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */
+int simhost_start(unsigned n, const char *password, unsigned max_conns,
+    struct bench_target *targets);
+/* Events per second of CUSTOM sim::flood on every connection (0 stops). */
+int simhost_flood(unsigned rate);
+/* CPU time (ns) used by the simulator process so far; 0 if unknown. */
+uint64_t simhost_cpu_ns(void);
+void simhost_stop(void);
+
+/* ------------------------------------------------------------------ */
+/* Raw ESL client (baselines)                                           */
+/* ------------------------------------------------------------------ */
+
+struct rawconn {
+	int fd;
+	char *buf;
+	size_t cap, len, off, last_len;
+	uint64_t writes;
+};
+
+/* Connects, reads the greeting, authenticates. 0 or -errno/-1 with msg. */
+int rawconn_open(struct rawconn *c, const struct bench_target *t, char *err, size_t errlen);
+void rawconn_close(struct rawconn *c);
+/* Writes all of buf (blocking socket). */
+int rawconn_write(struct rawconn *c, const char *buf, size_t len);
+/*
+ * Next reply (command/reply or api/response; events are skipped and
+ * counted in *events). Blocks up to timeout_ms. Returns 1 with body/text
+ * views valid until the next call, 0 on timeout, negative on error.
+ */
+struct rawreply {
+	bool api;
+	const char *body;
+	size_t body_len;
+	const char *reply_text;
+	size_t reply_text_len;
+	const char *job_uuid;
+	size_t job_uuid_len;
+};
+int rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events);
+/* Encodes the command for token/mix into dst; returns length or < 0. */
+ssize_t encode_request(char *dst, size_t cap, enum bench_mix kind, const char *token,
+    unsigned large_bytes);
+/* Checks a raw reply against its request; 0 ok, -1 mismatch (w updated). */
+int check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
+    const struct rawreply *rep, unsigned large_bytes);
+
+/* ------------------------------------------------------------------ */
+/* Scenario runners                                                     */
+/* ------------------------------------------------------------------ */
+
+void run_bare(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r);
+void run_opensips(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r);
+void run_per_worker(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r);
+void run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r);
+void run_async(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r);
+void run_many_conns(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r);
+
+/* ------------------------------------------------------------------ */
+/* Reports                                                              */
+/* ------------------------------------------------------------------ */
+
+struct ratios {
+	double futex_vs_bare_window_16;
+	double futex_vs_bare_window_64;
+	double futex_vs_opensips_16w;
+	double futex_vs_opensips_64w;
+	double futex_p50_vs_opensips_16w; /* p50 ratio: lower is better */
+	double futex_p50_vs_opensips_64w;
+	double futex_vs_per_worker_16w;
+	double futex_p99_vs_per_worker_16w;
+	double serial_p50_vs_bare_rtt;
+	double async_vs_bare_pipeline;
+	double futex_submit_syscalls_64w;
+};
+void compute_ratios(const struct result *res, size_t n, struct ratios *out);
+void report_table(FILE *f, const struct result *res, size_t n, const struct ratios *ra);
+int report_json(FILE *f, const struct bench_env *env, const struct result *res, size_t n,
+    const struct ratios *ra);
+void report_csv(FILE *f, const struct result *res, size_t n);
+int report_plot(const char *path, const struct result *res, size_t n);
+
+#endif /* FSESL_BENCH_H */

@@ -1,0 +1,625 @@
+/*
+ * main.c - fsesl-bench: fsesl against the patterns it replaces, in one run.
+ *
+ * With no arguments it forks a child hosting embedded simulators and runs
+ * every scenario family for a short fixed time each (the whole run stays
+ * under a minute on two cores); --url points it at real FreeSWITCH
+ * servers instead. Every reply is checked against the unique token its
+ * request carried; any mismatch, lost request or unexpected error makes
+ * the run fail loudly (exit 1) after the report. Usage errors exit 2.
+ *
+ * Scenarios are data (a list built from the options) and each family has
+ * its own runner, so one family can run alone (--only) while another
+ * module is still unfinished.
+ */
+#include "bench.h"
+
+#include "fsesl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MAX_SCENARIOS 96
+#define MAX_LIST 16
+
+struct cli {
+	struct bench_opts o;
+	unsigned workers[MAX_LIST], n_workers;
+	unsigned windows[MAX_LIST], n_windows;
+	unsigned servers;
+	unsigned conns;
+	enum bench_mix mix;
+	unsigned event_rate;
+	unsigned open_rate;
+	unsigned many_conns;
+	bool many_set;
+	unsigned in_flight;
+	unsigned polling_itv;
+	const char *only;
+	bool list;
+	bool no_progress;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: fsesl-bench [options]\n"
+	    "  (no options)        every scenario against embedded simulators, < 1 minute\n"
+	    "  --quick             a few seconds in all (smoke test)\n"
+	    "  --url URL           fs://[user]:password@host[:port] (repeatable): real servers\n"
+	    "  --duration S        seconds per scenario, warm-up included (default 1.5)\n"
+	    "  --workers LIST      worker counts, e.g. 1,16,64 (default; 1..%u)\n"
+	    "  --window LIST       pipelined windows for bare/async (default 16,64)\n"
+	    "  --servers N         servers for the multi-server scenario (default 2)\n"
+	    "  --conns N           connections per server for the pool scenario (default 4)\n"
+	    "  --mix KIND          small|large|bgapi|mixed for the main scenarios (default small)\n"
+	    "  --large-bytes N     reply size of the large mix (default 4000)\n"
+	    "  --event-rate N      events/s during the events scenario (default 10000, 0 off)\n"
+	    "  --rate N            open-loop arrival rate, commands/s (default 5000, 0 off)\n"
+	    "  --many-conns N      connections of the many-connections scenario (default 1000\n"
+	    "                      with the simulator, off with --url; 0 off)\n"
+	    "  --in-flight N       commands in flight in that scenario (default 10 x N)\n"
+	    "  --polling-itv US    OpenSIPS esl_cmd_polling_itv of the baseline (default 1000)\n"
+	    "  --timeout-ms MS     a reply later than this counts as lost (default 5000)\n"
+	    "  --only LIST         run only scenarios whose name contains one of these words\n"
+	    "  --list              print the scenario names and exit\n"
+	    "  --json | --csv      machine output on stdout (the table goes to stderr)\n"
+	    "  --plot FILE         latency percentile chart (gnuplot if installed, else SVG)\n"
+	    "  --no-progress       no progress line even on a terminal\n",
+	    BENCH_MAX_WORKERS);
+}
+
+static int die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "fsesl-bench: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see fsesl-bench --help)\n");
+	return 2;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_list(const char *s, unsigned lo, unsigned hi, unsigned *out, unsigned *n)
+{
+	char buf[256];
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", s);
+	*n = 0;
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (*n == MAX_LIST || parse_uint(tok, lo, hi, &out[*n]) != 0)
+			return -1;
+		(*n)++;
+	}
+	return *n ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	enum {
+		O_QUICK = 256, O_URL, O_DURATION, O_WORKERS, O_WINDOW, O_SERVERS, O_CONNS, O_MIX,
+		O_LARGE, O_EVRATE, O_RATE, O_MANY, O_INFLIGHT, O_POLL, O_TIMEOUT, O_ONLY, O_LIST,
+		O_JSON, O_CSV, O_PLOT, O_NOPROG, O_HELP,
+	};
+	static const struct option opts[] = {
+		{ "quick", no_argument, NULL, O_QUICK },
+		{ "url", required_argument, NULL, O_URL },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "workers", required_argument, NULL, O_WORKERS },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "servers", required_argument, NULL, O_SERVERS },
+		{ "conns", required_argument, NULL, O_CONNS },
+		{ "mix", required_argument, NULL, O_MIX },
+		{ "large-bytes", required_argument, NULL, O_LARGE },
+		{ "event-rate", required_argument, NULL, O_EVRATE },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "many-conns", required_argument, NULL, O_MANY },
+		{ "in-flight", required_argument, NULL, O_INFLIGHT },
+		{ "polling-itv", required_argument, NULL, O_POLL },
+		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
+		{ "only", required_argument, NULL, O_ONLY },
+		{ "list", no_argument, NULL, O_LIST },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "csv", no_argument, NULL, O_CSV },
+		{ "plot", required_argument, NULL, O_PLOT },
+		{ "no-progress", no_argument, NULL, O_NOPROG },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool duration_set = false;
+	int ch;
+
+	memset(c, 0, sizeof(*c));
+	c->o.duration_s = 1.5;
+	c->o.large_bytes = 4000;
+	c->o.password = "ClueCon";
+	c->o.timeout_ms = 5000;
+	c->workers[0] = 1, c->workers[1] = 16, c->workers[2] = 64, c->n_workers = 3;
+	c->windows[0] = 16, c->windows[1] = 64, c->n_windows = 2;
+	c->servers = 2;
+	c->conns = 4;
+	c->event_rate = 10000;
+	c->open_rate = 5000;
+	c->many_conns = 1000;
+	c->polling_itv = 1000;
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_QUICK:
+			c->o.quick = true;
+			break;
+		case O_URL:
+			if (c->o.n_urls == BENCH_MAX_SERVERS)
+				return die_usage("too many --url (at most 16)%s", "");
+			c->o.urls[c->o.n_urls++] = optarg;
+			break;
+		case O_DURATION: {
+			char *end;
+			errno = 0;
+			double d = strtod(optarg, &end);
+			if (errno || *end || !(d >= 0.05 && d <= 3600))
+				return die_usage("--duration: '%s' is not a number of seconds "
+						 "between 0.05 and 3600",
+				    optarg);
+			c->o.duration_s = d;
+			duration_set = true;
+			break;
+		}
+		case O_WORKERS:
+			if (parse_list(optarg, 1, BENCH_MAX_WORKERS, c->workers, &c->n_workers))
+				return die_usage("--workers: '%s' is not a list of counts 1..1024",
+				    optarg);
+			break;
+		case O_WINDOW:
+			if (parse_list(optarg, 1, 65536, c->windows, &c->n_windows))
+				return die_usage("--window: '%s' is not a list of sizes 1..65536", optarg);
+			break;
+		case O_SERVERS:
+			if (parse_uint(optarg, 1, BENCH_MAX_SERVERS, &c->servers))
+				return die_usage("--servers: '%s' is not 1..16", optarg);
+			break;
+		case O_CONNS:
+			if (parse_uint(optarg, 1, 4096, &c->conns))
+				return die_usage("--conns: '%s' is not 1..4096", optarg);
+			break;
+		case O_MIX:
+			if (!strcmp(optarg, "small"))
+				c->mix = MIX_SMALL;
+			else if (!strcmp(optarg, "large"))
+				c->mix = MIX_LARGE;
+			else if (!strcmp(optarg, "bgapi"))
+				c->mix = MIX_BGAPI;
+			else if (!strcmp(optarg, "mixed"))
+				c->mix = MIX_MIXED;
+			else
+				return die_usage("--mix: '%s' is not small, large, bgapi or mixed",
+				    optarg);
+			break;
+		case O_LARGE:
+			if (parse_uint(optarg, 1, 8u << 20, &c->o.large_bytes))
+				return die_usage("--large-bytes: '%s' is not 1..8388608", optarg);
+			break;
+		case O_EVRATE:
+			if (parse_uint(optarg, 0, 1000000, &c->event_rate))
+				return die_usage("--event-rate: '%s' is not 0..1000000", optarg);
+			break;
+		case O_RATE:
+			if (parse_uint(optarg, 0, 10000000, &c->open_rate))
+				return die_usage("--rate: '%s' is not 0..10000000", optarg);
+			break;
+		case O_MANY:
+			if (parse_uint(optarg, 0, 100000, &c->many_conns))
+				return die_usage("--many-conns: '%s' is not 0..100000", optarg);
+			c->many_set = true;
+			break;
+		case O_INFLIGHT:
+			if (parse_uint(optarg, 1, 1000000, &c->in_flight))
+				return die_usage("--in-flight: '%s' is not 1..1000000", optarg);
+			break;
+		case O_POLL:
+			if (parse_uint(optarg, 1, 1000000, &c->polling_itv))
+				return die_usage("--polling-itv: '%s' is not 1..1000000 us", optarg);
+			break;
+		case O_TIMEOUT:
+			if (parse_uint(optarg, 1, 600000, &c->o.timeout_ms))
+				return die_usage("--timeout-ms: '%s' is not 1..600000", optarg);
+			break;
+		case O_ONLY:
+			c->only = optarg;
+			break;
+		case O_LIST:
+			c->list = true;
+			break;
+		case O_JSON:
+			c->o.json = true;
+			break;
+		case O_CSV:
+			c->o.csv = true;
+			break;
+		case O_PLOT:
+			if (!*optarg)
+				return die_usage("--plot needs a file name%s", "");
+			c->o.plot_file = optarg;
+			break;
+		case O_NOPROG:
+			c->no_progress = true;
+			break;
+		case 'h':
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		case ':':
+			return die_usage("%s needs a value", argv[optind - 1]);
+		default:
+			return die_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return die_usage("unexpected argument '%s'", argv[optind]);
+	if (c->o.json && c->o.csv)
+		return die_usage("--json and --csv are exclusive%s", "");
+	if (c->o.quick && !duration_set)
+		c->o.duration_s = 0.2;
+	c->o.warmup_s = c->o.duration_s / 6 < 0.25 ? c->o.duration_s / 6 : 0.25;
+	if (c->o.quick && !c->many_set)
+		c->many_conns = 100;
+	if (c->o.n_urls && !c->many_set)
+		c->many_conns = 0; /* a thousand sockets to a real server: only on request */
+	if (c->o.quick && c->open_rate > 2000)
+		c->open_rate = 2000;
+	if (!c->in_flight)
+		c->in_flight = c->many_conns * 10;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The scenario list                                                    */
+/* ------------------------------------------------------------------ */
+
+struct plan {
+	struct scenario sc[MAX_SCENARIOS];
+	size_t n;
+};
+
+static struct scenario *add(struct plan *p, enum bench_kind kind, const char *mode,
+    unsigned workers, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static struct scenario *add(struct plan *p, enum bench_kind kind, const char *mode,
+    unsigned workers, const char *fmt, ...)
+{
+	if (p->n == MAX_SCENARIOS)
+		return NULL;
+	struct scenario *s = &p->sc[p->n++];
+	va_list ap;
+	memset(s, 0, sizeof(*s));
+	va_start(ap, fmt);
+	vsnprintf(s->name, sizeof(s->name), fmt, ap);
+	va_end(ap);
+	s->kind = kind;
+	s->mode = mode;
+	s->workers = workers;
+	s->servers = 1;
+	s->conns_per_server = 1;
+	s->window = kind == K_BARE || kind == K_ASYNC ? 1 : 0;
+	s->wait_mode = FSESL_WAIT_FUTEX;
+	s->enabled = true;
+	return s;
+}
+
+static bool has_worker(const struct cli *c, unsigned w)
+{
+	for (unsigned i = 0; i < c->n_workers; i++)
+		if (c->workers[i] == w)
+			return true;
+	return false;
+}
+
+static unsigned pick_workers(const struct cli *c, unsigned want)
+{
+	if (has_worker(c, want))
+		return want;
+	unsigned best = c->workers[0];
+	for (unsigned i = 0; i < c->n_workers; i++)
+		if (c->workers[i] > best)
+			best = c->workers[i];
+	return best;
+}
+
+static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
+{
+	struct scenario *s;
+	unsigned w16 = pick_workers(c, 16), w64 = pick_workers(c, 64);
+
+	/* Baselines first: the engine is then compared in the same run. */
+	s = add(p, K_BARE, "bare", 1, "bare_serial");
+	s->mix = c->mix;
+	for (unsigned i = 0; i < c->n_windows; i++) {
+		s = add(p, K_BARE, "bare", 1, "bare_window_%u", c->windows[i]);
+		s->window = c->windows[i];
+		s->mix = c->mix;
+	}
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		s = add(p, K_OPENSIPS, "opensips", c->workers[i], "opensips_%uw", c->workers[i]);
+		s->polling_itv_us = c->polling_itv;
+		s->mix = c->mix;
+	}
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		s = add(p, K_PER_WORKER, "per_worker", c->workers[i], "per_worker_%uw",
+		    c->workers[i]);
+		s->conns_per_server = c->workers[i];
+		s->mix = c->mix;
+	}
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		s = add(p, K_ENGINE, "futex", c->workers[i], "futex_%uw", c->workers[i]);
+		s->mix = c->mix;
+	}
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		s = add(p, K_ENGINE, "poll1000", c->workers[i], "poll1000_%uw", c->workers[i]);
+		s->wait_mode = FSESL_WAIT_POLL;
+		s->polling_itv_us = 1000;
+		s->mix = c->mix;
+	}
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		s = add(p, K_ENGINE, "poll100", c->workers[i], "poll100_%uw", c->workers[i]);
+		s->wait_mode = FSESL_WAIT_POLL;
+		s->polling_itv_us = 100;
+		s->mix = c->mix;
+	}
+	for (unsigned i = 0; i < c->n_windows; i++) {
+		s = add(p, K_ASYNC, "async", 1, "async_window_%u", c->windows[i]);
+		s->window = c->windows[i];
+		s->mix = c->mix;
+	}
+	/* Dimensions: a pool of connections, several servers. */
+	if (c->conns > 1) {
+		s = add(p, K_ENGINE, "futex", w64, "futex_%uw_%uconns", w64, c->conns);
+		s->conns_per_server = c->conns;
+		s->mix = c->mix;
+	}
+	unsigned ns = c->servers <= n_targets ? c->servers : n_targets;
+	if (ns > 1) {
+		s = add(p, K_ENGINE, "futex", w64, "futex_%uw_%uservers", w64, ns);
+		s->servers = ns;
+		s->mix = c->mix;
+	}
+	if (c->mix != MIX_MIXED) {
+		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_mixed", w16);
+		s->mix = MIX_MIXED;
+	}
+	if (c->event_rate && sim) {
+		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_events_%u", w16, c->event_rate);
+		s->event_rate = c->event_rate;
+		s->mix = c->mix;
+	}
+	/* Open loop at one rate: latency from the intended send time. */
+	if (c->open_rate) {
+		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_open_%u", w16, c->open_rate);
+		s->open_rate = c->open_rate;
+		s->mix = c->mix;
+		s = add(p, K_OPENSIPS, "opensips", w16, "opensips_%uw_open_%u", w16, c->open_rate);
+		s->open_rate = c->open_rate;
+		s->polling_itv_us = c->polling_itv;
+		s->mix = c->mix;
+		s = add(p, K_PER_WORKER, "per_worker", w16, "per_worker_%uw_open_%u", w16,
+		    c->open_rate);
+		s->open_rate = c->open_rate;
+		s->conns_per_server = w16;
+		s->mix = c->mix;
+	}
+	if (c->many_conns) {
+		s = add(p, K_MANY_CONNS, "many_conns", 1, "many_conns_%u", c->many_conns);
+		s->conns_per_server = c->many_conns;
+		s->window = c->in_flight;
+	}
+	if (c->only) {
+		char buf[512];
+		for (size_t i = 0; i < p->n; i++) {
+			bool hit = false;
+			snprintf(buf, sizeof(buf), "%s", c->only);
+			for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && !hit;
+			    tok = strtok_r(NULL, ",", &save))
+				hit = strstr(p->sc[i].name, tok) != NULL;
+			p->sc[i].enabled = hit;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Targets                                                              */
+/* ------------------------------------------------------------------ */
+
+static int targets_from_urls(const struct cli *c, struct bench_env *env)
+{
+	for (unsigned i = 0; i < c->o.n_urls; i++) {
+		struct fsesl_url u;
+		char err[256];
+		if (fsesl_url_parse(c->o.urls[i], &u, err, sizeof(err)) != 0) {
+			fprintf(stderr, "fsesl-bench: --url #%u: %s\n", i + 1, err);
+			return 2;
+		}
+		struct bench_target *t = &env->targets[env->n_targets++];
+		snprintf(t->host, sizeof(t->host), "%s", u.host);
+		t->port = u.port;
+		snprintf(t->user, sizeof(t->user), "%s", u.user);
+		snprintf(t->password, sizeof(t->password), "%s", u.password);
+		snprintf(t->url, sizeof(t->url), "%s", c->o.urls[i]);
+		fsesl_url_clear(&u);
+	}
+	return 0;
+}
+
+static void raise_nofile(unsigned need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need + 256) {
+		rl.rlim_cur = need + 256 < rl.rlim_max ? need + 256 : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void run_one(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    struct result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->sc = sc;
+	r->submit_syscalls_per_cmd = -1;
+	r->server_cpu_us_per_cmd = -1;
+	r->mem_per_conn_bytes = -1;
+	hist_reset(&r->lat);
+	switch (sc->kind) {
+	case K_BARE:
+		run_bare(env, idx, sc, r);
+		break;
+	case K_OPENSIPS:
+		run_opensips(env, idx, sc, r);
+		break;
+	case K_PER_WORKER:
+		run_per_worker(env, idx, sc, r);
+		break;
+	case K_ENGINE:
+		run_engine(env, idx, sc, r);
+		break;
+	case K_ASYNC:
+		run_async(env, idx, sc, r);
+		break;
+	case K_MANY_CONNS:
+		run_many_conns(env, idx, sc, r);
+		break;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct cli c;
+	static struct plan p;
+	static struct bench_env env;
+	int rc = parse_args(argc, argv, &c);
+	if (rc)
+		return rc;
+	env.o = &c.o;
+	bool sim = c.o.n_urls == 0;
+	if (!sim && (rc = targets_from_urls(&c, &env)) != 0)
+		return rc;
+	build_plan(&c, sim, sim ? c.servers : env.n_targets, &p);
+	if (c.list) {
+		for (size_t i = 0; i < p.n; i++)
+			if (p.sc[i].enabled)
+				printf("%s\n", p.sc[i].name);
+		return 0;
+	}
+	size_t n_run = 0;
+	unsigned max_conns = 0;
+	for (size_t i = 0; i < p.n; i++) {
+		if (!p.sc[i].enabled)
+			continue;
+		n_run++;
+		unsigned need = p.sc[i].conns_per_server * p.sc[i].servers + p.sc[i].workers;
+		if (need > max_conns)
+			max_conns = need;
+	}
+	if (!n_run) {
+		fprintf(stderr, "fsesl-bench: --only '%s' matches no scenario (see --list)\n",
+		    c.only);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(max_conns * 2);
+	(void)large_padding(c.o.large_bytes); /* built before any thread starts */
+	c.o.progress = !c.no_progress && isatty(STDERR_FILENO);
+
+	/* Fork the simulators before any thread exists (simhost.c). */
+	if (sim) {
+		if (!simhost_available()) {
+			fprintf(stderr, "fsesl-bench: this build has no simulator; use --url\n");
+			return 1;
+		}
+		env.n_targets = c.servers;
+		rc = simhost_start(env.n_targets, c.o.password, max_conns, env.targets);
+		if (rc != 0) {
+			fprintf(stderr, "fsesl-bench: cannot start the simulator: %s\n",
+			    fsesl_strerror(rc));
+			return 1;
+		}
+		env.sim = true;
+	}
+
+	struct result *res = calloc(p.n, sizeof(*res));
+	if (!res) {
+		fprintf(stderr, "fsesl-bench: out of memory\n");
+		return 1;
+	}
+	size_t k = 0;
+	uint64_t t_start = now_ns();
+	for (size_t i = 0; i < p.n; i++) {
+		if (!p.sc[i].enabled)
+			continue;
+		if (c.o.progress) {
+			fprintf(stderr, "\r\033[K[%zu/%zu] %s (%.0f s elapsed)", k + 1, n_run,
+			    p.sc[i].name, (double)(now_ns() - t_start) / 1e9);
+			fflush(stderr);
+		}
+		run_one(&env, (unsigned)i, &p.sc[i], &res[k]);
+		k++;
+	}
+	if (c.o.progress)
+		fprintf(stderr, "\r\033[K");
+	if (sim)
+		simhost_stop();
+
+	struct ratios ra;
+	compute_ratios(res, k, &ra);
+	FILE *table = (c.o.json || c.o.csv) ? stderr : stdout;
+	fprintf(table, "fsesl-bench %s: %zu scenarios, %.1f s each (%.2f s warm-up), %s, %.0f s "
+		       "in all\n\n",
+	    fsesl_version(), k, c.o.duration_s, c.o.warmup_s,
+	    sim ? "embedded simulator (child process)" : "real servers", (double)(now_ns() - t_start) / 1e9);
+	report_table(table, res, k, &ra);
+	if (c.o.json && report_json(stdout, &env, res, k, &ra) != 0)
+		fprintf(stderr, "fsesl-bench: JSON output failed\n");
+	if (c.o.csv)
+		report_csv(stdout, res, k);
+	if (c.o.plot_file && report_plot(c.o.plot_file, res, k) != 0)
+		fprintf(stderr, "fsesl-bench: cannot write the plot to %s\n", c.o.plot_file);
+
+	int failed = 0;
+	for (size_t i = 0; i < k; i++) {
+		const struct result *r = &res[i];
+		if (r->ran && !r->errors && !r->mismatches && !r->lost)
+			continue;
+		failed++;
+		fprintf(stderr,
+		    "fsesl-bench: FAILED %s: %llu errors, %llu mismatches, %llu lost%s%s%s\n",
+		    r->sc->name, (unsigned long long)r->errors, (unsigned long long)r->mismatches,
+		    (unsigned long long)r->lost, r->ran ? "" : " (did not run)",
+		    r->first_error[0] || r->skip_reason[0] ? ": " : "",
+		    r->first_error[0] ? r->first_error : r->skip_reason);
+	}
+	free(res);
+	if (failed) {
+		fprintf(stderr, "fsesl-bench: %d of %zu scenarios FAILED\n", failed, k);
+		return 1;
+	}
+	return 0;
+}

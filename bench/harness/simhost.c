@@ -1,0 +1,241 @@
+/*
+ * simhost.c - runs the embedded FreeSWITCH simulators in a child process.
+ *
+ * Why a child: the harness reports CPU per command (getrusage) and memory
+ * per connection (RSS delta) for the client side only. In-process
+ * simulators would fold the fake server's CPU and buffers into both. The
+ * child is forked before the harness starts any thread, starts n
+ * simulators (each runs its own epoll thread), reports their ports, then
+ * serves one-line requests on a pipe: "F <rate>" (event flood on every
+ * connection), "R" (its CPU time). EOF on the pipe - including the
+ * parent's death - stops the simulators and ends the child.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef FSESL_BENCH_HAVE_SIM
+#include "fsesl_sim.h"
+#endif
+
+static pid_t child_pid = -1;
+static int to_child = -1, from_child = -1;
+
+bool simhost_available(void)
+{
+#ifdef FSESL_BENCH_HAVE_SIM
+	return true;
+#else
+	return false;
+#endif
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one '\n'-terminated line (byte at a time: the pipe is ours, the
+ * lines are short, and reading past the newline would steal the next). */
+static int read_line(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	while (n + 1 < cap) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (ch == '\n')
+			break;
+		buf[n++] = ch;
+	}
+	buf[n] = 0;
+	return (int)n;
+}
+
+#ifdef FSESL_BENCH_HAVE_SIM
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void __attribute__((noreturn)) child_main(unsigned n, const char *password, int in, int out)
+{
+	fsesl_sim *sims[BENCH_MAX_SERVERS] = { 0 };
+	char line[128];
+	int rc = 0;
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	raise_nofile();
+	for (unsigned i = 0; i < n; i++) {
+		struct fsesl_sim_config cfg;
+		uint16_t port = 0;
+		fsesl_sim_config_init(&cfg);
+		cfg.password = password;
+		cfg.heartbeat_interval_ms = 0; /* no background noise in the numbers */
+		rc = fsesl_sim_start(&cfg, &sims[i], &port);
+		int len = snprintf(line, sizeof(line), "%d %u\n", rc, (unsigned)port);
+		(void)write_all(out, line, (size_t)len);
+		if (rc != 0)
+			break;
+	}
+	while (rc == 0 && read_line(in, line, sizeof(line)) >= 0) {
+		char reply[64] = "0\n";
+		if (line[0] == 'F') {
+			unsigned long rate = strtoul(line + 1, NULL, 10);
+			for (unsigned i = 0; i < n; i++) {
+				if (rate)
+					fsesl_sim_fault(sims[i], 0, FSESL_SIM_FAULT_EVENT_FLOOD, rate, 0);
+				else
+					fsesl_sim_clear_faults(sims[i]);
+			}
+		} else if (line[0] == 'R') {
+			struct rusage ru;
+			uint64_t ns = 0;
+			if (getrusage(RUSAGE_SELF, &ru) == 0)
+				ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
+				        1000000000u +
+				    ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+			snprintf(reply, sizeof(reply), "%llu\n", (unsigned long long)ns);
+		}
+		if (write_all(out, reply, strlen(reply)) != 0)
+			break;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (sims[i])
+			fsesl_sim_stop(sims[i]);
+	_exit(0);
+}
+#endif
+
+int simhost_start(unsigned n, const char *password, unsigned max_conns,
+    struct bench_target *targets)
+{
+#ifdef FSESL_BENCH_HAVE_SIM
+	int down[2], up[2];
+	(void)max_conns;
+	if (n == 0 || n > BENCH_MAX_SERVERS)
+		return -EINVAL;
+	if (pipe2(down, O_CLOEXEC) != 0)
+		return -errno;
+	if (pipe2(up, O_CLOEXEC) != 0) {
+		int e = errno;
+		close(down[0]);
+		close(down[1]);
+		return -e;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(down[0]);
+		close(down[1]);
+		close(up[0]);
+		close(up[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		child_main(n, password, down[0], up[1]);
+	}
+	close(down[0]);
+	close(up[1]);
+	child_pid = pid;
+	to_child = down[1];
+	from_child = up[0];
+	for (unsigned i = 0; i < n; i++) {
+		char line[64];
+		int rc;
+		unsigned port;
+		if (read_line(from_child, line, sizeof(line)) < 0 ||
+		    sscanf(line, "%d %u", &rc, &port) != 2) {
+			simhost_stop();
+			return -EPIPE;
+		}
+		if (rc != 0) {
+			simhost_stop();
+			return rc < 0 ? rc : -rc;
+		}
+		struct bench_target *t = &targets[i];
+		memset(t, 0, sizeof(*t));
+		snprintf(t->host, sizeof(t->host), "127.0.0.1");
+		t->port = (uint16_t)port;
+		snprintf(t->password, sizeof(t->password), "%s", password);
+		snprintf(t->url, sizeof(t->url), "fs://:%s@127.0.0.1:%u", password, port);
+	}
+	return 0;
+#else
+	(void)n;
+	(void)password;
+	(void)max_conns;
+	(void)targets;
+	return -ENOSYS;
+#endif
+}
+
+static int ask(const char *req, char *reply, size_t cap)
+{
+	if (to_child < 0)
+		return -ENOTCONN;
+	if (write_all(to_child, req, strlen(req)) != 0)
+		return -EPIPE;
+	if (read_line(from_child, reply, cap) < 0)
+		return -EPIPE;
+	return 0;
+}
+
+int simhost_flood(unsigned rate)
+{
+	char req[32], reply[32];
+	snprintf(req, sizeof(req), "F %u\n", rate);
+	return ask(req, reply, sizeof(reply));
+}
+
+uint64_t simhost_cpu_ns(void)
+{
+	char reply[32];
+	if (ask("R\n", reply, sizeof(reply)) != 0)
+		return 0;
+	return strtoull(reply, NULL, 10);
+}
+
+void simhost_stop(void)
+{
+	if (to_child >= 0)
+		close(to_child);
+	if (from_child >= 0)
+		close(from_child);
+	to_child = from_child = -1;
+	if (child_pid > 0) {
+		int st;
+		while (waitpid(child_pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	child_pid = -1;
+}
