@@ -39,6 +39,9 @@ struct fsesl_sim_config {
 	unsigned int event_drop_kill; /* 500 */
 	const char *hostname;         /* "sim" */
 	unsigned int max_sessions;    /* 1000 */
+	/* Added after the first draft (appended: source-compatible). */
+	const char *ipv4;             /* FreeSWITCH-IPv4; NULL: "127.0.0.1" */
+	const char *ipv6;             /* FreeSWITCH-IPv6; NULL: "::1", "": header left out */
 };
 
 void fsesl_sim_config_init(struct fsesl_sim_config *cfg);
@@ -85,6 +88,19 @@ enum fsesl_sim_fault {
 	FSESL_SIM_FAULT_KILL_ALL,     /* close every connection now (restart) */
 	FSESL_SIM_FAULT__COUNT
 };
+/* Connection ids are 1, 2, 3... in accept order. Copies up to max ids of the
+ * open connections (newest first) into ids; returns how many are open. */
+size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max);
+
+/*
+ * Faults act on the server's thread before this returns. Per-connection
+ * faults (DELAY .. DROP_REPLY) with conn_id 0 apply to every open connection
+ * and to every new one until fsesl_sim_clear_faults(); one-shot faults
+ * (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY) then act once per connection.
+ * REFUSE, SILENT_ACCEPT, RUDE_REJECT, NO_HEARTBEAT, EVENT_FLOOD and KILL_ALL
+ * are server-wide (conn_id ignored). Returns 0, -EINVAL, or -ENOENT for an
+ * unknown conn_id. See docs/simulator.md for what each counter counts.
+ */
 int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a,
     uint64_t b);
 void fsesl_sim_clear_faults(fsesl_sim *s);

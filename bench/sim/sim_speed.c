@@ -1,0 +1,146 @@
+/*
+ * sim_speed.c - fsesl-sim-speed: how fast is the simulator itself?
+ *
+ * Starts an in-process simulator (or connects to --port P on 127.0.0.1),
+ * authenticates, then keeps a window of pipelined "api echo N" commands in
+ * flight on ONE connection and counts the api/response frames coming back,
+ * checking that reply i carries body "i". The client side is deliberately
+ * cheap (big writes, big reads, proto's frame reader) so the number measures
+ * the server. Prints one line: commands, seconds, commands/s.
+ */
+#include "fsesl_proto.h"
+#include "fsesl_sim.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "fsesl-sim-speed: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long total = 2000000, window = 8192;
+	unsigned port = 0;
+	fsesl_sim *sim = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			total = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "-w") && i + 1 < argc)
+			window = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+			port = (unsigned)strtoul(argv[++i], NULL, 10);
+		else {
+			fprintf(stderr, "usage: fsesl-sim-speed [-n COMMANDS] [-w WINDOW] "
+					"[--port P (external fsesl-sim on 127.0.0.1)]\n");
+			return 2;
+		}
+	}
+	if (!total || !window)
+		return 2;
+	if (!port) {
+		struct fsesl_sim_config cfg;
+		uint16_t p;
+		fsesl_sim_config_init(&cfg);
+		cfg.port = 0;
+		cfg.heartbeat_interval_ms = 0;
+		if (fsesl_sim_start(&cfg, &sim, &p))
+			die("fsesl_sim_start");
+		port = p;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		die("connect");
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	size_t cap = 8u << 20, len = 0;
+	char *in = malloc(cap);
+	char *out = malloc(64u * window + 64);
+	if (!in || !out)
+		die("malloc");
+	if (write(fd, "auth ClueCon\n\n", 14) != 14)
+		die("write");
+	/* greeting + auth reply */
+	int frames = 0;
+	while (frames < 2) {
+		ssize_t r = read(fd, in + len, cap - len);
+		if (r <= 0)
+			die("read");
+		len += (size_t)r;
+		struct fsesl_msg m;
+		ssize_t c;
+		while ((c = fsesl_msg_parse(in, len, 0, NULL, &m, NULL)) > 0) {
+			frames++;
+			memmove(in, in + c, len - (size_t)c);
+			len -= (size_t)c;
+		}
+	}
+
+	unsigned long sent = 0, got = 0;
+	double t0 = now_s();
+	while (got < total) {
+		/* Top the window up with one write. */
+		if (sent < total && sent - got < window / 2) {
+			size_t o = 0;
+			while (sent < total && sent - got < window)
+				o += (size_t)sprintf(out + o, "api echo %lu\n\n", ++sent);
+			size_t w = 0;
+			while (w < o) {
+				ssize_t r = write(fd, out + w, o - w);
+				if (r <= 0)
+					die("write");
+				w += (size_t)r;
+			}
+		}
+		ssize_t r = read(fd, in + len, cap - len);
+		if (r <= 0)
+			die("read");
+		len += (size_t)r;
+		size_t off = 0;
+		struct fsesl_msg m;
+		ssize_t c;
+		while ((c = fsesl_msg_parse(in + off, len - off, 0, NULL, &m, NULL)) > 0) {
+			char want[32];
+			int wl = snprintf(want, sizeof(want), "%lu", ++got);
+			if (m.type != FSESL_MSG_API_RESPONSE || m.body_len != (size_t)wl ||
+			    memcmp(m.body, want, (size_t)wl)) {
+				fprintf(stderr, "fsesl-sim-speed: reply %lu out of order\n", got);
+				return 1;
+			}
+			off += (size_t)c;
+		}
+		memmove(in, in + off, len - off);
+		len -= off;
+	}
+	double dt = now_s() - t0;
+	printf("%lu commands in %.3f s: %.0f commands/s (window %lu, one connection)\n", total,
+	    dt, (double)total / dt, window);
+	close(fd);
+	free(in);
+	free(out);
+	if (sim)
+		fsesl_sim_stop(sim);
+	return 0;
+}
