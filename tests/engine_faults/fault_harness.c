@@ -43,6 +43,7 @@ static const char *const outcome_names[FH__COUNT] = {
 	[FH_EPROTO] = "EPROTO",
 	[FH_ESHUTDOWN] = "ESHUTDOWN",
 	[FH_EAGAIN] = "EAGAIN",
+	[FH_ECONNRESET] = "ECONNRESET",
 	[FH_OTHER] = "OTHER",
 };
 
@@ -65,6 +66,8 @@ int fh_outcome_of(int rc)
 	case FSESL_EPROTO: return FH_EPROTO;
 	case FSESL_ESHUTDOWN: return FH_ESHUTDOWN;
 	case -EAGAIN: return FH_EAGAIN;
+	case -ECONNRESET: return FH_ECONNRESET;
+	case -EPIPE: return FH_ECONNRESET;
 	default: return FH_OTHER;
 	}
 }
@@ -93,6 +96,31 @@ int fh_count_fds(void)
 int fh_count_threads(void)
 {
 	return count_dir("/proc/self/task");
+}
+
+void fh_log_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[300], comm[64] = "";
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (f != NULL) {
+			if (fgets(comm, sizeof(comm), f) != NULL)
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		cr_log_warn("thread %s: %s", de->d_name, comm);
+	}
+	closedir(d);
 }
 
 static uint64_t now_ms(void)
@@ -202,8 +230,11 @@ void fh_finish(struct fh_env *env)
 	threads = fh_count_threads();
 	cr_expect_eq(fds, env->fds_before, "fds: %d before, %d after stop", env->fds_before,
 	    fds);
-	cr_expect_eq(threads, env->threads_before, "threads: %d before, %d after stop",
+	cr_expect_eq(threads, env->threads_before, "threads: %d before, %d after stop "
+	    "(a liburcu call_rcu worker left running? docs/reliability.md)",
 	    env->threads_before, threads);
+	if (threads != env->threads_before)
+		fh_log_threads();
 	cr_expect_eq(atomic_load(&fh_pw_leaks), 0, "the password reached the log %llu times",
 	    (unsigned long long)atomic_load(&fh_pw_leaks));
 }
@@ -240,6 +271,14 @@ int fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_
 	return o;
 }
 
+void fh_pace(int outcome)
+{
+	struct timespec ts = { 0, 1000 * 1000 };
+
+	if (outcome != FH_OK && outcome != FH_ETIMEDOUT)
+		nanosleep(&ts, NULL);
+}
+
 bool fh_until_ok(struct fh_env *env, unsigned int max_attempts, unsigned int deadline_ms)
 {
 	static _Atomic unsigned int seq;
@@ -247,9 +286,13 @@ bool fh_until_ok(struct fh_env *env, unsigned int max_attempts, unsigned int dea
 	char tok[48];
 
 	for (unsigned int i = 0; i < max_attempts && now_ms() < end; i++) {
+		int o;
+
 		snprintf(tok, sizeof(tok), "main-%u", atomic_fetch_add(&seq, 1));
-		if (fh_echo_once(env, tok, -1, NULL) == FH_OK)
+		o = fh_echo_once(env, tok, -1, NULL);
+		if (o == FH_OK)
 			return true;
+		fh_pace(o);
 	}
 	return false;
 }
@@ -297,6 +340,7 @@ static void *worker_main(void *arg)
 			atomic_fetch_add(&run->unrecovered_workers, 1);
 			break;
 		}
+		fh_pace(o);
 	}
 	return NULL;
 }
@@ -401,11 +445,14 @@ static void *sub_main(void *arg)
 static void drive(struct fh_run *run, unsigned int n, const char *tag)
 {
 	char tok[48];
+	int o;
 
 	for (unsigned int i = 0; i < n; i++) {
 		snprintf(tok, sizeof(tok), "%s-%u", tag, i);
 		atomic_fetch_add(&run->submitted, 1);
-		count(run, fh_echo_once(run->env, tok, -1, NULL));
+		o = fh_echo_once(run->env, tok, -1, NULL);
+		count(run, o);
+		fh_pace(o);
 	}
 }
 
@@ -425,7 +472,7 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	run->with_sub = c->with_sub;
 
 	/* Connected before anything else, so PRE-phase failures are real. */
-	cr_assert(fh_until_ok(env, 1000, 10000), "%s: the engine never connected", c->name);
+	cr_assert(fh_until_ok(env, 1000000, 10000), "%s: the engine never connected", c->name);
 
 	if (c->with_sub) {
 		fsesl_sub_opts so = { 0 };
@@ -477,7 +524,7 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	else
 		fsesl_sim_clear_faults(env->sim);
 	atomic_store_explicit(&run->phase, FH_PHASE_RECOVER, memory_order_release);
-	cr_expect(fh_until_ok(env, 10000, 15000), "%s: no success after the fault cleared",
+	cr_expect(fh_until_ok(env, 1000000, 15000), "%s: no success after the fault cleared",
 	    c->name);
 	for (unsigned int i = 0; i < FH_WORKERS; i++)
 		pthread_join(w[i].tid, NULL);
@@ -500,7 +547,7 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 		    (unsigned long long)n, fh_outcome_name(o));
 	}
 	cr_log_info("%s: submitted %llu ok %llu timeout %llu disc %llu notconn %llu "
-	    "connto %llu refused %llu rejected %llu auth %llu proto %llu",
+	    "connto %llu refused %llu rejected %llu auth %llu proto %llu reset %llu",
 	    c->name, (unsigned long long)atomic_load(&run->submitted),
 	    (unsigned long long)run->outcomes[FH_OK],
 	    (unsigned long long)run->outcomes[FH_ETIMEDOUT],
@@ -510,7 +557,8 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	    (unsigned long long)run->outcomes[FH_ECONNREFUSED],
 	    (unsigned long long)run->outcomes[FH_EREJECTED],
 	    (unsigned long long)run->outcomes[FH_EAUTH],
-	    (unsigned long long)run->outcomes[FH_EPROTO]);
+	    (unsigned long long)run->outcomes[FH_EPROTO],
+	    (unsigned long long)run->outcomes[FH_ECONNRESET]);
 	cr_expect_eq(sum, atomic_load(&run->submitted), "%s: %llu outcomes for %llu requests",
 	    c->name, (unsigned long long)sum, (unsigned long long)atomic_load(&run->submitted));
 	cr_expect_eq(atomic_load(&run->outcomes[FH_MISMATCH]), 0, "%s: replies mismatched",

@@ -35,6 +35,7 @@ enum fh_outcome {
 	FH_EPROTO,
 	FH_ESHUTDOWN,
 	FH_EAGAIN,
+	FH_ECONNRESET,    /* -ECONNRESET / -EPIPE: lost while connecting */
 	FH_OTHER,         /* any other code: never expected */
 	FH__COUNT
 };
@@ -45,6 +46,8 @@ int fh_outcome_of(int rc);
 /* Entries of /proc/self/fd and /proc/self/task (leak checks). */
 int fh_count_fds(void);
 int fh_count_threads(void);
+/* Logs each thread's name (after a thread-count mismatch). */
+void fh_log_threads(void);
 
 struct fh_env {
 	int fds_before;
@@ -82,8 +85,12 @@ void fh_url(const struct fh_env *env, const char *password, char *buf, size_t le
 int fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_out);
 /* Repeats echo until one succeeds with its own reply; false after
  * max_attempts or deadline_ms. Each attempt waits on the engine (its own
- * command timeout), never on a sleep. */
+ * command timeout); an error returned at once is followed by a 1 ms pause
+ * (fh_pace) so that a fast-failing engine is not hammered. */
 bool fh_until_ok(struct fh_env *env, unsigned int max_attempts, unsigned int deadline_ms);
+/* Pacing after an error (what a sane caller does while a server is down).
+ * Never used to wait for a state: correctness never depends on it. */
+void fh_pace(int outcome);
 
 /* ---- the run through a fault ---- */
 
