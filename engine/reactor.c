@@ -577,6 +577,11 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		fsesl_log(e, FSESL_LOG_WARN, "%s: connect attempt %u failed: %s", s->key,
 		    c->failures, fsesl_strerror(err));
 		(void)fsesl_timer_arm(&e->timers, &c->timer, e->now_ns + backoff_ns(e, c->failures));
+		/* Requests waiting for this attempt get its specific error now
+		 * (not after the next attempt has started), unless another
+		 * connection of the pool is up or still trying. */
+		if (!pick_conn(e, s) && !srv_has_attempt(s))
+			srv_fail_queued(e, s, err);
 	}
 	/* Queued requests move to another connection, wait for an attempt
 	 * still running, or fail with this error (srv_assign decides). */
