@@ -43,9 +43,11 @@ int main(int argc, char **argv)
 	 * sleep loop is the honest tool here. */
 	deadline = time(NULL) + wait_s;
 	for (;;) {
-		for (valid = 0, i = 0; i < n; i++)
-			valid += fsesl_server_load(e, srvs[i], &ld) == 0 && ld.valid;
-		if (valid == n || time(NULL) >= deadline)
+		for (valid = 0, err = 0, i = 0; i < n && err == 0; i++) {
+			err = fsesl_server_load(e, srvs[i], &ld);
+			valid += err == 0 && ld.valid;
+		}
+		if (err != 0 || valid == n || time(NULL) >= deadline)
 			break;
 		usleep(100 * 1000);
 	}

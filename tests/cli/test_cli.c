@@ -425,3 +425,20 @@ Test(cli, events_print_one_json_object_per_line)
 	free(u);
 	fsesl_sim_stop(s);
 }
+
+Test(cli, unanswered_command_exits_4)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = url("ClueCon", port);
+	struct run r;
+
+	/* Reply 1 is auth's +OK; reply 2, the api's, never comes. */
+	cr_assert_eq(fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_DROP_REPLY, 2, 0), 0);
+	run_cli(&r, NULL, (const char *const[]){ "-t", "300", u, "api", "status", NULL });
+	cr_assert_eq(r.status, 4, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_str_empty(r.out);
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}
