@@ -522,7 +522,7 @@ void run_per_worker(const struct bench_env *env, unsigned idx, const struct scen
 		w->k = opened;
 		w->ctl = &ctl;
 		hist_reset(&w->st.lat);
-		if (rawconn_open(&w->conn, &env->targets[opened % env->n_targets], err,
+		if (rawconn_open(&w->conn, &env->targets[opened % (sc->servers ? sc->servers : 1)], err,
 		        sizeof(err)) != 0) {
 			r->errors++;
 			snprintf(r->first_error, sizeof(r->first_error), "%s", err);

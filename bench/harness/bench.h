@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define BENCH_MAX_SERVERS 16
+#define BENCH_MAX_SERVERS 32
 #define BENCH_MAX_WORKERS 1024
 #define BENCH_TOKEN_MAX 64
 

@@ -17,6 +17,7 @@
 #include "fsesl.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -70,7 +71,9 @@ static void usage(FILE *f)
 	    "  --in-flight N       commands in flight in that scenario (default 10 x N)\n"
 	    "  --polling-itv US    OpenSIPS esl_cmd_polling_itv of the baseline (default 1000)\n"
 	    "  --timeout-ms MS     a reply later than this counts as lost (default 5000)\n"
-	    "  --only LIST         run only scenarios whose name contains one of these words\n"
+	    "  --only LIST         run only these scenarios: exact names, families (bare,\n"
+	    "                      opensips, per_worker, futex, poll1000, poll100, async,\n"
+	    "                      many_conns) or globs ('futex_*'), comma-separated\n"
 	    "  --list              print the scenario names and exit\n"
 	    "  --json | --csv      machine output on stdout (the table goes to stderr)\n"
 	    "  --plot FILE         latency percentile chart (gnuplot if installed, else SVG)\n"
@@ -165,7 +168,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	c->polling_itv = 1000;
 	opterr = 0;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_QUICK:
 			c->o.quick = true;
@@ -347,6 +350,22 @@ static unsigned pick_workers(const struct cli *c, unsigned want)
 	return best;
 }
 
+/* A word of --only selects a scenario by its exact name, a whole family by
+ * its mode (bare, opensips, per_worker, futex, poll1000, poll100, async,
+ * many_conns), or names by a glob (fnmatch). */
+static bool only_match(const char *only, const struct scenario *sc)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", only);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (strpbrk(tok, "*?[") ? fnmatch(tok, sc->name, 0) == 0 :
+		                         !strcmp(tok, sc->name) || !strcmp(tok, sc->mode))
+			return true;
+	}
+	return false;
+}
+
 static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 {
 	struct scenario *s;
@@ -429,20 +448,24 @@ static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct
 		s->mix = c->mix;
 	}
 	if (c->many_conns) {
+		/* The engine keeps at most 64 connections per server entry, and
+		 * entries are per host:port: spread N over several servers,
+		 * preferring a count that divides N exactly. */
+		unsigned nsv = (c->many_conns + 63) / 64, best = 0;
+		for (unsigned k = nsv; k <= BENCH_MAX_SERVERS && !best; k++)
+			if (c->many_conns % k == 0)
+				best = k;
+		nsv = best ? best : nsv;
+		if (nsv > n_targets)
+			nsv = n_targets;
 		s = add(p, K_MANY_CONNS, "many_conns", 1, "many_conns_%u", c->many_conns);
-		s->conns_per_server = c->many_conns;
+		s->servers = nsv;
+		s->conns_per_server = (c->many_conns + nsv - 1) / nsv;
 		s->window = c->in_flight;
 	}
 	if (c->only) {
-		char buf[512];
-		for (size_t i = 0; i < p->n; i++) {
-			bool hit = false;
-			snprintf(buf, sizeof(buf), "%s", c->only);
-			for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && !hit;
-			    tok = strtok_r(NULL, ",", &save))
-				hit = strstr(p->sc[i].name, tok) != NULL;
-			p->sc[i].enabled = hit;
-		}
+		for (size_t i = 0; i < p->n; i++)
+			p->sc[i].enabled = only_match(c->only, &p->sc[i]);
 	}
 }
 
@@ -522,7 +545,7 @@ int main(int argc, char **argv)
 	bool sim = c.o.n_urls == 0;
 	if (!sim && (rc = targets_from_urls(&c, &env)) != 0)
 		return rc;
-	build_plan(&c, sim, sim ? c.servers : env.n_targets, &p);
+	build_plan(&c, sim, sim ? BENCH_MAX_SERVERS : env.n_targets, &p);
 	if (c.list) {
 		for (size_t i = 0; i < p.n; i++)
 			if (p.sc[i].enabled)
@@ -555,7 +578,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "fsesl-bench: this build has no simulator; use --url\n");
 			return 1;
 		}
-		env.n_targets = c.servers;
+		env.n_targets = 1;
+		for (size_t i = 0; i < p.n; i++)
+			if (p.sc[i].enabled && p.sc[i].servers > env.n_targets)
+				env.n_targets = p.sc[i].servers;
 		rc = simhost_start(env.n_targets, c.o.password, max_conns, env.targets);
 		if (rc != 0) {
 			fprintf(stderr, "fsesl-bench: cannot start the simulator: %s\n",
@@ -603,6 +629,7 @@ int main(int argc, char **argv)
 	if (c.o.plot_file && report_plot(c.o.plot_file, res, k) != 0)
 		fprintf(stderr, "fsesl-bench: cannot write the plot to %s\n", c.o.plot_file);
 
+	fflush(stdout);
 	int failed = 0;
 	for (size_t i = 0; i < k; i++) {
 		const struct result *r = &res[i];
