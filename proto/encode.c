@@ -268,7 +268,11 @@ static ssize_t enc_finish(struct enc *e, unsigned flags)
 
 static void enc_cmd(struct enc *e, const struct fsesl_cmd *cmd)
 {
-	if (!cmd || !enc_need(e, cmd->line))
+	if (!cmd) {
+		enc_fail(e, FSESL_PERR_INVALID);
+		return;
+	}
+	if (!enc_need(e, cmd->line))
 		return;
 	enc_part(e, cmd->line, strlen(cmd->line));
 	fsesl_wbuf_putc(&e->w, '\n');
