@@ -281,6 +281,7 @@ static void *os_manager(void *arg)
 				snprintf(rp->detail, sizeof(rp->detail), "%s", tmp.first_error);
 			}
 		}
+		free(rq);
 		pthread_mutex_lock(&sh->lock);
 		rp->next = sh->replies;
 		sh->replies = rp;

@@ -156,14 +156,18 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 			    r->first_error[0] ? r->first_error : "failed");
 			continue;
 		}
-		char sys[16];
+		char sys[16], win[16];
+		if (sc->window)
+			snprintf(win, sizeof(win), "%u", sc->window);
+		else
+			snprintf(win, sizeof(win), "-");
 		if (r->submit_syscalls_per_cmd >= 0)
 			snprintf(sys, sizeof(sys), "%.3f", r->submit_syscalls_per_cmd);
 		else
 			snprintf(sys, sizeof(sys), "-");
 		fprintf(f,
-		    "%-26s %-10s %4u %2u %4u %5u %8s %7s %7s %7s %7s %7s %6.1fu %7s %4llu %3llu\n",
-		    sc->name, sc->mode, sc->workers, sc->servers, r->connections, sc->window,
+		    "%-26s %-10s %4u %2u %4u %5s %8s %7s %7s %7s %7s %7s %6.1fu %7s %4llu %3llu\n",
+		    sc->name, sc->mode, sc->workers, sc->servers, r->connections, win,
 		    fmt_rate(rate, sizeof(rate), r->cmds_per_s),
 		    fmt_lat(a[0], sizeof(a[0]), hist_quantile(&r->lat, 0.5)),
 		    fmt_lat(a[1], sizeof(a[1]), hist_quantile(&r->lat, 0.9)),
