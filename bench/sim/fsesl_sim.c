@@ -1043,6 +1043,8 @@ static void sim_chan_event(struct fsesl_sim *s, int type, const struct sim_chan 
 	sim_dispatch(s, ev);
 }
 
+static void sim_api_split(char *buf, char **cmd, char **arg);
+
 /* Output of an api command, built into *out; sets *msleep_ms for msleep. */
 static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, struct sbuf *out,
     long *msleep_ms, bool bg)
@@ -1174,6 +1176,36 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 			sbuf_add(out, "+OK\n", 4);
 		else
 			sbuf_printf(out, "-ERR No such channel!\n");
+	} else if (!strcasecmp(cmd, "strftime")) {
+		char tb[256];
+		time_t t = time(NULL);
+		struct tm lt;
+		localtime_r(&t, &lt);
+		size_t n = strftime(tb, sizeof(tb), *arg ? arg : "%Y-%m-%d %T", &lt);
+		sbuf_add(out, tb, n);
+	} else if (!strcasecmp(cmd, "expand")) {
+		/* Only $${domain} (the switch's IPv4, as in a vanilla config). */
+		struct sbuf ex = {0};
+		const char *dom = s->cfg.ipv4 ? s->cfg.ipv4 : "127.0.0.1";
+		for (const char *p = arg; *p;) {
+			if (!strncmp(p, "$${domain}", 10)) {
+				sbuf_add(&ex, dom, strlen(dom));
+				p += 10;
+			} else {
+				sbuf_add(&ex, p++, 1);
+			}
+		}
+		sbuf_add(&ex, "", 1);
+		char *icmd, *iarg;
+		sim_api_split(ex.p + ex.off, &icmd, &iarg);
+		sim_api_run(s, icmd, iarg, out, msleep_ms, bg);
+		sbuf_free(&ex);
+	} else if (!strcasecmp(cmd, "uuid_getvar")) {
+		char u[64] = "", var[128] = "";
+		if (sscanf(arg, "%63s %127s", u, var) < 2)
+			sbuf_printf(out, "-USAGE: <uuid> <var>\n");
+		else
+			sbuf_printf(out, "-ERR No such channel!\n");
 	} else if (!strcasecmp(cmd, "log")) {
 		/* "api log LEVEL text" */
 		char lvl[32] = "";
@@ -1206,11 +1238,21 @@ static void sim_api_split(char *buf, char **cmd, char **arg)
 		*arg = sp + 1;
 	}
 	*cmd = buf;
-	while (**arg == ' ')
-		(*arg)++;
-	size_t al = strlen(*arg);
-	while (al > 0 && (*arg)[al - 1] == ' ')
-		(*arg)[--al] = '\0';
+	/* switch_strip_whitespace(): any white space, so a stray CR/LF left by a
+	 * mixed line-end packet (§1.3) does not change the command name. */
+	char *parts[2] = {*cmd, *arg};
+	for (int i = 0; i < 2; i++) {
+		char *p = parts[i];
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		size_t l = strlen(p);
+		while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t' || p[l - 1] == '\r' ||
+				    p[l - 1] == '\n'))
+			p[--l] = '\0';
+		parts[i] = p;
+	}
+	*cmd = parts[0];
+	*arg = parts[1];
 }
 
 /* userauth esl-allowed-api: a comma/space separated list of names. */
@@ -2138,6 +2180,11 @@ static bool sim_conn_write(struct sim_conn *c)
 			c->out.off = c->out.len = 0;
 	}
 	if (sbuf_avail(&c->out) == 0 && c->closing) {
+		/* Swallow unread input first: closing with unread bytes sends a RST,
+		 * which can destroy the notice still in the client's buffer. */
+		char sink[4096];
+		while (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
 		shutdown(c->fd, SHUT_RDWR);
 		sim_conn_kill(c);
 		return false;

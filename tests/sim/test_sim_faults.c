@@ -1,0 +1,283 @@
+/*
+ * test_sim_faults.c - one test per simulator fault: it happens, and it is
+ * counted in fsesl_sim_counters().faults[].
+ */
+#include "sim_client.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <string.h>
+
+static fsesl_sim *sim;
+static uint16_t port;
+
+static void setup(void)
+{
+	sim = tc_sim_start(NULL, &port);
+}
+
+static void teardown(void)
+{
+	fsesl_sim_stop(sim);
+}
+
+TestSuite(fault, .init = setup, .fini = teardown, .timeout = 30);
+
+static uint64_t counted(enum fsesl_sim_fault f)
+{
+	struct fsesl_sim_counters c;
+
+	fsesl_sim_counters(sim, &c);
+	return c.faults[f];
+}
+
+static void login(struct tc *t)
+{
+	cr_assert_eq(tc_connect(t, port, 5000), 0);
+	tc_login(t);
+}
+
+Test(fault, delay)
+{
+	struct tc t;
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_DELAY, 200, 0), 0);
+	tc_sends(&t, "api echo x\n\n");
+	cr_assert(tc_quiet_for(&t, 50), "reply came before the delay");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "x"));
+	cr_expect_eq(counted(FSESL_SIM_FAULT_DELAY), 1);
+	tc_close(&t);
+}
+
+Test(fault, stall)
+{
+	struct tc t;
+
+	login(&t);
+	uint64_t id;
+	cr_assert_eq(fsesl_sim_conn_ids(sim, &id, 1), 1);
+	cr_assert_eq(fsesl_sim_fault(sim, id, FSESL_SIM_FAULT_STALL, 0, 0), 0);
+	tc_sends(&t, "api echo x\n\n");
+	cr_assert(tc_quiet_for(&t, 100), "a stalled server answered");
+	cr_expect_eq(counted(FSESL_SIM_FAULT_STALL), 1);
+	fsesl_sim_clear_faults(sim);
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "x"));
+	tc_close(&t);
+}
+
+Test(fault, close_after_bytes)
+{
+	struct tc t;
+	char buf[256];
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_CLOSE_AFTER_BYTES, 10, 0), 0);
+	tc_sends(&t, "api echo hello\n\n");
+	size_t n = 0;
+	ssize_t r;
+	while ((r = recv(t.fd, buf + n, sizeof(buf) - n, 0)) > 0)
+		n += (size_t)r;
+	cr_assert_eq(n, 10);
+	cr_assert_eq(memcmp(buf, "Content-Ty", 10), 0);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_CLOSE_AFTER_BYTES), 1);
+	tc_close(&t);
+}
+
+Test(fault, close_after_msgs)
+{
+	struct tc t;
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_CLOSE_AFTER_MSGS, 2, 0), 0);
+	tc_sends(&t, "api echo 1\n\napi echo 2\n\napi echo 3\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "1"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "2"));
+	cr_assert_eq(tc_next(&t), 0);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_CLOSE_AFTER_MSGS), 1);
+	tc_close(&t);
+}
+
+Test(fault, close_mid_frame)
+{
+	struct tc t;
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_CLOSE_MID_FRAME, 0, 0), 0);
+	tc_sends(&t, "api echo 0123456789\n\n");
+	cr_assert_eq(tc_next(&t), 0, "a whole frame arrived");
+	cr_assert_gt(t.len, 0, "nothing of the frame arrived");
+	cr_expect_eq(counted(FSESL_SIM_FAULT_CLOSE_MID_FRAME), 1);
+	tc_close(&t);
+}
+
+Test(fault, garbage)
+{
+	struct tc t;
+	char buf[256];
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_GARBAGE, 32, 0), 0);
+	tc_sends(&t, "api echo x\n\n");
+	size_t n = 0;
+	while (n < 32) {
+		ssize_t r = recv(t.fd, buf + n, sizeof(buf) - n, 0);
+		cr_assert_gt(r, 0);
+		n += (size_t)r;
+	}
+	cr_assert_eq(n, 32);
+	cr_assert_neq(memcmp(buf, "Content-Type", 12), 0);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_GARBAGE), 1);
+	tc_close(&t);
+}
+
+Test(fault, tiny_writes)
+{
+	struct tc t;
+	char buf[64];
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_TINY_WRITES, 3, 2000), 0);
+	tc_sends(&t, "api echo tiny\n\n");
+	ssize_t r = recv(t.fd, buf, sizeof(buf), 0);
+	cr_assert_eq(r, 3, "first read got %zd bytes, want 3", r);
+	/* The rest still arrives, in order, as one frame. */
+	memcpy(t.buf = realloc(t.buf, t.cap = 65536), buf, 3);
+	t.len = 3;
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "tiny"));
+	cr_expect_geq(counted(FSESL_SIM_FAULT_TINY_WRITES), 2);
+	tc_close(&t);
+}
+
+Test(fault, refuse_then_reopen)
+{
+	struct tc t;
+
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_REFUSE, 0, 0), 0);
+	cr_assert_eq(tc_connect(&t, port, 5000), -ECONNREFUSED);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_REFUSE), 1);
+	fsesl_sim_clear_faults(sim);
+	login(&t);
+	tc_close(&t);
+}
+
+Test(fault, silent_accept)
+{
+	struct tc t;
+
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_SILENT_ACCEPT, 0, 0), 0);
+	cr_assert_eq(tc_connect(&t, port, 5000), 0);
+	tc_sends(&t, "auth ClueCon\n\n");
+	cr_assert(tc_quiet_for(&t, 100), "greeting or reply from a silent accept");
+	cr_expect_eq(counted(FSESL_SIM_FAULT_SILENT_ACCEPT), 1);
+	tc_close(&t);
+}
+
+Test(fault, rude_reject)
+{
+	struct tc t;
+
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_RUDE_REJECT, 0, 0), 0);
+	cr_assert_eq(tc_connect(&t, port, 5000), 0);
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_RUDE_REJECTION);
+	cr_assert(tc_body_is(&t, "Access Denied, go away.\n"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_DISCONNECT_NOTICE);
+	cr_assert_eq(tc_next(&t), 0);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_RUDE_REJECT), 1);
+	tc_close(&t);
+}
+
+Test(fault, no_heartbeat)
+{
+	struct tc t;
+
+	login(&t);
+	tc_sends(&t, "event plain HEARTBEAT\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_NO_HEARTBEAT, 0, 0), 0);
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert(tc_quiet_for(&t, 50));
+	cr_expect_eq(counted(FSESL_SIM_FAULT_NO_HEARTBEAT), 1);
+	fsesl_sim_clear_faults(sim);
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_EVENT_PLAIN);
+	tc_close(&t);
+}
+
+Test(fault, event_flood)
+{
+	struct tc t;
+
+	login(&t);
+	tc_sends(&t, "event plain CUSTOM sim::flood\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_EVENT_FLOOD, 20000, 0), 0);
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(tc_next(&t), 1);
+		cr_assert_eq(t.msg.type, FSESL_MSG_EVENT_PLAIN);
+		cr_assert(strstr(t.msg.body, "Event-Subclass: sim%3A%3Aflood\n"));
+	}
+	fsesl_sim_clear_faults(sim);
+	cr_expect_geq(counted(FSESL_SIM_FAULT_EVENT_FLOOD), 200);
+	tc_close(&t);
+}
+
+Test(fault, drop_reply)
+{
+	struct tc t;
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_DROP_REPLY, 2, 0), 0);
+	tc_sends(&t, "api echo 1\n\napi echo 2\n\napi echo 3\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "1"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "3"), "the second reply was not dropped");
+	cr_expect_eq(counted(FSESL_SIM_FAULT_DROP_REPLY), 1);
+	tc_close(&t);
+}
+
+Test(fault, kill_all_restarts)
+{
+	struct tc a, b;
+	char before[64], after[64];
+
+	login(&a);
+	login(&b);
+	tc_sends(&a, "event plain HEARTBEAT\n\n");
+	cr_assert_eq(tc_next(&a), 1);
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert_eq(tc_next(&a), 1);
+	const char *cu = strstr(a.msg.body, "Core-UUID: ");
+	cr_assert(cu);
+	snprintf(before, sizeof(before), "%.36s", cu + 11);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_KILL_ALL, 0, 0), 0);
+	cr_assert_eq(tc_next(&a), 0);
+	cr_assert_eq(tc_next(&b), 0);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_KILL_ALL), 1);
+	tc_close(&a);
+	tc_close(&b);
+	/* A new Core-UUID tells clients the server restarted. */
+	login(&a);
+	tc_sends(&a, "event plain HEARTBEAT\n\n");
+	cr_assert_eq(tc_next(&a), 1);
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert_eq(tc_next(&a), 1);
+	cu = strstr(a.msg.body, "Core-UUID: ");
+	cr_assert(cu);
+	snprintf(after, sizeof(after), "%.36s", cu + 11);
+	cr_expect_str_neq(before, after);
+	tc_close(&a);
+}
