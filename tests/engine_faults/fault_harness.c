@@ -459,13 +459,16 @@ static void drive(struct fh_run *run, unsigned int n, const char *tag)
 void fh_run_case(struct fh_env *env, const struct fh_case *c)
 {
 	struct fh_worker w[FH_WORKERS];
-	struct fh_run *run = calloc(1, sizeof(*run));
+	/* Static, not heap: a failed cr_assert ends the test right there,
+	 * and LeakSanitizer would then report the run itself. */
+	static struct fh_run run_storage;
+	struct fh_run *run = &run_storage;
 	pthread_t async_tid, sub_tid;
 	uint64_t sum = 0, errors = 0, async_sum = 0;
 	unsigned int allowed = c->allowed | FH_BIT(FH_OK);
 	int rc;
 
-	cr_assert_not_null(run);
+	memset(run, 0, sizeof(*run));
 	run->env = env;
 	run->recover_deadline_ms = 15000;
 	run->with_async = c->with_async;
@@ -486,8 +489,10 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 		cr_assert_eq(pthread_create(&sub_tid, NULL, sub_main, run), 0);
 	}
 	if (c->with_async) {
-		run->slots = calloc(FH_ASYNC_SLOTS, sizeof(*run->slots));
-		cr_assert_not_null(run->slots);
+		static struct fh_async_slot slots[FH_ASYNC_SLOTS];
+
+		memset(slots, 0, sizeof(slots));
+		run->slots = slots;
 		async_run = run;
 		cr_assert_eq(sem_init(&async_window, 0, FH_ASYNC_WINDOW), 0);
 		cr_assert_eq(pthread_create(&async_tid, NULL, async_main, run), 0);
@@ -607,7 +612,5 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 		cr_expect_eq(atomic_load(&run->async_outcomes[FH_MISMATCH]), 0,
 		    "%s: async replies mismatched", c->name);
 		sem_destroy(&async_window);
-		free(run->slots);
 	}
-	free(run);
 }
