@@ -1,0 +1,145 @@
+/*
+ * cli_run.c - helpers shared by the CLI suites: run the real `fsesl`
+ * binary (FSESL_CLI_PATH) with posix_spawn and collect its exit code,
+ * stdout and stderr; start a simulated server. Both pipes are read to EOF
+ * before waitpid, so no output can be lost and no sleep is needed: the
+ * tool's exit is the synchronisation point.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "cli_run.h"
+
+extern char **environ;
+
+static void append(char **buf, size_t *len, const char *p, size_t n)
+{
+	*buf = realloc(*buf, *len + n + 1);
+	cr_assert_not_null(*buf);
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+/* Runs the tool with args (NULL-terminated, without argv[0]). */
+void run_cli(struct run *r, const char *input, const char *const *args)
+{
+	posix_spawn_file_actions_t fa;
+	int in[2], out[2], err[2];
+	char *argv[32];
+	size_t n = 0, olen = 0, elen = 0;
+	struct pollfd pfd[2];
+	int open_fds = 2, ws;
+	pid_t pid;
+
+	argv[n++] = (char *)FSESL_CLI_PATH;
+	for (; *args != NULL; args++) {
+		cr_assert_lt(n, 31);
+		argv[n++] = (char *)*args;
+	}
+	argv[n] = NULL;
+	cr_assert_eq(pipe(in), 0);
+	cr_assert_eq(pipe(out), 0);
+	cr_assert_eq(pipe(err), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	posix_spawn_file_actions_addclose(&fa, in[1]);
+	posix_spawn_file_actions_addclose(&fa, out[0]);
+	posix_spawn_file_actions_addclose(&fa, err[0]);
+	/* FSESL_URL from the caller's environment must not change a test. */
+	unsetenv("FSESL_URL");
+	cr_assert_eq(posix_spawn(&pid, FSESL_CLI_PATH, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	/* Inputs are a few bytes: they fit in the pipe, no interleaving needed. */
+	if (input != NULL)
+		cr_assert_eq(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+	close(in[1]);
+
+	r->out = calloc(1, 1);
+	r->err = calloc(1, 1);
+	pfd[0] = (struct pollfd){ .fd = out[0], .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = err[0], .events = POLLIN };
+	while (open_fds > 0) {
+		char buf[4096];
+		int i;
+
+		if (poll(pfd, 2, -1) < 0) {
+			cr_assert_eq(errno, EINTR);
+			continue;
+		}
+		for (i = 0; i < 2; i++) {
+			ssize_t k;
+
+			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+				continue;
+			k = read(pfd[i].fd, buf, sizeof(buf));
+			if (k > 0) {
+				append(i == 0 ? &r->out : &r->err, i == 0 ? &olen : &elen, buf,
+				    (size_t)k);
+			} else if (k == 0 || errno != EINTR) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				open_fds--;
+			}
+		}
+	}
+	cr_assert_eq(waitpid(pid, &ws, 0), pid);
+	r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+fsesl_sim *start_sim(uint16_t *port, unsigned int heartbeat_ms)
+{
+	struct fsesl_sim_config cfg;
+	fsesl_sim *s = NULL;
+
+	fsesl_sim_config_init(&cfg);
+	cfg.heartbeat_interval_ms = heartbeat_ms;
+	cr_assert_eq(fsesl_sim_start(&cfg, &s, port), 0);
+	cr_assert_not_null(s);
+	return s;
+}
+
+char *cli_url(const char *password, uint16_t port)
+{
+	char *u = NULL;
+
+	cr_assert_gt(asprintf(&u, "fs://:%s@127.0.0.1:%u", password, (unsigned)port), 0);
+	return u;
+}
+
+/* Number of lines in s that start with prefix. */
+size_t count_prefixed(const char *s, const char *prefix)
+{
+	size_t n = 0, plen = strlen(prefix);
+
+	while (*s != '\0') {
+		const char *nl = strchr(s, '\n');
+
+		if (strncmp(s, prefix, plen) == 0)
+			n++;
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+	}
+	return n;
+}
+

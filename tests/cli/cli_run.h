@@ -1,0 +1,27 @@
+/* cli_run.h - helpers shared by the CLI suites (see cli_run.c). */
+#ifndef FSESL_TESTS_CLI_RUN_H
+#define FSESL_TESTS_CLI_RUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fsesl_sim.h"
+
+struct run {
+	int status; /* exit code, or 128 + signal */
+	char *out;
+	char *err;
+};
+
+/* Runs the tool with args (NULL-terminated, without argv[0]); input, if
+ * not NULL, is its whole standard input. Asserts on any spawn failure. */
+void run_cli(struct run *r, const char *input, const char *const *args);
+void run_free(struct run *r);
+/* A simulator on 127.0.0.1, kernel-chosen port, password ClueCon. */
+fsesl_sim *start_sim(uint16_t *port, unsigned int heartbeat_ms);
+/* "fs://:<password>@127.0.0.1:<port>", malloc'ed. */
+char *cli_url(const char *password, uint16_t port);
+/* Number of lines in s that start with prefix. */
+size_t count_prefixed(const char *s, const char *prefix);
+
+#endif
