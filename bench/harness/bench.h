@@ -117,6 +117,7 @@ struct result {
 	double mem_per_conn_bytes;  /* K_MANY_CONNS, else < 0 */
 	unsigned connections;       /* actually used */
 	char first_error[160];
+	char note[160];             /* how the scenario had to be run, if unusual */
 };
 
 /* Run-wide settings from the command line. */
@@ -212,6 +213,8 @@ int simhost_start(unsigned n, const char *password, unsigned max_conns,
     struct bench_target *targets);
 /* Events per second of CUSTOM sim::flood on every connection (0 stops). */
 int simhost_flood(unsigned rate);
+/* CUSTOM/other events the simulators have written so far, all servers. */
+uint64_t simhost_events_sent(void);
 /* CPU time (ns) used by the simulator process so far; 0 if unknown. */
 uint64_t simhost_cpu_ns(void);
 void simhost_stop(void);

@@ -175,12 +175,13 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 		    fmt_lat(a[3], sizeof(a[3]), hist_quantile(&r->lat, 0.999)),
 		    fmt_lat(a[4], sizeof(a[4]), r->lat.max), r->cpu_us_per_cmd, sys,
 		    (unsigned long long)(r->errors + r->lost), (unsigned long long)r->mismatches);
+		if (r->note[0])
+			fprintf(f, "%-26s note: %s\n", "", r->note);
 		if (r->events || r->mem_per_conn_bytes > 0 || r->first_error[0]) {
 			fprintf(f, "%-26s", "");
 			if (r->events)
-				fprintf(f, " events received: %llu (%.0f/s)",
-				    (unsigned long long)r->events,
-				    r->seconds > 0 ? (double)r->events / r->seconds : 0.0);
+				fprintf(f, " events delivered during the scenario: %llu",
+				    (unsigned long long)r->events);
 			if (r->mem_per_conn_bytes > 0)
 				fprintf(f, " memory per connection: %.1f KiB (%u connections)",
 				    r->mem_per_conn_bytes / 1024, r->connections);
@@ -258,6 +259,8 @@ static cJSON *scenario_json(const struct result *r)
 	    r->mem_per_conn_bytes > 0 ? r->mem_per_conn_bytes : NAN);
 	if (r->first_error[0])
 		cJSON_AddStringToObject(o, "first_error", r->first_error);
+	if (r->note[0])
+		cJSON_AddStringToObject(o, "note", r->note);
 	return o;
 }
 

@@ -7,7 +7,7 @@
  * child is forked before the harness starts any thread, starts n
  * simulators (each runs its own epoll thread), reports their ports, then
  * serves one-line requests on a pipe: "F <rate>" (event flood on every
- * connection), "R" (its CPU time). EOF on the pipe - including the
+ * subscribed connection), "E" (events written so far), "R" (its CPU time). EOF on the pipe - including the
  * parent's death - stops the simulators and ends the child.
  */
 #include "bench.h"
@@ -114,6 +114,14 @@ static void __attribute__((noreturn)) child_main(unsigned n, const char *passwor
 				else
 					fsesl_sim_clear_faults(sims[i]);
 			}
+		} else if (line[0] == 'E') {
+			uint64_t sent = 0;
+			for (unsigned i = 0; i < n; i++) {
+				struct fsesl_sim_counters sc;
+				fsesl_sim_counters(sims[i], &sc);
+				sent += sc.events_sent;
+			}
+			snprintf(reply, sizeof(reply), "%llu\n", (unsigned long long)sent);
 		} else if (line[0] == 'R') {
 			struct rusage ru;
 			uint64_t ns = 0;
@@ -215,6 +223,14 @@ int simhost_flood(unsigned rate)
 	char req[32], reply[32];
 	snprintf(req, sizeof(req), "F %u\n", rate);
 	return ask(req, reply, sizeof(reply));
+}
+
+uint64_t simhost_events_sent(void)
+{
+	char reply[32];
+	if (ask("E\n", reply, sizeof(reply)) != 0)
+		return 0;
+	return strtoull(reply, NULL, 10);
 }
 
 uint64_t simhost_cpu_ns(void)
