@@ -81,6 +81,7 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	if (!r)
 		return -ENOMEM;
 	memset(r, 0, sizeof(*r));
+	r->timer.idx = ~0u; /* not armed */
 	switch (in->kind) {
 	case CMD_API:
 		n = fsesl_encode_api(r->buf, cap, in->text, flags);

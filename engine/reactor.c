@@ -706,6 +706,10 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	}
 	r->reply = rep;
 	r->status = 0;
+	/* Statistics only: the waiter announced it sleeps, so this
+	 * completion costs a FUTEX_WAKE. */
+	if (atomic_load_explicit(&r->cpl.state, memory_order_relaxed) & FSESL_CPL_SLEEPING)
+		FSESL_STAT_ADD(e->futex_wakes, 1);
 	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops)) {
 		FSESL_STAT_ADD(s->st.replies, 1);
 		hist_add(s, e->now_ns - r->submit_ns);

@@ -227,7 +227,7 @@ Test(conn, timeout_then_late_reply_is_dropped, .timeout = 60)
 	fsesl_sim_clear_faults(s);
 	/* Each next command still gets its own reply, never "too-slow". */
 	for (i = 0; i < 20; i++) {
-		char tok[16];
+		char tok[32];
 
 		snprintf(tok, sizeof(tok), "next-%d", i);
 		cr_assert_eq(et_echo(e, h, tok, NULL), 0);
@@ -304,7 +304,7 @@ Test(conn, pool_of_two_no_head_of_line, .timeout = 60)
 	cr_assert_eq(fsesl_api_async(e, h, "msleep 2000", &o, msleep_cb, NULL), 0);
 	cr_assert(WAIT_UNTIL(stats(e, h).in_flight == 1, 10000));
 	for (i = 0; i < 50; i++) {
-		char tok[16];
+		char tok[32];
 
 		snprintf(tok, sizeof(tok), "hol-%d", i);
 		cr_assert_eq(et_echo(e, h, tok, NULL), 0);
