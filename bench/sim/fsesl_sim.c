@@ -168,6 +168,8 @@ static int sbuf_reserve(struct sbuf *b, size_t extra)
 
 static int sbuf_add(struct sbuf *b, const void *data, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (sbuf_reserve(b, n))
 		return -1;
 	memcpy(b->p + b->len, data, n);
@@ -532,6 +534,7 @@ struct fsesl_sim {
 
 	struct fsesl_sim_counters c;
 	struct fsesl_limits lim;
+	struct sbuf scratch; /* api output, reused: no allocation per command */
 };
 
 static uint64_t sim_now_ns(void)
@@ -1285,16 +1288,17 @@ static void sim_cmd_api(struct sim_conn *c, char *line)
 {
 	struct fsesl_sim *s = c->s;
 	char *cmd, *arg;
-	struct sbuf out = {0};
+	struct sbuf *out = &s->scratch;
 	long msleep_ms = -1;
 
+	out->off = out->len = 0;
 	s->c.api++;
 	sim_api_split(line + 4, &cmd, &arg);
 	if (c->allowed_api && !sim_list_has(c->allowed_api, cmd)) {
 		sim_reply(c, "-ERR permission denied");
 		return;
 	}
-	sim_api_run(s, cmd, arg, &out, &msleep_ms, false);
+	sim_api_run(s, cmd, arg, out, &msleep_ms, false);
 	if (msleep_ms > 0) {
 		c->park = PARK_MSLEEP;
 		c->park_deadline = sim_now_ns() + (uint64_t)msleep_ms * 1000000u;
@@ -1302,14 +1306,12 @@ static void sim_cmd_api(struct sim_conn *c, char *line)
 		free(c->msleep_arg);
 		c->msleep_cmd = strdup(cmd);
 		c->msleep_arg = strdup(arg);
-		sbuf_free(&out);
 		return;
 	}
-	if (sbuf_avail(&out) == 0)
+	if (sbuf_avail(out) == 0)
 		sim_api_response(c, "-ERR no reply\n", 14);
 	else
-		sim_api_response(c, out.p, sbuf_avail(&out));
-	sbuf_free(&out);
+		sim_api_response(c, out->p + out->off, sbuf_avail(out));
 	sim_fire_api_event(s, cmd, arg);
 }
 
@@ -2681,9 +2683,12 @@ static void *sim_thread(void *arg)
 				continue;
 			}
 			struct sim_conn *c = p;
-			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 				if (!c->f[FSESL_SIM_FAULT_STALL].on && !c->silent)
 					sim_conn_read(c);
+				else if (evs[i].events & (EPOLLHUP | EPOLLERR))
+					c->hard_close = true; /* level-triggered: would spin */
+			}
 			sim_mark_dirty(c);
 		}
 		sim_timers(s, sim_now_ns());
@@ -2765,6 +2770,7 @@ static void sim_free(struct fsesl_sim *s)
 	for (size_t i = 0; i < s->n_rec; i++)
 		free(s->rec[i]);
 	free(s->rec);
+	sbuf_free(&s->scratch);
 	free(s->listen_addr);
 	free(s->password);
 	free(s->hostname);
