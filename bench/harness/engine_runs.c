@@ -79,7 +79,7 @@ static int eng_open(struct eng *g, const struct bench_env *env, const struct sce
 		    t->password, &g->srv[i]);
 		if (rc != 0) {
 			r->errors++;
-			snprintf(r->first_error, sizeof(r->first_error), "fsesl_server_get %s:%u: %s",
+			snprintf(r->first_error, sizeof(r->first_error), "fsesl_server_get %.64s:%u: %s",
 			    t->host, (unsigned)t->port, fsesl_strerror(rc));
 			return rc;
 		}
@@ -100,7 +100,7 @@ static int eng_open(struct eng *g, const struct bench_env *env, const struct sce
 		}
 		if (rc != 0) {
 			r->errors++;
-			snprintf(r->first_error, sizeof(r->first_error), "first command on %s:%u: %s",
+			snprintf(r->first_error, sizeof(r->first_error), "first command on %.64s:%u: %s",
 			    env->targets[i].host, (unsigned)env->targets[i].port, fsesl_strerror(rc));
 			return rc;
 		}
