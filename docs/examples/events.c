@@ -65,6 +65,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "subscribe: %s\n", fsesl_strerror(err));
 		goto out;
 	}
+	/* fsesl_subscribe() returned after the server's +OK: from here on no
+	 * channel event of this server is missed. */
+	fprintf(stderr, "subscribed to %zu channel events; Ctrl-C to stop\n", i);
 	while (!stop && (want == 0 || seen < want)) {
 		/* A finite wait, so that Ctrl-C is noticed within a second. */
 		int r = fsesl_subscriber_next(s, &d, 1000);
