@@ -260,3 +260,51 @@ Test(cli, unanswered_command_exits_4)
 	free(u);
 	fsesl_sim_stop(s);
 }
+
+Test(cli, unknown_setting_is_usage_error)
+{
+	struct run r;
+
+	run_cli(&r, NULL, (const char *const[]){ "--set", "no_such_setting=1", "status", NULL });
+	cr_assert_eq(r.status, 2, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.err, "no_such_setting"), "stderr: %s", r.err);
+	run_free(&r);
+}
+
+Test(cli, label_option_labels_a_single_server)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = cli_url("ClueCon", port);
+	char label[64];
+	struct run r;
+
+	snprintf(label, sizeof(label), "[127.0.0.1:%u] ", (unsigned)port);
+	run_cli(&r, NULL, (const char *const[]){ "--label", "--set", "max_in_flight=8", u,
+	    "status", NULL });
+	cr_assert_eq(r.status, 0, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_gt(count_prefixed(r.out, label), 0, "got: %s", r.out);
+	cr_assert_eq(count_prefixed(r.out, label), count_prefixed(r.out, ""));
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, command_with_a_line_break_is_refused_before_sending)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = cli_url("ClueCon", port);
+	struct fsesl_sim_counters sc;
+	struct run r;
+
+	run_cli(&r, NULL, (const char *const[]){ u, "api", "status\nbgapi hupall", NULL });
+	cr_assert_eq(r.status, 2, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_str_empty(r.out);
+	fsesl_sim_counters(s, &sc);
+	cr_assert_eq(sc.api, 0);
+	cr_assert_eq(sc.bgapi, 0);
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}

@@ -55,3 +55,18 @@ Test(cli, events_print_one_json_object_per_line)
 	free(u);
 	fsesl_sim_stop(s);
 }
+
+Test(cli, bgapi_err_result_exits_1)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = cli_url("ClueCon", port);
+	struct run r;
+
+	run_cli(&r, NULL, (const char *const[]){ u, "bgapi", "nosuchcmd", NULL });
+	cr_assert_eq(r.status, 1, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_eq(strncmp(r.out, "-ERR", 4), 0, "got: %s", r.out);
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}
