@@ -48,6 +48,7 @@ struct cli {
 	const char *only;
 	bool list;
 	bool no_progress;
+	unsigned repeat;
 };
 
 static void usage(FILE *f)
@@ -77,6 +78,8 @@ static void usage(FILE *f)
 	    "  --list              print the scenario names and exit\n"
 	    "  --json | --csv      machine output on stdout (the table goes to stderr)\n"
 	    "  --plot FILE         latency percentile chart (gnuplot if installed, else SVG)\n"
+	    "  --repeat N          run each scenario N times, report the median-rate run\n"
+	    "                      (errors of every run count)\n"
 	    "  --no-progress       no progress line even on a terminal\n",
 	    BENCH_MAX_WORKERS);
 }
@@ -123,7 +126,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	enum {
 		O_QUICK = 256, O_URL, O_DURATION, O_WORKERS, O_WINDOW, O_SERVERS, O_CONNS, O_MIX,
 		O_LARGE, O_EVRATE, O_RATE, O_MANY, O_INFLIGHT, O_POLL, O_TIMEOUT, O_ONLY, O_LIST,
-		O_JSON, O_CSV, O_PLOT, O_NOPROG, O_HELP,
+		O_JSON, O_CSV, O_PLOT, O_NOPROG, O_REPEAT, O_HELP,
 	};
 	static const struct option opts[] = {
 		{ "quick", no_argument, NULL, O_QUICK },
@@ -147,6 +150,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "plot", required_argument, NULL, O_PLOT },
 		{ "no-progress", no_argument, NULL, O_NOPROG },
+		{ "repeat", required_argument, NULL, O_REPEAT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -166,6 +170,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	c->open_rate = 5000;
 	c->many_conns = 1000;
 	c->polling_itv = 1000;
+	c->repeat = 1;
 	opterr = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -269,6 +274,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case O_NOPROG:
 			c->no_progress = true;
 			break;
+		case O_REPEAT:
+			if (parse_uint(optarg, 1, 99, &c->repeat))
+				return die_usage("--repeat: '%s' is not 1..99", optarg);
+			break;
 		case 'h':
 		case O_HELP:
 			usage(stdout);
@@ -281,6 +290,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	}
 	if (optind < argc)
 		return die_usage("unexpected argument '%s'", argv[optind]);
+	c->o.repeat = c->repeat;
 	if (c->o.json && c->o.csv)
 		return die_usage("--json and --csv are exclusive%s", "");
 	if (c->o.quick && !duration_set)
@@ -533,6 +543,49 @@ static void run_one(const struct bench_env *env, unsigned idx, const struct scen
 	}
 }
 
+static int cmp_rate(const void *a, const void *b)
+{
+	const struct result *x = a, *y = b;
+	return (x->cmds_per_s > y->cmds_per_s) - (x->cmds_per_s < y->cmds_per_s);
+}
+
+/* Runs sc n times and keeps the median-rate run; failures of any run stay
+ * visible (they are added to the kept one). */
+static void run_repeated(const struct bench_env *env, unsigned idx, const struct scenario *sc,
+    unsigned n, struct result *out)
+{
+	if (n <= 1) {
+		run_one(env, idx, sc, out);
+		return;
+	}
+	struct result *runs = calloc(n, sizeof(*runs));
+	if (!runs) {
+		run_one(env, idx, sc, out);
+		return;
+	}
+	uint64_t errors = 0, mismatches = 0, lost = 0;
+	bool all_ran = true;
+	char first[160] = "";
+	for (unsigned i = 0; i < n; i++) {
+		run_one(env, idx, sc, &runs[i]);
+		errors += runs[i].errors;
+		mismatches += runs[i].mismatches;
+		lost += runs[i].lost;
+		all_ran = all_ran && runs[i].ran;
+		if (!first[0] && runs[i].first_error[0])
+			snprintf(first, sizeof(first), "%s", runs[i].first_error);
+	}
+	qsort(runs, n, sizeof(*runs), cmp_rate);
+	*out = runs[n / 2];
+	out->errors = errors;
+	out->mismatches = mismatches;
+	out->lost = lost;
+	out->ran = out->ran && all_ran;
+	if (!out->first_error[0])
+		snprintf(out->first_error, sizeof(out->first_error), "%s", first);
+	free(runs);
+}
+
 int main(int argc, char **argv)
 {
 	static struct cli c;
@@ -606,7 +659,7 @@ int main(int argc, char **argv)
 			    p.sc[i].name, (double)(now_ns() - t_start) / 1e9);
 			fflush(stderr);
 		}
-		run_one(&env, (unsigned)i, &p.sc[i], &res[k]);
+		run_repeated(&env, (unsigned)i, &p.sc[i], c.repeat, &res[k]);
 		k++;
 	}
 	if (c.o.progress)

@@ -58,21 +58,6 @@ static int dial(const struct bench_target *t, char *err, size_t errlen)
 	return fd;
 }
 
-int rawconn_write(struct rawconn *c, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		c->writes++;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Reads more bytes; timeout_ms 0 = only what is already there.
  * 1 read something, 0 nothing (timeout), < 0 error or EOF. */
 static int fill(struct rawconn *c, int timeout_ms)
@@ -113,6 +98,38 @@ static int fill(struct rawconn *c, int timeout_ms)
 		if (pr == 0)
 			return 0;
 	}
+}
+
+/*
+ * Writes all of buf. While the socket is full it keeps reading replies
+ * into the buffer: a server that, like FreeSWITCH, stops reading commands
+ * while its own write is blocked would otherwise deadlock with a client
+ * blocked writing a large pipeline (esl-protocol.md §4.3).
+ */
+int rawconn_write(struct rawconn *c, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			c->writes++;
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT | POLLIN };
+		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+			return -errno;
+		if (pfd.revents & POLLIN) {
+			int rc = fill(c, 0);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
 }
 
 /* Parses one message; 1 with msg filled, 0 partial, < 0 protocol error. */

@@ -307,6 +307,8 @@ int report_json(FILE *f, const struct bench_env *env, const struct result *res, 
 	cJSON_AddStringToObject(root, "date", date);
 	cJSON_AddStringToObject(root, "target", env->sim ? "simulator" : "url");
 	cJSON_AddNumberToObject(root, "duration_s", env->o->duration_s);
+	cJSON_AddNumberToObject(root, "warmup_s", env->o->warmup_s);
+	cJSON_AddNumberToObject(root, "repeat", env->o->repeat);
 	machine_json(root);
 	cJSON *arr = cJSON_AddArrayToObject(root, "scenarios");
 	bool ok = true;
