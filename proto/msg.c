@@ -273,12 +273,11 @@ ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
 	if (hs == len)
 		return FSESL_PARSE_PARTIAL;
 
-	if (last_len > hs + RESCAN_WINDOW && last_len <= len &&
-	    find_block_end(buf, last_len - 3, len) == 0) {
-		if (len - hs >= max_hdr)
-			return fail(err, FSESL_PERR_HEADER_TOO_LARGE);
+	/* Over the limit we fall through to the full scan (once, on the way
+	 * out) so the error named is the first bad byte, as for whole input. */
+	if (last_len > hs + RESCAN_WINDOW && last_len <= len && len - hs < max_hdr &&
+	    find_block_end(buf, last_len - 3, len) == 0)
 		return FSESL_PARSE_PARTIAL;
-	}
 
 	msg->type = FSESL_MSG_UNKNOWN;
 	msg->content_type = NULL;

@@ -202,6 +202,20 @@ Test(frames, missing_blank_line_long_block_resumes)
 	}
 	cr_assert(n == FSESL_PARSE_ERROR && err == FSESL_PERR_HEADER_TOO_LARGE);
 	cr_assert(last == 11999);
+
+	/* a NUL past the rescan window: whole input and trickled input name
+	 * the same error (the trickle finds it when the limit is reached) */
+	buf[3000] = '\0';
+	cr_assert(parse_lim(buf, 4000, &lim, &err) == FSESL_PARSE_ERROR);
+	cr_assert(err == FSESL_PERR_NUL_BYTE);
+	last = 0;
+	for (size_t k = 1; k <= 13000; k++) {
+		n = fsesl_msg_parse(fsesl_test_guard_put(&g, buf, k), k, last, &lim, &M, &err);
+		if (n != FSESL_PARSE_PARTIAL)
+			break;
+		last = k;
+	}
+	cr_assert(n == FSESL_PARSE_ERROR && err == FSESL_PERR_NUL_BYTE);
 }
 
 Test(frames, oversize_header_block)
