@@ -57,8 +57,9 @@ uint64_t now_ns(void);
 /* Sleeps until the CLOCK_MONOTONIC time t (ns). */
 void sleep_until_ns(uint64_t t);
 void sleep_ns(uint64_t ns);
-/* User+system CPU of this process (ns); the simulator runs in a child. */
-uint64_t self_cpu_ns(void);
+/* User+system CPU of this process (ns); the simulator runs in a child.
+ * csw (may be NULL) gets its context switches, voluntary + involuntary. */
+uint64_t self_cpu_ns(uint64_t *csw);
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 uint64_t self_rss_bytes(void);
 
@@ -108,6 +109,7 @@ struct result {
 	double cmds_per_s;
 	struct hist lat;
 	double cpu_us_per_cmd;
+	double csw_per_cmd;         /* context switches of the client process */
 	double submit_syscalls_per_cmd; /* < 0: not measured */
 	double server_cpu_us_per_cmd;   /* simulator's CPU, < 0 unknown */
 	uint64_t errors;
@@ -185,6 +187,7 @@ void result_add(struct result *r, const struct wstats *w);
  */
 struct window_snap {
 	uint64_t cpu0, cpu1;
+	uint64_t csw0, csw1;
 	uint64_t t0, t1;
 	uint64_t srv_cpu0, srv_cpu1;
 };

@@ -144,9 +144,9 @@ static const char *fmt_rate(char *buf, size_t cap, double r)
 void report_table(FILE *f, const struct result *res, size_t n, const struct ratios *ra)
 {
 	char a[6][24], rate[24];
-	fprintf(f, "%-26s %-10s %4s %2s %4s %5s %8s %7s %7s %7s %7s %7s %7s %7s %4s %3s\n",
+	fprintf(f, "%-26s %-10s %4s %2s %4s %5s %8s %7s %7s %7s %7s %7s %7s %7s %7s %4s %3s\n",
 	    "scenario", "mode", "wrk", "sv", "conn", "win", "cmds/s", "p50", "p90", "p99", "p99.9",
-	    "max", "cpu/cmd", "sys/cmd", "err", "mis");
+	    "max", "cpu/cmd", "csw/cmd", "sys/cmd", "err", "mis");
 	for (size_t i = 0; i < n; i++) {
 		const struct result *r = &res[i];
 		const struct scenario *sc = r->sc;
@@ -166,14 +166,14 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 		else
 			snprintf(sys, sizeof(sys), "-");
 		fprintf(f,
-		    "%-26s %-10s %4u %2u %4u %5s %8s %7s %7s %7s %7s %7s %6.1fu %7s %4llu %3llu\n",
+		    "%-26s %-10s %4u %2u %4u %5s %8s %7s %7s %7s %7s %7s %6.1fu %7.2f %7s %4llu %3llu\n",
 		    sc->name, sc->mode, sc->workers, sc->servers, r->connections, win,
 		    fmt_rate(rate, sizeof(rate), r->cmds_per_s),
 		    fmt_lat(a[0], sizeof(a[0]), hist_quantile(&r->lat, 0.5)),
 		    fmt_lat(a[1], sizeof(a[1]), hist_quantile(&r->lat, 0.9)),
 		    fmt_lat(a[2], sizeof(a[2]), hist_quantile(&r->lat, 0.99)),
 		    fmt_lat(a[3], sizeof(a[3]), hist_quantile(&r->lat, 0.999)),
-		    fmt_lat(a[4], sizeof(a[4]), r->lat.max), r->cpu_us_per_cmd, sys,
+		    fmt_lat(a[4], sizeof(a[4]), r->lat.max), r->cpu_us_per_cmd, r->csw_per_cmd, sys,
 		    (unsigned long long)(r->errors + r->lost), (unsigned long long)r->mismatches);
 		if (r->note[0])
 			fprintf(f, "%-26s note: %s\n", "", r->note);
@@ -190,8 +190,9 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 			fputc('\n', f);
 		}
 	}
-	fprintf(f, "\n(cpu/cmd: client process CPU per command, simulator excluded; sys/cmd: "
-		   "submit-side syscalls per command - engine doorbell writes, baseline write()s)\n");
+	fprintf(f, "\n(cpu/cmd: client process CPU per command, simulator excluded; csw/cmd: its "
+		   "context switches per command;\n sys/cmd: submit-side syscalls per command - "
+		   "engine doorbell writes, baseline write()s)\n");
 	fprintf(f, "\n%-42s %10s %10s  %s\n", "ratio", "measured", "target", "");
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		const struct target *t = &targets[i];
@@ -246,6 +247,7 @@ static cJSON *scenario_json(const struct result *r)
 	cJSON_AddNumberToObject(o, "p999_us", us(hist_quantile(&r->lat, 0.999)));
 	cJSON_AddNumberToObject(o, "max_us", us(r->lat.max));
 	cJSON_AddNumberToObject(o, "cpu_us_per_cmd", r->cpu_us_per_cmd);
+	cJSON_AddNumberToObject(o, "ctx_switches_per_cmd", r->csw_per_cmd);
 	add_num_or_null(o, "submit_syscalls_per_cmd",
 	    r->submit_syscalls_per_cmd >= 0 ? r->submit_syscalls_per_cmd : NAN);
 	add_num_or_null(o, "server_cpu_us_per_cmd",
@@ -349,7 +351,7 @@ void report_csv(FILE *f, const struct result *res, size_t n)
 	fprintf(f, "name,mode,workers,servers,connections_per_server,window,mix,open_loop_rate,"
 		   "event_rate,ran,commands,cmds_per_s,p50_us,p90_us,p99_us,p999_us,max_us,"
 		   "cpu_us_per_cmd,submit_syscalls_per_cmd,errors,mismatches,lost,connections,"
-		   "events,mem_per_conn_bytes\n");
+		   "events,mem_per_conn_bytes,ctx_switches_per_cmd\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct result *r = &res[i];
 		const struct scenario *sc = r->sc;
@@ -359,14 +361,15 @@ void report_csv(FILE *f, const struct result *res, size_t n)
 		if (r->mem_per_conn_bytes > 0)
 			snprintf(mem, sizeof(mem), "%.0f", r->mem_per_conn_bytes);
 		fprintf(f, "%s,%s,%u,%u,%u,%u,%s,%u,%u,%d,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%s,"
-			   "%llu,%llu,%llu,%u,%llu,%s\n",
+			   "%llu,%llu,%llu,%u,%llu,%s,%.3f\n",
 		    sc->name, sc->mode, sc->workers, sc->servers, sc->conns_per_server, sc->window,
 		    mix_name(sc->mix), sc->open_rate, sc->event_rate, r->ran ? 1 : 0,
 		    (unsigned long long)r->commands, r->cmds_per_s, us(hist_quantile(&r->lat, 0.5)),
 		    us(hist_quantile(&r->lat, 0.9)), us(hist_quantile(&r->lat, 0.99)),
 		    us(hist_quantile(&r->lat, 0.999)), us(r->lat.max), r->cpu_us_per_cmd, sys,
 		    (unsigned long long)r->errors, (unsigned long long)r->mismatches,
-		    (unsigned long long)r->lost, r->connections, (unsigned long long)r->events, mem);
+		    (unsigned long long)r->lost, r->connections, (unsigned long long)r->events, mem,
+		    r->csw_per_cmd);
 	}
 }
 

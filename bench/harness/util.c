@@ -118,11 +118,13 @@ void sleep_ns(uint64_t ns)
 	sleep_until_ns(now_ns() + ns);
 }
 
-uint64_t self_cpu_ns(void)
+uint64_t self_cpu_ns(uint64_t *csw)
 {
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
+	if (csw)
+		*csw = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
 	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
 	    ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
@@ -177,7 +179,7 @@ void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_
 	const struct bench_opts *o = env->o;
 	sleep_ns((uint64_t)(o->warmup_s * 1e9));
 	snap->srv_cpu0 = env->sim ? simhost_cpu_ns() : 0;
-	snap->cpu0 = self_cpu_ns();
+	snap->cpu0 = self_cpu_ns(&snap->csw0);
 	snap->t0 = now_ns();
 	ctl->t_measure = snap->t0;
 	/* Release: pairs with the workers' acquire loads of phase, so that
@@ -193,7 +195,7 @@ void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_
 	ctl->t_stop = snap->t1;
 	/* Release: pairs with the workers' acquire loads (they stop). */
 	atomic_store_explicit(&ctl->phase, PH_STOP, memory_order_release);
-	snap->cpu1 = self_cpu_ns();
+	snap->cpu1 = self_cpu_ns(&snap->csw1);
 	if (hook)
 		hook(ud, 1);
 	snap->srv_cpu1 = env->sim ? simhost_cpu_ns() : 0;
@@ -206,6 +208,7 @@ void result_finish(struct result *r, const struct window_snap *snap)
 	r->cmds_per_s = r->seconds > 0 ? (double)r->commands / r->seconds : 0;
 	if (r->commands) {
 		r->cpu_us_per_cmd = (double)(snap->cpu1 - snap->cpu0) / 1e3 / (double)r->commands;
+		r->csw_per_cmd = (double)(snap->csw1 - snap->csw0) / (double)r->commands;
 		if (snap->srv_cpu1 > snap->srv_cpu0)
 			r->server_cpu_us_per_cmd =
 			    (double)(snap->srv_cpu1 - snap->srv_cpu0) / 1e3 / (double)r->commands;
