@@ -190,6 +190,20 @@ Test(frames, missing_blank_line_long_block_resumes)
 	cr_assert(n == (ssize_t)len && calls == len);
 	cr_assert(M.n_headers == 2 && M.headers[1].value_len == 8000);
 
+	/* the same with CRLF line ends: the resumed search must find a
+	 * "\n\r\n" whose bytes arrive one by one */
+	memcpy(buf + 27 + 8000, "\r\n\r\n", 4);
+	len = 27 + 8000 + 4;
+	last = 0;
+	for (size_t k = 1; k <= len; k++) {
+		n = fsesl_msg_parse(fsesl_test_guard_put(&g, buf, k), k, last, &lim, &M, &err);
+		if (n != FSESL_PARSE_PARTIAL)
+			break;
+		last = M.header_bytes ? 0 : k;
+	}
+	cr_assert(n == (ssize_t)len);
+	cr_assert(M.n_headers == 2 && M.headers[1].value_len == 8000);
+
 	/* same, never terminated: the limit ends it */
 	lim.max_header_bytes = 12000;
 	memset(buf + 27, 'v', sizeof(buf) - 27);
@@ -309,6 +323,19 @@ Test(frames, crlf_and_leading_blank_lines)
 	/* "\n\r\n" ends a block too */
 	cr_assert(parse("Content-Type: auth/request\n\r\n", &err) == 29);
 	cr_assert(M.type == FSESL_MSG_AUTH_REQUEST && M.body == NULL);
+	/* every strict prefix of a CRLF message is PARTIAL, including the ones
+	 * ending in a lone '\r' right before the guard page */
+	{
+		const char *crlf = "\r\nContent-Type: api/response\r\nContent-Length: 2\r\n"
+				   "X: y\r\r\n\r\nok";
+		size_t len = strlen(crlf);
+
+		for (size_t k = 0; k < len; k++)
+			cr_assert(parse_lim(crlf, k, NULL, &err) == FSESL_PARSE_PARTIAL, "at %zu", k);
+		cr_assert(parse_lim(crlf, len, NULL, &err) == (ssize_t)len);
+		cr_assert(M.n_headers == 3 && M.headers[2].value_len == 2); /* "y\r" */
+		cr_assert(M.body_len == 2 && memcmp(M.body, "ok", 2) == 0);
+	}
 	/* only blank lines: nothing to return yet */
 	cr_assert(parse("\n\n\r\n", &err) == FSESL_PARSE_PARTIAL);
 	cr_assert(parse("", &err) == FSESL_PARSE_PARTIAL);
