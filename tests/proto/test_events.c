@@ -4,6 +4,7 @@
  * cheap fields, limits and every error class. Payloads sit right before a
  * PROT_NONE page.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,8 @@ Test(events, plain_bad_escapes)
 		"Event-Name: X\nA: %4\n\n",
 		"Event-Name: X\nA: %zz\n\n",
 		"Event-Name: X%2\n\n",
+		"Event-Name: X\nA: %4",  /* cut at the payload end, before the guard */
+		"Event-Name: X\nA: %",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -302,4 +305,40 @@ Test(events, bad_arguments)
 	cr_assert(fsesl_event_parse((enum fsesl_event_format)7, "x", 1, NULL, &ev) ==
 		  FSESL_PERR_INVALID);
 	cr_assert(ev == NULL);
+}
+
+/* Every prefix of every synthesised event payload, ending at the guard
+ * page, decodes or fails with a protocol error: truncation never makes a
+ * decoder read past its input. */
+Test(events, every_prefix_of_every_vector_payload)
+{
+	static const char *const files[] = {"background-job-plain.bin", "background-job-json.bin",
+		"background-job-xml.bin", "event-plain-with-body.bin", "custom-event-json.bin",
+		"heartbeat-xml.bin", "background-job-empty-body-json.bin"};
+
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		char path[512];
+		size_t len;
+		char *data;
+		struct fsesl_msg m;
+		ssize_t n;
+		enum fsesl_event_format fmt;
+
+		snprintf(path, sizeof(path), "%s/%s", FSESL_TEST_DATA, files[f]);
+		data = fsesl_test_read_file(path, &len);
+		n = fsesl_msg_parse(data, len, 0, NULL, &m, NULL);
+		cr_assert(n == (ssize_t)len);
+		fmt = (enum fsesl_event_format)(m.type - FSESL_MSG_EVENT_PLAIN);
+		for (size_t k = 0; k <= m.body_len; k++) {
+			struct fsesl_event *ev = NULL;
+			int rc = dec(fmt, m.body, k, NULL, &ev);
+
+			cr_assert(rc == 0 || (rc <= FSESL_PERR_HEADER_TOO_LARGE &&
+						 rc >= FSESL_PERR_BAD_COMMAND),
+			    "%s prefix %zu: %d", files[f], k, rc);
+			cr_assert((rc == 0) == (ev != NULL));
+			fsesl_event_free(ev);
+		}
+		free(data);
+	}
 }
