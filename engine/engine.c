@@ -95,6 +95,9 @@ fsesl_engine_stop(fsesl_engine *e)
 		return FSESL_ESHUTDOWN; /* a second stop */
 	fsesl_doorbell_ring(&e->sq.db);
 	pthread_join(e->thread, NULL);
+	/* Stops and joins the engine's call_rcu worker (drained by the
+	 * reactor's barrier before it exited). */
+	urcu_bp_call_rcu_data_free(e->crdp);
 	close(e->epfd);
 	fsesl_registry_destroy(e);
 	fsesl_sq_destroy(&e->sq);

@@ -54,6 +54,7 @@ struct fsesl_heap {
 enum fsesl_req_kind {
 	FSESL_REQ_CMD = 0,
 	FSESL_REQ_ATTACH, /* a server's first connect (embedded in the server) */
+	FSESL_REQ_RETIRE, /* a released handle, freed by the reactor's call_rcu */
 };
 
 struct fsesl_srv;
@@ -191,6 +192,10 @@ struct fsesl_handle {
 	struct rcu_head rcu;
 	uint64_t id;
 	struct fsesl_srv *srv;
+	/* put() hands the handle to the reactor through the ring, so that
+	 * every call_rcu runs on the reactor with the engine's own call_rcu
+	 * thread (stopped and joined at stop: no thread outlives the engine). */
+	struct fsesl_req retire;
 };
 
 /* ------------------------------------------------------------------ */
@@ -231,6 +236,7 @@ struct fsesl_engine {
 	uint64_t now_ns;
 	uint32_t rng;
 	bool work_pending;
+	struct call_rcu_data *crdp; /* the reactor's call_rcu worker */
 };
 
 /* Relaxed counter bump: every stat has one writer or tolerates races. */
@@ -251,6 +257,7 @@ bool fsesl_srv_try_reap(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_srv_free_now(struct fsesl_srv *s);
 void fsesl_registry_destroy(struct fsesl_engine *e);
 int fsesl_registry_init(struct fsesl_engine *e);
+void fsesl_handle_retire(struct fsesl_req *r);
 void fsesl_srv_creds(struct fsesl_srv *s, char *user, size_t ulen, char *pw, size_t plen);
 
 /* reactor.c */

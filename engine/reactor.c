@@ -772,10 +772,9 @@ conn_on_msg(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg
 	case FSESL_MSG_DISCONNECT_NOTICE:
 		if (m->linger)
 			return true;
-		conn_fail(e, c,
-		    c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED :
-		    c->state == FSESL_CONN_AUTH  ? FSESL_EAUTH :
-		                                   -ECONNRESET);
+		/* Before READY this is not an auth refusal: a refusal
+		 * (-ERR) has already failed the connection. */
+		conn_fail(e, c, c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED : -ECONNRESET);
 		return false;
 	default:
 		break;
@@ -867,9 +866,7 @@ conn_on_readable(struct fsesl_engine *e, struct fsesl_conn *c)
 		}
 		if (n == 0) {
 			conn_fail(e, c,
-			    c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED :
-			    c->state == FSESL_CONN_AUTH  ? FSESL_EAUTH :
-			                                   -ECONNRESET);
+			    c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED : -ECONNRESET);
 			return;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -931,6 +928,10 @@ fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r)
 {
 	struct fsesl_srv *s = r->srv;
 
+	if (r->kind == FSESL_REQ_RETIRE) {
+		fsesl_handle_retire(r);
+		return;
+	}
 	if (r->kind == FSESL_REQ_ATTACH) {
 		s->attach_done = true;
 		if (!atomic_load_explicit(&e->stopping, memory_order_relaxed))
@@ -1138,6 +1139,8 @@ reactor_main(void *arg)
 	int n, i, timeout;
 
 	fsesl_on_reactor = true;
+	/* Every call_rcu of the engine runs here, on this worker. */
+	urcu_bp_set_thread_call_rcu_data(e->crdp);
 	e->now_ns = fsesl_mono_ns();
 	e->rng = (uint32_t)(e->now_ns ^ (uintptr_t)e) | 1u;
 	fsesl_timer_init(&e->housekeeping, housekeeping, e);
@@ -1184,6 +1187,9 @@ reactor_main(void *arg)
 		timers_run(e);
 	}
 	reactor_shutdown(e);
+	/* Run every pending reclamation, then let stop() free the worker. */
+	urcu_bp_barrier();
+	urcu_bp_set_thread_call_rcu_data(NULL);
 	return NULL;
 }
 
@@ -1202,10 +1208,18 @@ fsesl_reactor_start(struct fsesl_engine *e)
 		err = -errno;
 		goto out_close;
 	}
+	e->crdp = urcu_bp_create_call_rcu_data(0, -1);
+	if (!e->crdp) {
+		err = -ENOMEM;
+		goto out_close;
+	}
 	err = -pthread_create(&e->thread, NULL, reactor_main, e);
 	if (err)
-		goto out_close;
+		goto out_crdp;
 	return 0;
+out_crdp:
+	urcu_bp_call_rcu_data_free(e->crdp);
+	e->crdp = NULL;
 out_close:
 	close(e->epfd);
 	e->epfd = -1;

@@ -249,6 +249,15 @@ handle_free_rcu(struct rcu_head *head)
 	free(caa_container_of(head, struct fsesl_handle, rcu));
 }
 
+/* Reactor only (its thread uses the engine's call_rcu worker). */
+void
+fsesl_handle_retire(struct fsesl_req *r)
+{
+	struct fsesl_handle *h = caa_container_of(r, struct fsesl_handle, retire);
+
+	urcu_bp_call_rcu(&h->rcu, handle_free_rcu);
+}
+
 /* Window in which a caller may submit: see the shutdown handshake. */
 static int
 enter(struct fsesl_engine *e)
@@ -444,7 +453,11 @@ fsesl_server_put(fsesl_engine *e, fsesl_server_t id)
 	urcu_bp_read_unlock();
 	if (h) {
 		fsesl_srv_unref(s);
-		urcu_bp_call_rcu(&h->rcu, handle_free_rcu);
+		h->retire.kind = FSESL_REQ_RETIRE;
+		h->retire.timer.idx = ~0u;
+		/* Cannot fail: blocking submit without deadline, inside the
+		 * window (the reactor drains until the window is empty). */
+		(void)fsesl_submit(e, &h->retire, false, NULL);
 	}
 	leave(e);
 	return err;
@@ -514,7 +527,8 @@ fsesl_server_stats_get(fsesl_engine *e, fsesl_server_t id, fsesl_server_stats *o
 	return 0;
 }
 
-/* After the reactor has exited: no reader, no writer is left. */
+/* After the reactor has exited and its call_rcu worker has been drained
+ * and stopped: no reader, no writer is left, so frees are direct. */
 void
 fsesl_registry_destroy(struct fsesl_engine *e)
 {
@@ -522,19 +536,16 @@ fsesl_registry_destroy(struct fsesl_engine *e)
 	struct fsesl_handle *h;
 	struct fsesl_srv *s;
 
-	/* Frees queued by earlier puts and reaps must run first. */
-	urcu_bp_barrier();
 	urcu_bp_read_lock();
 	cds_lfht_for_each_entry(e->handles, &it, h, node) {
 		if (cds_lfht_del(e->handles, &h->node) == 0)
-			urcu_bp_call_rcu(&h->rcu, handle_free_rcu);
+			free(h);
 	}
 	cds_lfht_for_each_entry(e->servers, &it, s, node) {
 		if (cds_lfht_del(e->servers, &s->node) == 0)
-			urcu_bp_call_rcu(&s->rcu, srv_free_rcu);
+			fsesl_srv_free_now(s);
 	}
 	urcu_bp_read_unlock();
-	urcu_bp_barrier();
 	cds_lfht_destroy(e->handles, NULL);
 	cds_lfht_destroy(e->servers, NULL);
 	e->handles = e->servers = NULL;
