@@ -2394,8 +2394,13 @@ static int sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fa
 	if ((unsigned)f >= FSESL_SIM_FAULT__COUNT)
 		return -EINVAL;
 	struct sim_fault_state st = {.on = true, .a = a, .b = b};
+	bool one_shot = f == FSESL_SIM_FAULT_CLOSE_MID_FRAME || f == FSESL_SIM_FAULT_GARBAGE ||
+	    f == FSESL_SIM_FAULT_DROP_REPLY;
 	if (conn == 0) {
-		s->tmpl[f] = st;
+		/* One-shot faults hit the connections open now, not new ones: a
+		 * client must be able to reconnect (and authenticate) after them. */
+		if (!one_shot)
+			s->tmpl[f] = st;
 		for (struct sim_conn *c = s->conns; c; c = c->next) {
 			c->f[f] = st;
 			c->f[f].base = f == FSESL_SIM_FAULT_CLOSE_AFTER_BYTES ? c->bytes_written :

@@ -95,8 +95,9 @@ size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max);
 /*
  * Faults act on the server's thread before this returns. Per-connection
  * faults (DELAY .. DROP_REPLY) with conn_id 0 apply to every open connection
- * and to every new one until fsesl_sim_clear_faults(); one-shot faults
- * (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY) then act once per connection.
+ * and to every new one until fsesl_sim_clear_faults(), except the one-shot
+ * faults (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY): those act once on each
+ * connection open at the time, so that a client can reconnect after them.
  * REFUSE, SILENT_ACCEPT, RUDE_REJECT, NO_HEARTBEAT, EVENT_FLOOD and KILL_ALL
  * are server-wide (conn_id ignored). Returns 0, -EINVAL, or -ENOENT for an
  * unknown conn_id. See docs/simulator.md for what each counter counts.
