@@ -11,6 +11,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,11 +216,18 @@ void result_finish(struct result *r, const struct window_snap *snap)
 	}
 }
 
+static unsigned nonce;
+static pthread_once_t nonce_once = PTHREAD_ONCE_INIT;
+
+static void nonce_init(void)
+{
+	nonce = ((unsigned)getpid() * 2654435761u ^ (unsigned)now_ns()) & 0xffffffu;
+}
+
+/* Per process, so a stale reply from another run can never match. */
 static unsigned run_nonce(void)
 {
-	static unsigned nonce;
-	if (!nonce)
-		nonce = ((unsigned)getpid() * 2654435761u ^ (unsigned)now_ns()) & 0xffffffu;
+	pthread_once(&nonce_once, nonce_init);
 	return nonce;
 }
 
