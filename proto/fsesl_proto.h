@@ -160,6 +160,12 @@ struct fsesl_msg {
  * that returned FSESL_PARSE_PARTIAL (0 if none); the terminator search
  * resumes near there so a byte-at-a-time peer cannot make parsing
  * quadratic. lim may be NULL for the defaults.
+ * On FSESL_PARSE_PARTIAL, msg->header_bytes is 0 while the header block is
+ * incomplete; once it is complete (only the body is missing) it is set,
+ * with msg->body_len, and the next call should pass last_len = 0:
+ *   last_len = (n == FSESL_PARSE_PARTIAL && !msg.header_bytes) ? len : 0;
+ * (Blocks up to 2 KiB, i.e. every real envelope, are rescanned anyway, so
+ * passing the previous len in both cases is safe for them.)
  *
  * Line ends are "\n"; "\r\n" is accepted too (one trailing '\r' is removed
  * from each line). Envelope values are never URL-decoded. Leading empty
