@@ -126,9 +126,11 @@ void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out);
 
 /* The command lines received by the server (all connections, in order of
  * arrival), for tests asserting the exact `event` / `nixevent` / `filter`
- * commands: copies up to max lines into buf (NUL-separated), returns the
- * count. Recording is on when enabled. */
+ * commands. Recording is on while enabled. fsesl_sim_recorded() hands over
+ * the lines recorded so far (and forgets them): *lines_out is a malloc'ed
+ * array of malloc'ed NUL-terminated strings (free each, then the array;
+ * NULL when there are none); returns the count. */
 void fsesl_sim_record_commands(fsesl_sim *s, bool on);
-size_t fsesl_sim_recorded(fsesl_sim *s, char ***lines_out); /* free each + array */
+size_t fsesl_sim_recorded(fsesl_sim *s, char ***lines_out);
 
 #endif /* FSESL_SIM_H */

@@ -344,3 +344,48 @@ Test(sim, sendevent_reaches_other_subscribers_with_filters)
 	tc_close(&a);
 	tc_close(&b);
 }
+
+Test(sim, noevents_drops_queued_events_keeps_filters)
+{
+	struct tc t;
+
+	cr_assert_eq(tc_connect(&t, port, 5000), 0);
+	tc_login(&t);
+	tc_sends(&t, "event plain HEARTBEAT\n\nfilter X-Nope yes\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(tc_next(&t), 1);
+	tc_sends(&t, "noevents\n\nevent plain HEARTBEAT\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_reply_is(&t, "+OK no longer listening for events"));
+	cr_assert_eq(tc_next(&t), 1);
+	fsesl_sim_fire_heartbeat(sim);
+	/* The filter survived noevents: the heartbeat (no X-Nope) is blocked. */
+	tc_sends(&t, "api echo end\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "end"));
+	tc_sends(&t, "filter delete all\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_EVENT_PLAIN);
+	tc_close(&t);
+}
+
+Test(sim, bad_password_closes_after_notice)
+{
+	struct tc t;
+	struct fsesl_sim_counters c;
+
+	cr_assert_eq(tc_connect(&t, port, 5000), 0);
+	cr_assert_eq(tc_next(&t), 1);
+	tc_sends(&t, "auth ClueCon \n\napi echo never\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_reply_is(&t, "-ERR invalid"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_DISCONNECT_NOTICE);
+	cr_assert_eq(t.msg.body_len, 67);
+	cr_assert_eq(tc_next(&t), 0);
+	fsesl_sim_counters(sim, &c);
+	cr_expect_eq(c.auth_failed, 1);
+	tc_close(&t);
+}

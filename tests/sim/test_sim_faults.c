@@ -281,3 +281,24 @@ Test(fault, kill_all_restarts)
 	cr_expect_str_neq(before, after);
 	tc_close(&a);
 }
+
+Test(fault, per_connection_only_hits_that_connection)
+{
+	struct tc a, b;
+	uint64_t ids[2];
+
+	login(&a);
+	login(&b);
+	cr_assert_eq(fsesl_sim_conn_ids(sim, ids, 2), 2);
+	/* Newest first: ids[0] is b. */
+	cr_assert_eq(fsesl_sim_fault(sim, ids[0], FSESL_SIM_FAULT_DROP_REPLY, 1, 0), 0);
+	cr_assert_eq(fsesl_sim_fault(sim, 999, FSESL_SIM_FAULT_DROP_REPLY, 1, 0), -ENOENT);
+	tc_sends(&a, "api echo a1\n\n");
+	tc_sends(&b, "api echo b1\n\napi echo b2\n\n");
+	cr_assert_eq(tc_next(&a), 1);
+	cr_assert(tc_body_is(&a, "a1"));
+	cr_assert_eq(tc_next(&b), 1);
+	cr_assert(tc_body_is(&b, "b2"));
+	tc_close(&a);
+	tc_close(&b);
+}
