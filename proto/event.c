@@ -16,6 +16,7 @@
  * elements, entities (named and numeric), comments and CDATA sections,
  * the last two because of the "<!" quirk in bodies.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -560,6 +561,11 @@ static int parse_xml(struct builder *b, const char *pl, size_t len)
 
 /* ---------------------------------------------------------------- entry */
 
+/* libcjson resets (and on failure sets) a process-wide error position in
+ * every parse. fsesl_proto.h promises thread safety on distinct arguments,
+ * so parses are serialised; the tree each one returns is private. */
+static pthread_mutex_t cjson_parse_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int run(struct builder *b, enum fsesl_event_format fmt, const char *payload, size_t len,
     const cJSON *root)
 {
@@ -622,7 +628,9 @@ int fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t l
 	if (fmt == FSESL_EVFMT_JSON) {
 		const char *endp = NULL;
 
+		pthread_mutex_lock(&cjson_parse_lock);
 		root = cJSON_ParseWithLengthOpts(payload, len, &endp, 0);
+		pthread_mutex_unlock(&cjson_parse_lock);
 		if (root == NULL || !cJSON_IsObject(root) ||
 		    skip_ws(endp, payload + len) != payload + len) {
 			cJSON_Delete(root);
