@@ -29,16 +29,12 @@ static void append(char **buf, size_t *len, const char *p, size_t n)
 	(*buf)[*len] = '\0';
 }
 
-/* Runs the tool with args (NULL-terminated, without argv[0]). */
-void run_cli(struct run *r, const char *input, const char *const *args)
+void cli_spawn(struct child *c, struct run *r, const char *const *args)
 {
 	posix_spawn_file_actions_t fa;
 	int in[2], out[2], err[2];
 	char *argv[32];
-	size_t n = 0, olen = 0, elen = 0;
-	struct pollfd pfd[2];
-	int open_fds = 2, ws;
-	pid_t pid;
+	size_t n = 0;
 
 	argv[n++] = (char *)FSESL_CLI_PATH;
 	for (; *args != NULL; args++) {
@@ -58,46 +54,88 @@ void run_cli(struct run *r, const char *input, const char *const *args)
 	posix_spawn_file_actions_addclose(&fa, err[0]);
 	/* FSESL_URL from the caller's environment must not change a test. */
 	unsetenv("FSESL_URL");
-	cr_assert_eq(posix_spawn(&pid, FSESL_CLI_PATH, &fa, NULL, argv, environ), 0);
+	cr_assert_eq(posix_spawn(&c->pid, FSESL_CLI_PATH, &fa, NULL, argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
-	/* Inputs are a few bytes: they fit in the pipe, no interleaving needed. */
-	if (input != NULL)
-		cr_assert_eq(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
-	close(in[1]);
-
+	c->in = in[1];
+	c->out = out[0];
+	c->err = err[0];
+	c->out_len = c->err_len = 0;
 	r->out = calloc(1, 1);
 	r->err = calloc(1, 1);
-	pfd[0] = (struct pollfd){ .fd = out[0], .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = err[0], .events = POLLIN };
-	while (open_fds > 0) {
-		char buf[4096];
-		int i;
+	r->status = -1;
+}
 
+void cli_send(struct child *c, const char *text)
+{
+	/* Inputs are a few bytes: they fit in the pipe, no interleaving needed. */
+	cr_assert_eq(write(c->in, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+void cli_close_input(struct child *c)
+{
+	if (c->in >= 0)
+		close(c->in);
+	c->in = -1;
+}
+
+void cli_pump(struct child *c, struct run *r, const char *until)
+{
+	struct pollfd pfd[2];
+	int i;
+
+	while (c->out >= 0 || c->err >= 0) {
+		char buf[4096];
+
+		if (until != NULL && strstr(r->out, until) != NULL)
+			return;
+		pfd[0] = (struct pollfd){ .fd = c->out, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = c->err, .events = POLLIN };
 		if (poll(pfd, 2, -1) < 0) {
 			cr_assert_eq(errno, EINTR);
 			continue;
 		}
 		for (i = 0; i < 2; i++) {
+			int *fd = i == 0 ? &c->out : &c->err;
 			ssize_t k;
 
-			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+			if (*fd < 0 || pfd[i].revents == 0)
 				continue;
-			k = read(pfd[i].fd, buf, sizeof(buf));
+			k = read(*fd, buf, sizeof(buf));
 			if (k > 0) {
-				append(i == 0 ? &r->out : &r->err, i == 0 ? &olen : &elen, buf,
-				    (size_t)k);
+				append(i == 0 ? &r->out : &r->err, i == 0 ? &c->out_len : &c->err_len,
+				    buf, (size_t)k);
 			} else if (k == 0 || errno != EINTR) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-				open_fds--;
+				close(*fd);
+				*fd = -1;
 			}
 		}
 	}
-	cr_assert_eq(waitpid(pid, &ws, 0), pid);
+	cr_assert_null(until, "the tool ended before printing \"%s\"; stdout: %s stderr: %s",
+	    until, r->out, r->err);
+}
+
+void cli_finish(struct child *c, struct run *r)
+{
+	int ws;
+
+	cli_close_input(c);
+	cli_pump(c, r, NULL);
+	cr_assert_eq(waitpid(c->pid, &ws, 0), c->pid);
 	r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+/* Runs the tool with args (NULL-terminated, without argv[0]). */
+void run_cli(struct run *r, const char *input, const char *const *args)
+{
+	struct child c;
+
+	cli_spawn(&c, r, args);
+	if (input != NULL)
+		cli_send(&c, input);
+	cli_finish(&c, r);
 }
 
 void run_free(struct run *r)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "fsesl_sim.h"
 
@@ -12,6 +13,22 @@ struct run {
 	char *out;
 	char *err;
 };
+
+/* A running tool, for tests that act between two of its steps: they wait
+ * for its output (cli_pump until a string), never for time. */
+struct child {
+	pid_t pid;
+	int in, out, err;
+	size_t out_len, err_len;
+};
+void cli_spawn(struct child *c, struct run *r, const char *const *args);
+void cli_send(struct child *c, const char *text);
+void cli_close_input(struct child *c);
+/* Reads stdout and stderr into r until stdout contains `until` (asserts if
+ * the tool exits first), or to EOF when until is NULL. */
+void cli_pump(struct child *c, struct run *r, const char *until);
+/* Closes stdin, reads to EOF, waits: r->status is the exit code. */
+void cli_finish(struct child *c, struct run *r);
 
 /* Runs the tool with args (NULL-terminated, without argv[0]); input, if
  * not NULL, is its whole standard input. Asserts on any spawn failure. */
