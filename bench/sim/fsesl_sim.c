@@ -678,9 +678,22 @@ __attribute__((format(printf, 2, 3))) static void sim_replyf(struct sim_conn *c,
 
 static void sim_api_response(struct sim_conn *c, const char *body, size_t len)
 {
-	char hdr[64];
-	int hl = snprintf(hdr, sizeof(hdr), "Content-Type: api/response\nContent-Length: %zu\n\n",
-	    len);
+	/* Hand-made header: snprintf was the server's top cost in the
+	 * pipelined `api echo` benchmark. */
+	static const char pre[] = "Content-Type: api/response\nContent-Length: ";
+	char hdr[80], digits[24];
+	int nd = 0, hl = (int)sizeof(pre) - 1;
+	size_t v = len;
+
+	memcpy(hdr, pre, sizeof(pre) - 1);
+	do {
+		digits[nd++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (nd)
+		hdr[hl++] = digits[--nd];
+	hdr[hl++] = '\n';
+	hdr[hl++] = '\n';
 
 	if (len + (size_t)hl <= 4096) {
 		char buf[4096];
