@@ -161,6 +161,7 @@ void fh_start(struct fh_env *env, const struct fh_opts *o)
 	struct fsesl_sim_config sc;
 	fsesl_config cfg;
 	char v[32], url[128];
+	unsigned int scale = 1;
 	int rc;
 
 	if (o == NULL)
@@ -179,11 +180,18 @@ void fh_start(struct fh_env *env, const struct fh_opts *o)
 	cr_assert_eq(rc, 0, "fsesl_sim_start: %d", rc);
 	cr_assert_neq(env->port, 0);
 
-	env->cmd_timeout_ms = o->cmd_timeout_ms ? o->cmd_timeout_ms : 300;
+	/* FSESL_TEST_TIMEOUT_SCALE: for valgrind and other slow runs, where
+	 * 300 ms is not enough for a healthy round trip. */
+	if (getenv("FSESL_TEST_TIMEOUT_SCALE") != NULL)
+		scale = (unsigned int)strtoul(getenv("FSESL_TEST_TIMEOUT_SCALE"), NULL, 10);
+	if (scale == 0)
+		scale = 1;
+	env->cmd_timeout_ms = scale * (o->cmd_timeout_ms ? o->cmd_timeout_ms : 300);
 	fsesl_config_init(&cfg);
 	snprintf(v, sizeof(v), "%u", env->cmd_timeout_ms);
 	set_cfg(&cfg, "esl_cmd_timeout", v);
-	snprintf(v, sizeof(v), "%u", o->connect_timeout_ms ? o->connect_timeout_ms : 300);
+	snprintf(v, sizeof(v), "%u",
+	    scale * (o->connect_timeout_ms ? o->connect_timeout_ms : 300));
 	set_cfg(&cfg, "esl_connect_timeout", v);
 	/* A first step of 0 s keeps reconnects immediate for the first
 	 * backoff_step_every failures, which is all a fault case needs. */
@@ -515,7 +523,12 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	if (c->inject != NULL) {
 		c->inject(env);
 	} else {
-		rc = fsesl_sim_fault(env->sim, 0, c->fault, c->a, c->b);
+		uint64_t a = c->a;
+
+		/* A delay is meant relative to the (possibly scaled) timeout. */
+		if (c->fault == FSESL_SIM_FAULT_DELAY && a < 2u * env->cmd_timeout_ms)
+			a = 2u * env->cmd_timeout_ms;
+		rc = fsesl_sim_fault(env->sim, 0, c->fault, a, c->b);
 		cr_assert_eq(rc, 0, "fsesl_sim_fault(%s): %d", c->name, rc);
 	}
 	if (c->kill_after_inject) {
