@@ -141,7 +141,11 @@ Test(sim, events_held_while_parked_then_dropped_by_exit)
 	tc_sends(&t, "event plain HEARTBEAT\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	tc_sends(&t, "api msleep 300\n\nexit\n\n");
-	/* Fired while the connection is parked (its input is not empty either). */
+	/* Wait until the msleep has been read (3rd command): the connection is
+	 * then parked, with `exit` unread behind it. */
+	struct fsesl_sim_counters c = {0};
+	while (c.commands < 3)
+		fsesl_sim_counters(sim, &c);
 	fsesl_sim_fire_heartbeat(sim);
 	cr_assert_eq(tc_next(&t), 1);
 	cr_assert(tc_body_is(&t, "+OK"));
