@@ -292,9 +292,8 @@ ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
 	 * One scan per line: the name up to ':', then the value up to '\n',
 	 * each also stopping at NUL. Lines are short (< 100 bytes), where an
 	 * inlined 16-byte scan beats several memchr calls. The scan never goes
-	 * past hs + max_hdr, so
-	 * every error is reported at the first offending byte, the same
-	 * however the stream was cut into reads.
+	 * past hs + max_hdr, so every error is reported at the first offending
+	 * byte, the same however the stream was cut into reads.
 	 */
 	const char *p = buf + hs;
 	const char *e = buf + (len - hs > max_hdr ? hs + max_hdr : len);
