@@ -563,7 +563,8 @@ static bool is_url(const char *s)
 	return strncasecmp(s, "fs://", 5) == 0; /* schemes are case-insensitive */
 }
 
-static int parse_ms(const char *opt, const char *v)
+/* A positive decimal, at most 86400000 (a day in ms). */
+static int parse_pos(const char *opt, const char *what, const char *v)
 {
 	char *end;
 	long n;
@@ -571,8 +572,13 @@ static int parse_ms(const char *opt, const char *v)
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || n <= 0 || n > 86400000)
-		die_usage("%s: expected milliseconds (1..86400000), got '%s'", opt, v);
+		die_usage("%s: expected %s (1..86400000), got '%s'", opt, what, v);
 	return (int)n;
+}
+
+static int parse_ms(const char *opt, const char *v)
+{
+	return parse_pos(opt, "milliseconds", v);
 }
 
 /* Checks a URL and makes its label, before anything is started, so that a
@@ -656,7 +662,7 @@ int main(int argc, char **argv)
 			events = optarg;
 			break;
 		case 'n':
-			count = parse_ms("--count", optarg);
+			count = parse_pos("--count", "a number of events", optarg);
 			break;
 		case 'l':
 			force_label = true;
