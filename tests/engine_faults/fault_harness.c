@@ -421,9 +421,22 @@ static void *sub_main(void *arg)
 {
 	struct fh_run *run = arg;
 	fsesl_delivery d;
+	uint64_t drain_end = 0;
 
-	while (atomic_load_explicit(&run->phase, memory_order_acquire) < FH_PHASE_DONE) {
-		int rc = fsesl_subscriber_next(run->sub, &d, 50);
+	for (;;) {
+		int rc;
+
+		if (atomic_load_explicit(&run->phase, memory_order_acquire) >= FH_PHASE_DONE) {
+			/* After a DOWN, the UP may trail the first successful
+			 * command: keep taking deliveries (bounded) until it
+			 * comes, so the test never depends on that race. */
+			if (drain_end == 0)
+				drain_end = now_ms() + 5000;
+			if (atomic_load(&run->ev_down) <= atomic_load(&run->ev_up) ||
+			    now_ms() > drain_end)
+				break;
+		}
+		rc = fsesl_subscriber_next(run->sub, &d, 50);
 
 		if (rc < 0) {
 			atomic_store(&run->sub_rc, rc);
@@ -549,11 +562,8 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	atomic_store_explicit(&run->phase, FH_PHASE_DONE, memory_order_release);
 	if (c->with_async)
 		pthread_join(async_tid, NULL);
-	if (c->with_sub) {
+	if (c->with_sub)
 		pthread_join(sub_tid, NULL);
-		fsesl_subscriber_destroy(run->sub);
-		run->sub = NULL;
-	}
 
 	for (int o = 0; o < FH__COUNT; o++) {
 		uint64_t n = atomic_load(&run->outcomes[o]);
@@ -587,10 +597,31 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	cr_expect_eq(atomic_load(&run->recovered_workers), FH_WORKERS);
 	if (c->need_error)
 		cr_expect_gt(errors, 0, "%s: the fault had no visible effect", c->name);
-	if (c->with_sub)
+	if (c->with_sub) {
+		cr_log_info("%s: events %llu dropped %llu (subscriber count %llu) down %llu up %llu",
+		    c->name, (unsigned long long)atomic_load(&run->ev_events),
+		    (unsigned long long)atomic_load(&run->ev_dropped),
+		    (unsigned long long)fsesl_subscriber_dropped(run->sub),
+		    (unsigned long long)atomic_load(&run->ev_down),
+		    (unsigned long long)atomic_load(&run->ev_up));
 		cr_expect_eq(atomic_load(&run->sub_rc), 0, "%s: fsesl_subscriber_next: %d",
 		    c->name, atomic_load(&run->sub_rc));
+		if (c->need_events)
+			cr_expect_gt(atomic_load(&run->ev_events), 0, "%s: no event delivered",
+			    c->name);
+		if (c->need_down_up) {
+			cr_expect_geq(atomic_load(&run->ev_down), 1, "%s: no DOWN notice", c->name);
+			cr_expect_eq(atomic_load(&run->ev_up), atomic_load(&run->ev_down),
+			    "%s: %llu DOWN but %llu UP notices", c->name,
+			    (unsigned long long)atomic_load(&run->ev_down),
+			    (unsigned long long)atomic_load(&run->ev_up));
+		}
+	}
 
+	if (c->with_sub) {
+		fsesl_subscriber_destroy(run->sub);
+		run->sub = NULL;
+	}
 	if (c->need_reconnect) {
 		fsesl_server_stats st;
 

@@ -146,6 +146,8 @@ struct fh_case {
 	const char *sub_event;
 	bool with_async;
 	bool need_reconnect;     /* the engine's stats must show a reconnect */
+	bool need_events;        /* the subscriber must receive events */
+	bool need_down_up;       /* the subscriber must hear DOWN, then UP */
 	/* Instead of fsesl_sim_fault(fault): custom inject / clear steps
 	 * (for faults that are not the simulator's, e.g. a wrong password). */
 	void (*inject)(struct fh_env *env);

@@ -132,7 +132,8 @@ Test(faults, server_restart)
 {
 	struct fh_case c = { .name = "kill_all", .fault = FSESL_SIM_FAULT_KILL_ALL,
 		.fault_cmds = 50, .allowed = CONN_LOSS, .need_reconnect = true,
-		.with_sub = true, .sub_event = "HEARTBEAT", .with_async = true };
+		.with_sub = true, .sub_event = "HEARTBEAT", .with_async = true,
+		.need_events = true, .need_down_up = true };
 	struct fh_opts o = { .sim_heartbeat_ms = 100 };
 
 	run(&c, &o);
@@ -144,7 +145,8 @@ Test(faults, event_flood)
 	 * working and the subscriber hears about what it lost. */
 	struct fh_case c = { .name = "event_flood", .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
 		.a = 20000, .fault_cmds = 400, .allowed = CONN_LOSS,
-		.with_sub = true, .sub_event = "CUSTOM sim::flood", .with_async = true };
+		.with_sub = true, .sub_event = "CUSTOM sim::flood", .with_async = true,
+		.need_events = true };
 
 	run(&c, NULL);
 }
