@@ -283,3 +283,65 @@ fsesl_command_async(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd 
 
 	return run_async(e, srv, &in, opts, cb, ud);
 }
+
+/*
+ * Control requests (events.c): the caller built and encoded r; this
+ * submits it and waits for the status the reactor sets. h 0: no server
+ * (a subscriber leaving every server). timeout_ms 0: no deadline (the
+ * reactor answers these itself, or the server does).
+ */
+int
+fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
+    unsigned int timeout_ms)
+{
+	struct fsesl_srv *s = NULL;
+	struct timespec dl;
+	uint32_t st;
+	int err;
+
+	if (!e) {
+		free(r);
+		return -EINVAL;
+	}
+	if (fsesl_on_reactor && r->kind != FSESL_REQ_HBWANT) {
+		free(r);
+		return FSESL_EINCALLBACK;
+	}
+	r->timeout_ms = timeout_ms ? timeout_ms : e->cfg.esl_cmd_timeout;
+	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
+	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
+		err = FSESL_ESHUTDOWN;
+		goto out_leave;
+	}
+	if (h != 0 || r->kind != FSESL_REQ_SUBDESTROY) {
+		err = fsesl_srv_acquire(e, h, &s);
+		if (err)
+			goto out_leave;
+	}
+	r->srv = s;
+	r->submit_ns = fsesl_mono_ns();
+	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
+	err = fsesl_submit(e, r, false, timeout_ms ? &dl : NULL);
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	if (err) {
+		if (s)
+			fsesl_srv_unref(s);
+		free(r);
+		return err;
+	}
+	st = fsesl_cpl_wait(&r->cpl, timeout_ms ? &dl : NULL, &fsesl_wait_ops_linux);
+	if (st == FSESL_CPL_TIMEDOUT)
+		err = -ETIMEDOUT;
+	else if (st == FSESL_CPL_DONE)
+		err = r->status;
+	else
+		err = r->status ? r->status : FSESL_ESHUTDOWN;
+	if (fsesl_cpl_release(&r->cpl))
+		fsesl_req_free(r);
+	return err;
+out_leave:
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	free(r);
+	return err;
+}

@@ -55,6 +55,17 @@ enum fsesl_req_kind {
 	FSESL_REQ_CMD = 0,
 	FSESL_REQ_ATTACH, /* a server's first connect (embedded in the server) */
 	FSESL_REQ_RETIRE, /* a released handle, freed by the reactor's call_rcu */
+	FSESL_REQ_SUBCTL, /* subscribe / unsubscribe / filter (events.c) */
+	FSESL_REQ_SUBDESTROY, /* a subscriber leaves every server */
+	FSESL_REQ_HBWANT, /* the engine's own HEARTBEAT subscription */
+	FSESL_REQ_INTERNAL, /* replayed subscription: nobody waits */
+};
+
+enum fsesl_subctl_op {
+	FSESL_SUB_ADD = 0,
+	FSESL_SUB_DEL,
+	FSESL_FILTER_ADD,
+	FSESL_FILTER_DEL,
 };
 
 struct fsesl_srv;
@@ -78,6 +89,11 @@ struct fsesl_req {
 	fsesl_reply_cb cb;
 	void *ud;
 	struct fsesl_timer timer; /* async deadline */
+	/* events.c control requests */
+	uint8_t op;
+	struct fsesl_subscriber *sub;
+	fsesl_server_t handle;
+	const char *arg1, *arg2; /* inside buf, after the packet */
 	size_t len;
 	char buf[]; /* the encoded packet */
 };
@@ -185,6 +201,11 @@ struct fsesl_srv {
 	struct sockaddr_storage *addr; /* resolved address */
 	unsigned int addrlen;
 	uint64_t idle_since_ns;
+	/* events.c, reactor only */
+	struct fsesl_sub_entry *subs;
+	struct fsesl_load_snap *load; /* RCU-published, read by any thread */
+	_Atomic bool hb_wanted;
+	bool hb_internal;
 };
 
 struct fsesl_handle {
@@ -266,9 +287,27 @@ void fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r);
 int fsesl_submit(struct fsesl_engine *e, struct fsesl_req *r, bool nonblock,
     const struct timespec *deadline);
 
-/* events.c: the hook for text/event-* (the later step) */
+/* events.c (reactor side) */
 void fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s,
     const struct fsesl_msg *m);
+void fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r);
+/* A control request's reply (FIFO head of kind SUBCTL / INTERNAL). */
+void fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fsesl_msg *m);
+void fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c);
+void fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c);
+void fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s);
+void fsesl_load_free(struct fsesl_srv *s);
+
+/* reactor.c services for events.c */
+void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);
+void fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status);
+void fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r);
+void fsesl_rx_srv_known(struct fsesl_engine *e, struct fsesl_srv *s);
+void fsesl_srv_ref_reactor(struct fsesl_srv *s);
+
+/* cmd.c: submit a prepared control request and wait for its status. */
+int fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
+    unsigned int timeout_ms);
 
 /* timers (reactor.c) */
 void fsesl_timer_init(struct fsesl_timer *t, void (*fn)(struct fsesl_timer *, void *),

@@ -1,24 +1,231 @@
 /*
- * events.c - the event path (text/event-*), subscriptions, HEARTBEAT
- * statistics and bgapi jobs.
+ * events.c - the event path: subscriptions, filters, deliveries and the
+ * HEARTBEAT load snapshot.
  *
- * This step provides the hook only: the reactor hands every event
- * message to fsesl_event_dispatch(), which decodes it, rejects forged
- * HEARTBEAT / BACKGROUND_JOB (a Command header, esl-protocol.md §7.4) and
- * counts it. Routing to subscribers, HEARTBEAT load and job completion
- * plug in here; until then their public calls return -ENOSYS so that the
- * library links and callers get a clear answer.
+ * Server side: every subscription of every subscriber to one server lives
+ * on that server's connection 0 (the "event connection"). The reactor
+ * keeps, per server, a list of entries (subscriber, name or filter,
+ * refs). The first entry for a name sends `event <fmt> NAME`, the last one
+ * gone sends `nixevent NAME`; filters likewise (`filter H V` / `filter
+ * delete H V`). When connection 0 comes back, the reactor replays every
+ * name and filter (nobody waits for those) and tells subscribers UP; when
+ * it drops, DOWN. Filters act on the whole connection, so on every
+ * subscriber of that server (the server applies them, not we).
+ *
+ * Deliveries: an event is decoded once, wrapped in a reference-counted
+ * holder and pushed (a pointer) into each matching subscriber's ring; the
+ * reactor never waits: a full ring drops the event for that subscriber,
+ * counts it and owes it a DROPPED notice. Consumers wake through the same
+ * coalescing doorbell the reactor uses (fsesl_doorbell), so a consumer that
+ * keeps up costs the reactor no system call per event.
+ *
+ * Wire commands are encoded in the caller's thread (injection checks
+ * there); the reactor only decides whether they need sending.
  */
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "engine_int.h"
+
+/* ------------------------------------------------------------------ */
+/* Types                                                                 */
+/* ------------------------------------------------------------------ */
+
+struct fsesl_subscriber {
+	struct fsesl_engine *e;
+	char tag[64];
+	enum fsesl_event_format fmt;
+	struct fsesl_ring_mpsc q; /* producer: the reactor only */
+	struct fsesl_doorbell db; /* consumer wake-up */
+	_Atomic uint64_t dropped;
+	uint64_t owed_drops; /* reactor only: DROPPED notice still to send */
+	uint64_t stamp;      /* reactor only: one delivery per event */
+	fsesl_event_cb cb;
+	void *ud;
+	pthread_t thr;
+	bool has_thr;
+	_Atomic bool quit;
+};
+
+/* One (subscriber, name) or (subscriber, header, value) on one server.
+ * sub NULL: the engine's own (HEARTBEAT for fsesl_server_load). */
+struct fsesl_sub_entry {
+	struct fsesl_sub_entry *next;
+	struct fsesl_subscriber *sub;
+	fsesl_server_t handle;
+	unsigned int refs;
+	bool is_filter;
+	char *a, *b; /* name, or header and value */
+};
+
+struct shev {
+	_Atomic uint32_t refs;
+	struct fsesl_event *ev;
+};
+
+struct dnode {
+	enum fsesl_notice kind;
+	fsesl_server_t server;
+	struct shev *ev;
+	uint64_t count;
+};
+
+struct fsesl_load_snap {
+	struct rcu_head rcu;
+	struct fsesl_heartbeat hb;
+	uint64_t at_ns;
+	uint64_t interval_ns; /* observed between the last two beats */
+};
+
+static void
+snap_free_rcu(struct rcu_head *h)
+{
+
+	free(caa_container_of(h, struct fsesl_load_snap, rcu));
+}
+
+/* ------------------------------------------------------------------ */
+/* Shared events                                                         */
+/* ------------------------------------------------------------------ */
+
+static void
+shev_put(struct shev *h)
+{
+
+	/* acq_rel: the last holder sees every other holder's reads done. */
+	if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+		fsesl_event_free(h->ev);
+		free(h);
+	}
+}
+
+void
+fsesl_delivery_release(fsesl_delivery *d)
+{
+
+	if (!d)
+		return;
+	shev_put(d->_priv);
+	d->_priv = NULL;
+	d->event = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Delivery (reactor)                                                    */
+/* ------------------------------------------------------------------ */
+
+static bool
+push(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, struct shev *ev,
+    uint64_t count)
+{
+	struct dnode *n = malloc(sizeof(*n));
+
+	if (!n)
+		return false;
+	n->kind = kind;
+	n->server = h;
+	n->ev = ev;
+	n->count = count;
+	if (!fsesl_ring_mpsc_try_enqueue(&sub->q, n)) {
+		free(n);
+		return false;
+	}
+	return true;
+}
+
+static void
+deliver(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, struct shev *ev)
+{
+	bool rang = false;
+
+	if (sub->owed_drops) {
+		if (push(sub, FSESL_NOTICE_DROPPED, h, NULL, sub->owed_drops)) {
+			sub->owed_drops = 0;
+			rang = true;
+		}
+	}
+	if (ev)
+		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
+	if (!sub->owed_drops && push(sub, kind, h, ev, 0)) {
+		rang = true;
+	} else {
+		if (ev)
+			atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_relaxed);
+		if (kind == FSESL_NOTICE_EVENT) {
+			sub->owed_drops++;
+			atomic_fetch_add_explicit(&sub->dropped, 1, memory_order_relaxed);
+		}
+	}
+	if (rang)
+		fsesl_doorbell_ring(&sub->db);
+}
+
+static bool
+name_matches(const char *want, const struct fsesl_event *ev)
+{
+	size_t n;
+
+	if (!ev->name)
+		return false;
+	if (strcasecmp(want, "ALL") == 0)
+		return true;
+	if (strncasecmp(want, "CUSTOM", 6) == 0 && (want[6] == ' ' || want[6] == '\0')) {
+		if (strcasecmp(ev->name, "CUSTOM") != 0)
+			return false;
+		if (want[6] == '\0')
+			return true;
+		n = strlen(want + 7);
+		return ev->subclass && strlen(ev->subclass) == n &&
+		    strcasecmp(ev->subclass, want + 7) == 0;
+	}
+	return strcasecmp(want, ev->name) == 0;
+}
+
+static void
+load_publish(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_heartbeat *hb)
+{
+	struct fsesl_load_snap *n = NULL, *old;
+
+	if (hb) {
+		n = malloc(sizeof(*n));
+		if (!n)
+			return;
+		n->hb = *hb;
+		n->at_ns = e->now_ns;
+		old = s->load;
+		n->interval_ns = old ? e->now_ns - old->at_ns : 0;
+		if (old && old->interval_ns && n->interval_ns < old->interval_ns / 2)
+			n->interval_ns = old->interval_ns; /* a fired beat, not the period */
+	}
+	/* Publishes a fully written snapshot (release); readers use
+	 * rcu_dereference. The old one is freed after a grace period. */
+	old = rcu_xchg_pointer(&s->load, n);
+	if (old)
+		urcu_bp_call_rcu(&old->rcu, snap_free_rcu);
+}
+
+void
+fsesl_load_free(struct fsesl_srv *s)
+{
+
+	free(s->load);
+	s->load = NULL;
+}
 
 void
 fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_msg *m)
 {
+	static uint64_t stamp; /* reactor only */
 	enum fsesl_event_format fmt;
 	struct fsesl_event *ev = NULL;
+	struct fsesl_sub_entry *en;
+	struct fsesl_heartbeat hb;
+	struct shev *h;
 
 	switch (m->type) {
 	case FSESL_MSG_EVENT_JSON:
@@ -32,14 +239,686 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 		break;
 	}
 	if (!m->body || fsesl_event_parse(fmt, m->body, m->body_len, &e->lim, &ev) != 0)
-		return; /* undecodable event: dropped, the stream stays in step */
+		return; /* undecodable: dropped, the stream stays in step */
 	if (ev->forged && ev->name &&
-	    (strcmp(ev->name, "HEARTBEAT") == 0 || strcmp(ev->name, "BACKGROUND_JOB") == 0))
+	    (strcmp(ev->name, "HEARTBEAT") == 0 || strcmp(ev->name, "BACKGROUND_JOB") == 0)) {
+		/* esl-protocol.md §7.4: sendevent can forge these. */
 		FSESL_STAT_ADD(s->st.forged_events, 1);
+		fsesl_event_free(ev);
+		return;
+	}
+	if (ev->name && strcmp(ev->name, "HEARTBEAT") == 0 && fsesl_heartbeat_parse(ev, &hb) == 0)
+		load_publish(e, s, &hb);
 	else if (ev->name && strcmp(ev->name, "BACKGROUND_JOB") == 0)
-		FSESL_STAT_ADD(s->st.unknown_jobs, 1); /* no job table yet */
-	fsesl_event_free(ev);
+		FSESL_STAT_ADD(s->st.unknown_jobs, 1); /* no engine job table yet */
+	h = malloc(sizeof(*h));
+	if (!h) {
+		fsesl_event_free(ev);
+		return;
+	}
+	atomic_init(&h->refs, 1); /* ours, until the loop is done */
+	h->ev = ev;
+	stamp++;
+	for (en = s->subs; en; en = en->next) {
+		if (!en->sub || en->is_filter || en->sub->stamp == stamp || !name_matches(en->a, ev))
+			continue;
+		en->sub->stamp = stamp;
+		deliver(en->sub, FSESL_NOTICE_EVENT, en->handle, h);
+	}
+	shev_put(h);
 }
+
+/* ------------------------------------------------------------------ */
+/* Server-side state (reactor)                                           */
+/* ------------------------------------------------------------------ */
+
+static struct fsesl_sub_entry *
+entry_find(struct fsesl_srv *s, struct fsesl_subscriber *sub, bool filt, const char *a,
+    const char *b)
+{
+	struct fsesl_sub_entry *en;
+
+	for (en = s->subs; en; en = en->next)
+		if (en->sub == sub && en->is_filter == filt && strcmp(en->a, a) == 0 &&
+		    (!filt || strcmp(en->b, b) == 0))
+			return en;
+	return NULL;
+}
+
+/* How many entries (any subscriber) want this name / filter. */
+static unsigned int
+entry_users(struct fsesl_srv *s, bool filt, const char *a, const char *b)
+{
+	struct fsesl_sub_entry *en;
+	unsigned int n = 0;
+
+	for (en = s->subs; en; en = en->next)
+		if (en->is_filter == filt &&
+		    (filt ? strcmp(en->a, a) == 0 && strcmp(en->b, b) == 0 :
+		            strcasecmp(en->a, a) == 0))
+			n++;
+	return n;
+}
+
+static struct fsesl_sub_entry *
+entry_add(struct fsesl_srv *s, struct fsesl_subscriber *sub, fsesl_server_t h, bool filt,
+    const char *a, const char *b)
+{
+	struct fsesl_sub_entry *en = calloc(1, sizeof(*en));
+
+	if (!en)
+		return NULL;
+	en->a = strdup(a);
+	en->b = strdup(b ? b : "");
+	if (!en->a || !en->b) {
+		free(en->a);
+		free(en->b);
+		free(en);
+		return NULL;
+	}
+	en->sub = sub;
+	en->handle = h;
+	en->refs = 1;
+	en->is_filter = filt;
+	en->next = s->subs;
+	s->subs = en;
+	return en;
+}
+
+static void
+entry_remove(struct fsesl_srv *s, struct fsesl_sub_entry *en)
+{
+	struct fsesl_sub_entry **pp;
+
+	for (pp = &s->subs; *pp; pp = &(*pp)->next) {
+		if (*pp == en) {
+			*pp = en->next;
+			break;
+		}
+	}
+	free(en->a);
+	free(en->b);
+	free(en);
+}
+
+static struct fsesl_conn *
+event_conn(struct fsesl_srv *s)
+{
+
+	return s->n_conns && s->conns[0].state == FSESL_CONN_READY ? &s->conns[0] : NULL;
+}
+
+/* A request the reactor makes itself (replays, nixevent for a destroyed
+ * subscriber): one reference, no waiter; the reply is only logged. */
+static void
+send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
+    const char *b, bool remove, enum fsesl_event_format fmt)
+{
+	struct fsesl_req *r;
+	size_t cap = strlen(a) + (b ? strlen(b) : 0) + 64;
+	ssize_t n;
+
+	r = calloc(1, sizeof(*r) + cap);
+	if (!r)
+		return;
+	if (filt)
+		n = remove ? fsesl_encode_filter_delete(r->buf, cap, a, b) :
+		             fsesl_encode_filter(r->buf, cap, a, b);
+	else
+		n = remove ? fsesl_encode_nixevent(r->buf, cap, &a, 1) :
+		             fsesl_encode_event(r->buf, cap, fmt, &a, 1);
+	if (n < 0) {
+		free(r);
+		return;
+	}
+	r->len = (size_t)n;
+	r->kind = FSESL_REQ_INTERNAL;
+	r->timer.idx = ~0u;
+	r->timeout_ms = e->cfg.esl_cmd_timeout;
+	r->submit_ns = e->now_ns;
+	r->srv = c->srv;
+	fsesl_srv_ref_reactor(c->srv);
+	fsesl_cpl_init(&r->cpl, 1, NULL, NULL);
+	fsesl_rx_send_on(e, c, r);
+}
+
+static void
+subctl(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_conn *c = event_conn(s);
+	bool filt = r->op == FSESL_FILTER_ADD || r->op == FSESL_FILTER_DEL;
+	struct fsesl_sub_entry *en = entry_find(s, r->sub, filt, r->arg1, r->arg2);
+
+	if (r->op == FSESL_SUB_ADD || r->op == FSESL_FILTER_ADD) {
+		if (en) {
+			en->refs++;
+			fsesl_rx_req_finish(e, r, 0);
+			return;
+		}
+		if (!entry_add(s, r->sub, r->handle, filt, r->arg1, r->arg2)) {
+			fsesl_rx_req_finish(e, r, -ENOMEM);
+			return;
+		}
+		/* First user on the wire, and connected: ask the server and
+		 * let its answer complete the call. Otherwise recorded, sent
+		 * at (re)connect. */
+		if (entry_users(s, filt, r->arg1, r->arg2) == 1 && c)
+			fsesl_rx_send_on(e, c, r);
+		else
+			fsesl_rx_req_finish(e, r, 0);
+		return;
+	}
+	if (!en) {
+		fsesl_rx_req_finish(e, r, -ENOENT);
+		return;
+	}
+	if (--en->refs == 0)
+		entry_remove(s, en);
+	if (entry_users(s, filt, r->arg1, r->arg2) == 0 && c)
+		fsesl_rx_send_on(e, c, r);
+	else
+		fsesl_rx_req_finish(e, r, 0);
+}
+
+static void
+sub_leave_all(struct fsesl_engine *e, struct fsesl_subscriber *sub)
+{
+	struct fsesl_sub_entry *en, *next;
+	struct fsesl_srv *s;
+	struct fsesl_conn *c;
+
+	for (s = e->srv_list; s; s = s->list_next) {
+		c = event_conn(s);
+		for (en = s->subs; en; en = next) {
+			next = en->next;
+			if (en->sub != sub)
+				continue;
+			if (c && entry_users(s, en->is_filter, en->a, en->b) == 1)
+				send_internal(e, c, en->is_filter, en->a, en->b, true, sub->fmt);
+			entry_remove(s, en);
+		}
+	}
+}
+
+void
+fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_conn *c;
+
+	switch (r->kind) {
+	case FSESL_REQ_SUBCTL:
+		subctl(e, r);
+		break;
+	case FSESL_REQ_SUBDESTROY:
+		sub_leave_all(e, r->sub);
+		fsesl_rx_req_finish(e, r, 0);
+		break;
+	case FSESL_REQ_HBWANT:
+		if (!s->hb_internal) {
+			s->hb_internal = true;
+			if (entry_add(s, NULL, 0, false, "HEARTBEAT", NULL) &&
+			    entry_users(s, false, "HEARTBEAT", NULL) == 1 && (c = event_conn(s)))
+				send_internal(e, c, false, "HEARTBEAT", NULL, false, FSESL_EVFMT_PLAIN);
+		}
+		fsesl_rx_req_finish(e, r, 0);
+		break;
+	default:
+		fsesl_rx_req_finish(e, r, -EINVAL);
+		break;
+	}
+}
+
+void
+fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fsesl_msg *m)
+{
+	bool ok = m->type == FSESL_MSG_COMMAND_REPLY && m->reply == FSESL_REPLY_OK;
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_sub_entry *en;
+
+	if (r->kind == FSESL_REQ_INTERNAL) {
+		if (!ok)
+			fsesl_log(e, FSESL_LOG_WARN, "%s: server refused a replayed subscription: %.*s",
+			    s->key, (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
+			    m->reply_text ? m->reply_text : "");
+		fsesl_rx_req_done(e, r);
+		return;
+	}
+	FSESL_STAT_ADD(s->st.replies, 1);
+	if (!ok && (r->op == FSESL_SUB_ADD || r->op == FSESL_FILTER_ADD)) {
+		/* Refused: the subscription does not exist after all. */
+		en = entry_find(s, r->sub, r->op == FSESL_FILTER_ADD, r->arg1, r->arg2);
+		if (en && --en->refs == 0)
+			entry_remove(s, en);
+	}
+	fsesl_rx_req_finish(e, r, ok ? 0 : FSESL_EREFUSED);
+}
+
+static void
+notify_all(struct fsesl_srv *s, enum fsesl_notice kind)
+{
+	static uint64_t stamp = 1ull << 62; /* reactor only; apart from events' */
+	struct fsesl_sub_entry *en;
+
+	stamp++;
+	for (en = s->subs; en; en = en->next) {
+		if (!en->sub || en->sub->stamp == stamp)
+			continue;
+		en->sub->stamp = stamp;
+		deliver(en->sub, kind, en->handle, NULL);
+	}
+}
+
+void
+fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_srv *s = c->srv;
+	struct fsesl_sub_entry *en, *x;
+	bool dup;
+
+	if (c->index != 0)
+		return;
+	/* Replay each distinct name and filter once, in the order: events,
+	 * then filters (esl-protocol.md §4.6). */
+	for (int pass = 0; pass < 2; pass++) {
+		for (en = s->subs; en; en = en->next) {
+			if (en->is_filter != (pass == 1))
+				continue;
+			dup = false;
+			for (x = s->subs; x != en; x = x->next)
+				if (x->is_filter == en->is_filter &&
+				    (en->is_filter ? !strcmp(x->a, en->a) && !strcmp(x->b, en->b) :
+				                     !strcasecmp(x->a, en->a)))
+					dup = true;
+			if (!dup)
+				send_internal(e, c, en->is_filter, en->a, en->b, false,
+				    en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN);
+		}
+	}
+	if (c->was_ready) /* a reconnect, not the first connect */
+		notify_all(s, FSESL_NOTICE_UP);
+}
+
+void
+fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_srv *s = c->srv;
+
+	if (c->index != 0)
+		return;
+	/* Stale load must not steer routing (OpenSIPS kept it). */
+	load_publish(e, s, NULL);
+	notify_all(s, FSESL_NOTICE_DOWN);
+}
+
+void
+fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+
+	while (s->subs)
+		entry_remove(s, s->subs);
+	s->hb_internal = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Subscriber API (any thread)                                           */
+/* ------------------------------------------------------------------ */
+
+static void *
+dispatcher_main(void *arg)
+{
+	struct fsesl_subscriber *s = arg;
+	fsesl_delivery d;
+
+	while (!atomic_load_explicit(&s->quit, memory_order_acquire)) {
+		if (fsesl_subscriber_next(s, &d, -1) != 1)
+			continue;
+		s->cb(&d, s->ud);
+		fsesl_delivery_release(&d);
+	}
+	return NULL;
+}
+
+int
+fsesl_subscriber_create(fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts,
+    fsesl_subscriber **out)
+{
+	struct fsesl_subscriber *s;
+	unsigned int qs, size = 4;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (!e || !out)
+		return -EINVAL;
+	if (opts && (unsigned)opts->format > FSESL_EVFMT_XML)
+		return -EINVAL;
+	qs = opts && opts->queue_size ? opts->queue_size : e->cfg.event_queue_size;
+	if (qs > (1u << 24))
+		return -EINVAL;
+	while (size - 1 < qs)
+		size <<= 1;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->e = e;
+	snprintf(s->tag, sizeof(s->tag), "%s", tag ? tag : "");
+	s->fmt = opts ? opts->format : FSESL_EVFMT_PLAIN;
+	s->cb = opts ? opts->cb : NULL;
+	s->ud = opts ? opts->ud : NULL;
+	err = fsesl_ring_mpsc_init(&s->q, size);
+	if (err)
+		goto out_free;
+	err = fsesl_doorbell_init(&s->db);
+	if (err)
+		goto out_ring;
+	if (s->cb) {
+		err = -pthread_create(&s->thr, NULL, dispatcher_main, s);
+		if (err)
+			goto out_db;
+		s->has_thr = true;
+	}
+	*out = s;
+	return 0;
+out_db:
+	fsesl_doorbell_destroy(&s->db);
+out_ring:
+	fsesl_ring_mpsc_destroy(&s->q);
+out_free:
+	free(s);
+	return err;
+}
+
+static struct fsesl_req *
+ctl_new(const char *a, const char *b, size_t extra)
+{
+	size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
+	size_t cap = la + lb + 64 + extra;
+	struct fsesl_req *r = calloc(1, sizeof(*r) + cap + la + lb + 2);
+	char *p;
+
+	if (!r)
+		return NULL;
+	r->timer.idx = ~0u;
+	/* The names live after the packet area, for the reactor's tables. */
+	p = r->buf + cap;
+	memcpy(p, a ? a : "", la + 1);
+	r->arg1 = p;
+	p += la + 1;
+	memcpy(p, b ? b : "", lb + 1);
+	r->arg2 = p;
+	r->len = cap; /* capacity until encoded */
+	return r;
+}
+
+static int
+map_enc(ssize_t n)
+{
+
+	switch ((int)n) {
+	case FSESL_PERR_INJECTION:
+		return FSESL_EINJECTION;
+	case FSESL_PERR_UNLOAD_TRAP:
+		return FSESL_EUNLOAD;
+	case FSESL_PERR_TOO_LONG:
+	case FSESL_PERR_BUFFER_TOO_SMALL:
+		return FSESL_ETOOBIG;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int
+subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op op,
+    const char *a, const char *b)
+{
+	struct fsesl_req *r;
+	ssize_t n;
+
+	if (!s || !a || !*a || ((op == FSESL_FILTER_ADD) && (!b || !*b)))
+		return -EINVAL;
+	r = ctl_new(a, b, 0);
+	if (!r)
+		return -ENOMEM;
+	switch (op) {
+	case FSESL_SUB_ADD:
+		n = fsesl_encode_event(r->buf, r->len, s->fmt, &r->arg1, 1);
+		break;
+	case FSESL_SUB_DEL:
+		n = fsesl_encode_nixevent(r->buf, r->len, &r->arg1, 1);
+		break;
+	case FSESL_FILTER_ADD:
+		n = fsesl_encode_filter(r->buf, r->len, a, b);
+		break;
+	default:
+		n = fsesl_encode_filter_delete(r->buf, r->len, a, b && *b ? b : NULL);
+		break;
+	}
+	if (n < 0) {
+		free(r);
+		return map_enc(n);
+	}
+	r->len = (size_t)n;
+	r->kind = FSESL_REQ_SUBCTL;
+	r->op = (uint8_t)op;
+	r->sub = s;
+	r->handle = h;
+	return fsesl_run_ctl(s->e, h, r, s->e->cfg.esl_cmd_timeout);
+}
+
+int
+fsesl_subscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event)
+{
+
+	return subctl_call(s, srv, FSESL_SUB_ADD, event, NULL);
+}
+
+int
+fsesl_unsubscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event)
+{
+
+	return subctl_call(s, srv, FSESL_SUB_DEL, event, NULL);
+}
+
+int
+fsesl_filter_add(fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value)
+{
+
+	return subctl_call(s, srv, FSESL_FILTER_ADD, header, value);
+}
+
+int
+fsesl_filter_del(fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value)
+{
+
+	return subctl_call(s, srv, FSESL_FILTER_DEL, header, value ? value : "");
+}
+
+int
+fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
+{
+	struct pollfd pfd;
+	struct dnode *n;
+	void *item;
+	uint64_t end = 0, now;
+	int wait;
+
+	if (!s || !d)
+		return -EINVAL;
+	memset(d, 0, sizeof(*d));
+	if (timeout_ms > 0)
+		end = fsesl_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		/* One consumer at a time (ring contract): the application or
+		 * the dispatcher thread, never both. */
+		if (fsesl_ring_mpsc_dequeue(&s->q, &item))
+			break;
+		/* The doorbell protocol: clear, re-check, then sleep. */
+		(void)fsesl_doorbell_prepare_sleep(&s->db);
+		if (fsesl_ring_mpsc_dequeue(&s->q, &item))
+			break;
+		if (timeout_ms == 0 || atomic_load_explicit(&s->quit, memory_order_acquire))
+			return 0;
+		wait = -1;
+		if (timeout_ms > 0) {
+			now = fsesl_mono_ns();
+			if (now >= end)
+				return 0;
+			wait = (int)((end - now + 999999) / 1000000);
+		}
+		pfd.fd = fsesl_doorbell_fd(&s->db);
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
+			return -errno;
+		fsesl_doorbell_awake(&s->db);
+	}
+	n = item;
+	d->kind = n->kind;
+	d->server = n->server;
+	d->count = n->count;
+	d->event = n->ev ? n->ev->ev : NULL;
+	d->_priv = n->ev;
+	free(n);
+	return 1;
+}
+
+int
+fsesl_subscriber_fd(const fsesl_subscriber *s)
+{
+
+	return s ? fsesl_doorbell_fd(&s->db) : -EINVAL;
+}
+
+uint64_t
+fsesl_subscriber_dropped(const fsesl_subscriber *s)
+{
+
+	return s ? atomic_load_explicit(&s->dropped, memory_order_relaxed) : 0;
+}
+
+void
+fsesl_subscriber_destroy(fsesl_subscriber *s)
+{
+	struct fsesl_req *r;
+	fsesl_delivery d;
+	void *item;
+
+	if (!s)
+		return;
+	/* Leave every server first, so the reactor holds no pointer to s.
+	 * The handle is only a routing key here: 0 means "no server". */
+	r = ctl_new(NULL, NULL, 0);
+	if (r) {
+		r->kind = FSESL_REQ_SUBDESTROY;
+		r->sub = s;
+		r->len = 0;
+		(void)fsesl_run_ctl(s->e, 0, r, 0);
+	}
+	if (s->has_thr) {
+		atomic_store_explicit(&s->quit, true, memory_order_release);
+		/* Wake the dispatcher: write the eventfd directly, since the
+		 * coalescing flag may say "already signalled". */
+		{
+			uint64_t one = 1;
+			ssize_t w = write(fsesl_doorbell_fd(&s->db), &one, sizeof(one));
+			(void)w;
+		}
+		pthread_join(s->thr, NULL);
+	}
+	while (fsesl_ring_mpsc_dequeue(&s->q, &item)) {
+		struct dnode *n = item;
+
+		d.event = NULL;
+		d._priv = n->ev;
+		fsesl_delivery_release(&d);
+		free(n);
+	}
+	fsesl_doorbell_destroy(&s->db);
+	fsesl_ring_mpsc_destroy(&s->q);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* HEARTBEAT load (any thread)                                           */
+/* ------------------------------------------------------------------ */
+
+int
+fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
+{
+	struct fsesl_load_snap *p;
+	struct fsesl_srv *s;
+	struct fsesl_req *r;
+	uint64_t now, limit, iv;
+	bool want = false;
+	int err;
+
+	if (!e || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	err = fsesl_srv_acquire(e, srv, &s);
+	if (err)
+		return err;
+	if (!atomic_load_explicit(&s->hb_wanted, memory_order_relaxed) &&
+	    !atomic_exchange_explicit(&s->hb_wanted, true, memory_order_relaxed))
+		want = true;
+	urcu_bp_read_lock();
+	p = rcu_dereference(s->load);
+	if (p) {
+		now = fsesl_mono_ns();
+		out->hb = p->hb;
+		out->age_ms = (now - p->at_ns) / 1000000ull;
+		iv = (uint64_t)e->cfg.event_heartbeat_interval * 1000000000ull;
+		if (p->interval_ns > iv)
+			iv = p->interval_ns;
+		limit = iv * e->cfg.heartbeat_miss_limit;
+		out->valid = now - p->at_ns <= limit;
+	}
+	urcu_bp_read_unlock();
+	if (want) {
+		/* First call for this server: the engine subscribes itself;
+		 * nobody waits (the load is valid after the first beat). */
+		r = ctl_new(NULL, NULL, 0);
+		if (r) {
+			r->kind = FSESL_REQ_HBWANT;
+			r->len = 0;
+			r->sub = NULL;
+			err = fsesl_run_ctl(e, srv, r, 0);
+			if (err && err != -ETIMEDOUT)
+				atomic_store_explicit(&s->hb_wanted, false, memory_order_relaxed);
+		}
+	}
+	fsesl_srv_unref(s);
+	return 0;
+}
+
+int
+fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n)
+{
+	double best = -1.0, cap;
+	fsesl_load ld;
+	size_t i;
+	int idx = -ENOENT;
+
+	if (!e || (!srvs && n))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (fsesl_server_load(e, srvs[i], &ld) != 0 || !ld.valid)
+			continue;
+		cap = ld.hb.max_sessions > ld.hb.session_count ?
+		    (double)(ld.hb.max_sessions - ld.hb.session_count) : 0.0;
+		cap *= ld.hb.idle_cpu / 100.0;
+		if (cap > best) {
+			best = cap;
+			idx = (int)i;
+		}
+	}
+	return idx;
+}
+
+/* ------------------------------------------------------------------ */
+/* bgapi jobs: not yet                                                   */
+/* ------------------------------------------------------------------ */
 
 int
 fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
@@ -48,6 +927,8 @@ fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_ti
 
 	if (result)
 		*result = NULL;
+	if (fsesl_on_reactor)
+		return FSESL_EINCALLBACK;
 	return -ENOSYS;
 }
 
@@ -57,92 +938,4 @@ fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int 
 {
 
 	return -ENOSYS;
-}
-
-int
-fsesl_subscriber_create(fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts,
-    fsesl_subscriber **out)
-{
-
-	if (out)
-		*out = NULL;
-	return -ENOSYS;
-}
-
-void
-fsesl_subscriber_destroy(fsesl_subscriber *s)
-{
-
-	return;
-}
-
-int
-fsesl_subscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event)
-{
-
-	return -ENOSYS;
-}
-
-int
-fsesl_unsubscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event)
-{
-
-	return -ENOSYS;
-}
-
-int
-fsesl_filter_add(fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value)
-{
-
-	return -ENOSYS;
-}
-
-int
-fsesl_filter_del(fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value)
-{
-
-	return -ENOSYS;
-}
-
-int
-fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
-{
-
-	return -ENOSYS;
-}
-
-int
-fsesl_subscriber_fd(const fsesl_subscriber *s)
-{
-
-	return -ENOSYS;
-}
-
-uint64_t
-fsesl_subscriber_dropped(const fsesl_subscriber *s)
-{
-
-	return 0;
-}
-
-int
-fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
-{
-
-	return -ENOSYS;
-}
-
-int
-fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n)
-{
-
-	return -ENOSYS;
-}
-
-void
-fsesl_delivery_release(fsesl_delivery *d)
-{
-
-	if (d)
-		d->_priv = NULL;
 }

@@ -197,13 +197,14 @@ req_done(struct fsesl_engine *e, struct fsesl_req *r)
 {
 	struct fsesl_srv *s = r->srv;
 
-	if (fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT)
+	if (s && fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT)
 		FSESL_STAT_ADD(s->st.timeouts, 1);
 	if (r->is_async)
 		fsesl_timer_disarm(&e->timers, &r->timer);
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
-	fsesl_srv_unref(s);
+	if (s)
+		fsesl_srv_unref(s);
 }
 
 /* Completes r with an error (not a reply); ESHUTDOWN is a cancellation. */
@@ -215,6 +216,25 @@ req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
 	r->reply = NULL;
 	(void)fsesl_cpl_complete(&r->cpl,
 	    err == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
+	req_done(e, r);
+}
+
+void
+fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r)
+{
+
+	req_done(e, r);
+}
+
+/* Completes a request that carries no reply object (control requests):
+ * status 0 is DONE, anything else FAILED. */
+void
+fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status)
+{
+
+	r->status = status;
+	r->reply = NULL;
+	(void)fsesl_cpl_complete(&r->cpl, status == 0 ? FSESL_CPL_DONE : FSESL_CPL_FAILED, e->ops);
 	req_done(e, r);
 }
 
@@ -542,7 +562,12 @@ conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		r->next = NULL;
 		c->in_flight--;
 		FSESL_STAT_SUB(c->srv->st.in_flight, 1);
-		req_fail(e, r, err);
+		if (r->kind != FSESL_REQ_CMD && err == FSESL_EDISCONNECTED)
+			/* Subscriptions are recorded and replayed at reconnect:
+			 * for the caller this one is done. */
+			fsesl_rx_req_finish(e, r, 0);
+		else
+			req_fail(e, r, err);
 	}
 	c->fifo_tail = NULL;
 }
@@ -560,6 +585,8 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 	if (prev == FSESL_CONN_READY)
 		atomic_fetch_sub_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
 	conn_fail_fifo(e, c, stopping ? FSESL_ESHUTDOWN : FSESL_EDISCONNECTED);
+	if (prev == FSESL_CONN_READY && !stopping)
+		fsesl_events_conn_down(e, c);
 	if (stopping || prev == FSESL_CONN_IDLE)
 		return;
 	atomic_store_explicit(&s->st.last_error, err, memory_order_relaxed);
@@ -672,10 +699,11 @@ conn_ready(struct fsesl_engine *e, struct fsesl_conn *c)
 	FSESL_STAT_ADD(s->st.connects, 1);
 	if (c->was_ready)
 		FSESL_STAT_ADD(s->st.reconnects, 1);
-	c->was_ready = true;
 	atomic_fetch_add_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->st.last_error, 0, memory_order_relaxed);
 	fsesl_log(e, FSESL_LOG_INFO, "%s: connection %u ready", s->key, c->index);
+	fsesl_events_conn_up(e, c); /* reads was_ready: UP only on a reconnect */
+	c->was_ready = true;
 	srv_mark_dirty(e, s);
 }
 
@@ -693,6 +721,10 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	r->next = NULL;
 	c->in_flight--;
 	FSESL_STAT_SUB(s->st.in_flight, 1);
+	if (r->kind != FSESL_REQ_CMD) {
+		fsesl_events_reply(e, r, m);
+		return;
+	}
 	if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING) {
 		/* Abandoned place: the reply is read and dropped. */
 		FSESL_STAT_ADD(s->st.late_replies, 1);
@@ -908,6 +940,41 @@ conn_on_event(struct fsesl_engine *e, struct fsesl_conn *c, uint32_t evs)
 /* ------------------------------------------------------------------ */
 
 static void
+srv_ensure_known(struct fsesl_engine *e, struct fsesl_srv *s);
+
+void
+fsesl_rx_srv_known(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+
+	srv_ensure_known(e, s);
+}
+
+/* Puts r on connection c itself (subscriptions live on connection 0),
+ * outside the least-loaded choice and the in-flight cap. */
+void
+fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r)
+{
+
+	if (c->state != FSESL_CONN_READY || buf_reserve(&c->out, r->len) != 0) {
+		fsesl_rx_req_finish(e, r, c->state != FSESL_CONN_READY ? FSESL_ENOTCONNECTED : -ENOMEM);
+		return;
+	}
+	memcpy(c->out.p + c->out.len, r->buf, r->len);
+	c->out.len += r->len;
+	r->written_ns = e->now_ns;
+	r->next = NULL;
+	if (c->fifo_tail)
+		c->fifo_tail->next = r;
+	else
+		c->fifo_head = r;
+	c->fifo_tail = r;
+	c->in_flight++;
+	FSESL_STAT_ADD(c->srv->st.in_flight, 1);
+	FSESL_STAT_ADD(c->srv->st.commands_sent, 1);
+	conn_mark_dirty(e, c);
+}
+
+static void
 srv_ensure_known(struct fsesl_engine *e, struct fsesl_srv *s)
 {
 	unsigned int i;
@@ -930,6 +997,16 @@ fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r)
 
 	if (r->kind == FSESL_REQ_RETIRE) {
 		fsesl_handle_retire(r);
+		return;
+	}
+	if (r->kind >= FSESL_REQ_SUBCTL) {
+		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+			req_fail(e, r, FSESL_ESHUTDOWN);
+			return;
+		}
+		if (r->srv)
+			srv_ensure_known(e, r->srv);
+		fsesl_events_intake(e, r);
 		return;
 	}
 	if (r->kind == FSESL_REQ_ATTACH) {
@@ -1033,6 +1110,7 @@ srv_close_all(struct fsesl_engine *e, struct fsesl_srv *s, int err)
 		conn_fail_fifo(e, c, err);
 	}
 	srv_fail_queued(e, s, err);
+	fsesl_events_srv_close(e, s);
 }
 
 static void
@@ -1044,7 +1122,7 @@ housekeeping(struct fsesl_timer *t, void *arg)
 	bool busy;
 
 	for (pp = &e->srv_list; (s = *pp) != NULL;) {
-		busy = s->q_head != NULL;
+		busy = s->q_head != NULL || s->subs != NULL;
 		for (i = 0; i < s->n_conns; i++) {
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;

@@ -102,6 +102,15 @@ srv_ref_get(struct fsesl_srv *s)
 	return true;
 }
 
+/* Reactor: an extra reference for a request it creates itself; the entry
+ * cannot be DEAD while the reactor still works on it. */
+void
+fsesl_srv_ref_reactor(struct fsesl_srv *s)
+{
+
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
 void
 fsesl_srv_unref(struct fsesl_srv *s)
 {
@@ -229,6 +238,7 @@ fsesl_srv_free_now(struct fsesl_srv *s)
 		}
 	}
 	free(s->conns);
+	fsesl_load_free(s);
 	free(s->addr);
 	explicit_bzero(s->password, sizeof(s->password));
 	pthread_mutex_destroy(&s->cred_lock);
