@@ -3,7 +3,7 @@
  *
  * Starts an in-process simulator (or connects to --port P on 127.0.0.1),
  * authenticates, then keeps a window of pipelined "api echo N" commands in
- * flight on ONE connection and counts the api/response frames coming back,
+ * flight on one connection (-c N: N connections, one client thread each) and counts the api/response frames coming back,
  * checking that reply i carries body "i". The client side is deliberately
  * cheap (big writes, big reads, proto's frame reader) so the number measures
  * the server. Prints one line: commands, seconds, commands/s.
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,37 +37,17 @@ static void die(const char *what)
 	exit(1);
 }
 
-int main(int argc, char **argv)
-{
-	unsigned long total = 2000000, window = 8192;
-	unsigned port = 0;
-	fsesl_sim *sim = NULL;
+struct run {
+	unsigned port;
+	unsigned long total, window;
+};
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			total = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "-w") && i + 1 < argc)
-			window = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = (unsigned)strtoul(argv[++i], NULL, 10);
-		else {
-			fprintf(stderr, "usage: fsesl-sim-speed [-n COMMANDS] [-w WINDOW] "
-					"[--port P (external fsesl-sim on 127.0.0.1)]\n");
-			return 2;
-		}
-	}
-	if (!total || !window)
-		return 2;
-	if (!port) {
-		struct fsesl_sim_config cfg;
-		uint16_t p;
-		fsesl_sim_config_init(&cfg);
-		cfg.port = 0;
-		cfg.heartbeat_interval_ms = 0;
-		if (fsesl_sim_start(&cfg, &sim, &p))
-			die("fsesl_sim_start");
-		port = p;
-	}
+/* One connection: log in, then keep `window` commands in flight. */
+static void *run_conn(void *arg)
+{
+	struct run *rn = arg;
+	unsigned long total = rn->total, window = rn->window;
+	unsigned port = rn->port;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -99,7 +80,6 @@ int main(int argc, char **argv)
 	}
 
 	unsigned long sent = 0, got = 0;
-	double t0 = now_s();
 	while (got < total) {
 		/* Top the window up with one write. */
 		if (sent < total && sent - got < window / 2) {
@@ -127,19 +107,66 @@ int main(int argc, char **argv)
 			if (m.type != FSESL_MSG_API_RESPONSE || m.body_len != (size_t)wl ||
 			    memcmp(m.body, want, (size_t)wl)) {
 				fprintf(stderr, "fsesl-sim-speed: reply %lu out of order\n", got);
-				return 1;
+				exit(1);
 			}
 			off += (size_t)c;
 		}
 		memmove(in, in + off, len - off);
 		len -= off;
 	}
-	double dt = now_s() - t0;
-	printf("%lu commands in %.3f s: %.0f commands/s (window %lu, one connection)\n", total,
-	    dt, (double)total / dt, window);
 	close(fd);
 	free(in);
 	free(out);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long total = 2000000, window = 8192;
+	unsigned port = 0, conns = 1;
+	fsesl_sim *sim = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			total = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "-w") && i + 1 < argc)
+			window = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			conns = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+			port = (unsigned)strtoul(argv[++i], NULL, 10);
+		else {
+			fprintf(stderr, "usage: fsesl-sim-speed [-n COMMANDS] [-w WINDOW] [-c CONNECTIONS (1-64)] "
+					"[--port P (external fsesl-sim on 127.0.0.1)]\n");
+			return 2;
+		}
+	}
+	if (!total || !window || !conns || conns > 64 || total < conns)
+		return 2;
+	if (!port) {
+		struct fsesl_sim_config cfg;
+		uint16_t p;
+		fsesl_sim_config_init(&cfg);
+		cfg.port = 0;
+		cfg.heartbeat_interval_ms = 0;
+		if (fsesl_sim_start(&cfg, &sim, &p))
+			die("fsesl_sim_start");
+		port = p;
+	}
+	pthread_t th[64];
+	struct run runs[64];
+	double t0 = now_s();
+	for (unsigned i = 0; i < conns; i++) {
+		runs[i] = (struct run){.port = port, .total = total / conns, .window = window};
+		if (pthread_create(&th[i], NULL, run_conn, &runs[i]))
+			die("pthread_create");
+	}
+	for (unsigned i = 0; i < conns; i++)
+		pthread_join(th[i], NULL);
+	double dt = now_s() - t0;
+	unsigned long done = (total / conns) * conns;
+	printf("%lu commands in %.3f s: %.0f commands/s (window %lu, %u connection%s)\n", done,
+	    dt, (double)done / dt, window, conns, conns == 1 ? "" : "s");
 	if (sim)
 		fsesl_sim_stop(sim);
 	return 0;
