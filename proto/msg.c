@@ -69,6 +69,12 @@ static inline const char *scan3(const char *p, const char *e, char a, char b, ch
 	return p;
 }
 
+/* The server always writes one spelling (esl-protocol.md §1.2); a fixed-size
+ * memcmp of it compiles to a couple of word compares, and the
+ * case-insensitive loop only runs when that misses. */
+#define NAME_IS(a, len, canon, lowered) \
+	(memcmp((a), (canon), sizeof(canon) - 1) == 0 || ieq((a), (len), (lowered)))
+
 void fsesl_limits_init(struct fsesl_limits *lim)
 {
 	lim->max_header_bytes = FSESL_DEFAULT_MAX_HEADER_BYTES;
@@ -127,33 +133,46 @@ const char *fsesl_msg_type_name(enum fsesl_msg_type type)
 
 enum fsesl_msg_type fsesl_msg_type_of(const char *ct, size_t len)
 {
+#define CT(lit, type) \
+	do { \
+		if (NAME_IS(ct, len, lit, lit)) \
+			return type; \
+	} while (0)
+
 	if (ct == NULL)
 		return FSESL_MSG_UNKNOWN;
 	/* Switch on length first: one compare per call on the hot path. */
 	switch (len) {
 	case 8:
-		return ieq(ct, len, "log/data") ? FSESL_MSG_LOG_DATA : FSESL_MSG_UNKNOWN;
+		CT("log/data", FSESL_MSG_LOG_DATA);
+		break;
 	case 12:
-		if (ieq(ct, len, "auth/request"))
-			return FSESL_MSG_AUTH_REQUEST;
-		return ieq(ct, len, "api/response") ? FSESL_MSG_API_RESPONSE : FSESL_MSG_UNKNOWN;
+		CT("api/response", FSESL_MSG_API_RESPONSE);
+		CT("auth/request", FSESL_MSG_AUTH_REQUEST);
+		break;
 	case 13:
-		return ieq(ct, len, "command/reply") ? FSESL_MSG_COMMAND_REPLY : FSESL_MSG_UNKNOWN;
+		CT("command/reply", FSESL_MSG_COMMAND_REPLY);
+		break;
 	case 14:
-		return ieq(ct, len, "text/event-xml") ? FSESL_MSG_EVENT_XML : FSESL_MSG_UNKNOWN;
+		CT("text/event-xml", FSESL_MSG_EVENT_XML);
+		break;
 	case 15:
-		return ieq(ct, len, "text/event-json") ? FSESL_MSG_EVENT_JSON : FSESL_MSG_UNKNOWN;
+		CT("text/event-json", FSESL_MSG_EVENT_JSON);
+		break;
 	case 16:
-		return ieq(ct, len, "text/event-plain") ? FSESL_MSG_EVENT_PLAIN : FSESL_MSG_UNKNOWN;
+		CT("text/event-plain", FSESL_MSG_EVENT_PLAIN);
+		break;
 	case 19:
-		return ieq(ct, len, "text/rude-rejection") ? FSESL_MSG_RUDE_REJECTION
-							   : FSESL_MSG_UNKNOWN;
+		CT("text/rude-rejection", FSESL_MSG_RUDE_REJECTION);
+		break;
 	case 22:
-		return ieq(ct, len, "text/disconnect-notice") ? FSESL_MSG_DISCONNECT_NOTICE
-							      : FSESL_MSG_UNKNOWN;
+		CT("text/disconnect-notice", FSESL_MSG_DISCONNECT_NOTICE);
+		break;
 	default:
-		return FSESL_MSG_UNKNOWN;
+		break;
 	}
+	return FSESL_MSG_UNKNOWN;
+#undef CT
 }
 
 const struct fsesl_header *fsesl_msg_header(const struct fsesl_msg *msg, const char *name)
@@ -348,17 +367,19 @@ ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
 
 		switch (nlen) {
 		case 10:
-			if (msg->reply == FSESL_REPLY_NONE && ieq(line, nlen, "reply-text"))
+			if (msg->reply == FSESL_REPLY_NONE &&
+			    NAME_IS(line, nlen, "Reply-Text", "reply-text"))
 				set_reply(msg, h->value, h->value_len);
 			break;
 		case 12:
-			if (msg->content_type == NULL && ieq(line, nlen, "content-type")) {
+			if (msg->content_type == NULL &&
+			    NAME_IS(line, nlen, "Content-Type", "content-type")) {
 				msg->content_type = h->value;
 				msg->content_type_len = h->value_len;
 			}
 			break;
 		case 14:
-			if (ieq(line, nlen, "content-length")) {
+			if (NAME_IS(line, nlen, "Content-Length", "content-length")) {
 				/* Two different lengths make the framing ambiguous;
 				 * a repeated identical one is harmless. */
 				if (cl_val && (cl_len != h->value_len ||
@@ -369,7 +390,8 @@ ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
 			}
 			break;
 		case 19:
-			if (disp == NULL && ieq(line, nlen, "content-disposition")) {
+			if (disp == NULL &&
+			    NAME_IS(line, nlen, "Content-Disposition", "content-disposition")) {
 				disp = h->value;
 				disp_len = h->value_len;
 			}
