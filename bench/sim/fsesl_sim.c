@@ -390,6 +390,7 @@ struct sim_conn {
 	enum sim_park park;
 	uint64_t park_deadline;
 	uint64_t pause_deadline; /* TINY_WRITES pause */
+	uint64_t close_deadline; /* a closing connection whose peer does not read */
 	bool delay_done;         /* DELAY already served for the next command */
 	char *msleep_cmd;        /* API event data of the parked msleep */
 	char *msleep_arg;
@@ -590,6 +591,18 @@ static void sim_mark_dirty(struct sim_conn *c)
 	c->s->dirty = c;
 }
 
+/* Notices are best effort (the real server gives up a blocked write after
+ * about 10 minutes); a peer that reads nothing loses the socket after this. */
+#define SIM_CLOSE_GRACE_NS (2000000000ull)
+
+static void sim_closing(struct sim_conn *c)
+{
+	c->closing = true;
+	if (!c->close_deadline)
+		c->close_deadline = sim_now_ns() + SIM_CLOSE_GRACE_NS;
+	sim_mark_dirty(c);
+}
+
 /* Every message goes through here: CLOSE_AFTER_MSGS counts them. */
 static void sim_emit(struct sim_conn *c, const char *data, size_t len)
 {
@@ -603,7 +616,7 @@ static void sim_emit(struct sim_conn *c, const char *data, size_t len)
 	struct sim_fault_state *fm = &c->f[FSESL_SIM_FAULT_CLOSE_AFTER_MSGS];
 	if (fm->on && c->msgs_written - fm->base >= fm->a) {
 		c->s->c.faults[FSESL_SIM_FAULT_CLOSE_AFTER_MSGS]++;
-		c->closing = true;
+		sim_closing(c);
 	}
 	sim_mark_dirty(c);
 }
@@ -642,7 +655,7 @@ static void sim_emit_reply(struct sim_conn *c, const char *data, size_t len)
 		c->f[FSESL_SIM_FAULT_CLOSE_MID_FRAME].on = false;
 		k->faults[FSESL_SIM_FAULT_CLOSE_MID_FRAME]++;
 		sbuf_add(&c->out, data, len / 2 ? len / 2 : 1);
-		c->closing = true;
+		sim_closing(c);
 		c->f[FSESL_SIM_FAULT_CLOSE_AFTER_MSGS].on = true; /* nothing more goes out */
 		c->f[FSESL_SIM_FAULT_CLOSE_AFTER_MSGS].a = 0;
 		sim_mark_dirty(c);
@@ -730,8 +743,7 @@ static void sim_goodbye(struct sim_conn *c, const char *notice)
 	sim_conn_drop_queues(c);
 	if (notice)
 		sim_emit(c, notice, strlen(notice));
-	c->closing = true;
-	sim_mark_dirty(c);
+	sim_closing(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -802,7 +814,7 @@ static void sim_enqueue(struct sim_conn *c, struct sim_event *ev)
 			/* The real server writes this from another thread, possibly in
 			 * the middle of another message; here it follows whole ones. */
 			sim_emit(c, SIM_NOTICE_LOST, sizeof(SIM_NOTICE_LOST) - 1);
-			c->closing = true;
+			sim_closing(c);
 		}
 		return;
 	}
@@ -2072,13 +2084,18 @@ static void sim_conn_process(struct sim_conn *c)
 		return;
 	/* Idle: log lines, then events (the real loop sends one log line then all
 	 * events per pass; with everything already queued that is the same). */
+	/* Like the real connection thread, which blocks in its write: nothing
+	 * more is taken from the queues while the peer is not reading, so a
+	 * stalled subscriber fills its queue and gets the lost-events kill. */
+	if (sbuf_avail(&c->out) >= SIM_OUT_HIGH)
+		return;
 	if (c->logq_n) {
 		sbuf_add(&c->out, c->logq.p + c->logq.off, sbuf_avail(&c->logq));
 		c->msgs_written += c->logq_n;
 		c->logq.off = c->logq.len = 0;
 		c->logq_n = 0;
 	}
-	while (c->q_len && !c->closing) {
+	while (c->q_len && !c->closing && sbuf_avail(&c->out) < SIM_OUT_HIGH) {
 		struct sim_event *ev = c->q[c->q_head];
 		const char *w;
 		size_t wl;
@@ -2616,6 +2633,8 @@ static uint64_t sim_min_deadline(struct fsesl_sim *s)
 		SIM_MIN(s->jobs[i].deadline);
 	for (struct sim_conn *c = s->conns; c; c = c->next) {
 		SIM_MIN(c->auth_deadline);
+		if (c->closing)
+			SIM_MIN(c->close_deadline);
 		if (c->park != PARK_NONE)
 			SIM_MIN(c->park_deadline);
 		if (sbuf_avail(&c->out))
@@ -2668,6 +2687,10 @@ static void sim_timers(struct fsesl_sim *s, uint64_t now)
 		}
 		if (c->pause_deadline && now >= c->pause_deadline)
 			sim_mark_dirty(c);
+		if (c->closing && c->close_deadline && now >= c->close_deadline) {
+			c->hard_close = true;
+			sim_mark_dirty(c);
+		}
 	}
 }
 

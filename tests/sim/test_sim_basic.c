@@ -393,3 +393,45 @@ Test(sim, bad_password_closes_after_notice)
 	cr_expect_eq(c.auth_failed, 1);
 	tc_close(&t);
 }
+
+Test(sim, subscriber_that_stops_reading_is_killed)
+{
+	struct fsesl_sim_config cfg;
+	uint16_t p;
+	struct tc t;
+	static char body[4096];
+
+	fsesl_sim_config_init(&cfg);
+	cfg.heartbeat_interval_ms = 0;
+	cfg.event_queue_max = 200;
+	cfg.event_drop_kill = 10;
+	fsesl_sim *s = tc_sim_start(&cfg, &p);
+	cr_assert_eq(tc_connect(&t, p, 5000), 0);
+	tc_login(&t);
+	tc_sends(&t, "event plain CUSTOM big::one\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	/* The client reads nothing now: kernel buffers and the server's output
+	 * fill, then its queue, then the drops start. */
+	memset(body, 'x', sizeof(body) - 1);
+	struct fsesl_sim_counters c = {0};
+	for (int i = 0; i < 100000 && c.lost_event_kills == 0; i++) {
+		cr_assert_eq(fsesl_sim_fire_event(s, "CUSTOM", "big::one", NULL, 0, body), 0);
+		fsesl_sim_counters(s, &c);
+	}
+	cr_assert_eq(c.lost_event_kills, 1, "never killed");
+	cr_expect_eq(c.events_dropped, 11);
+	/* Reading again: the events that made it, then the notice, then EOF. */
+	int frames = 0;
+	while (tc_next(&t) == 1) {
+		frames++;
+		if (t.msg.type == FSESL_MSG_DISCONNECT_NOTICE)
+			break;
+		cr_assert_eq(t.msg.type, FSESL_MSG_EVENT_PLAIN);
+	}
+	cr_assert_eq(t.msg.type, FSESL_MSG_DISCONNECT_NOTICE);
+	cr_assert(tc_body_is(&t, "killed listener because of lost events\n"));
+	cr_assert_eq(tc_next(&t), 0);
+	cr_assert_gt(frames, 200);
+	tc_close(&t);
+	fsesl_sim_stop(s);
+}
