@@ -135,7 +135,7 @@ struct bench_opts {
 	const char *password;  /* sim password */
 	bool progress;
 	unsigned timeout_ms;   /* per command, for loss detection */
-	unsigned repeat;       /* runs per scenario; the median-rate one is kept */
+	unsigned repeat;       /* rounds over the plan; each scenario keeps its best run */
 };
 
 /* Where the servers are: host/port/password (sim or --url). */

@@ -45,6 +45,7 @@ Test(bench_args, bad_numbers)
 	expect_usage_error((const char *[]){ "--servers", "99", NULL }, "--servers");
 	expect_usage_error((const char *[]){ "--rate", "-5", NULL }, "--rate");
 	expect_usage_error((const char *[]){ "--mix", "huge", NULL }, "--mix");
+	expect_usage_error((const char *[]){ "--repeat", "0", NULL }, "--repeat");
 }
 
 Test(bench_args, missing_value_and_extra_argument)
