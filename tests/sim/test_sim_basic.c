@@ -435,3 +435,22 @@ Test(sim, subscriber_that_stops_reading_is_killed)
 	tc_close(&t);
 	fsesl_sim_stop(s);
 }
+
+Test(sim, oversized_client_content_length_closes)
+{
+	struct tc t;
+
+	cr_assert_eq(tc_connect(&t, port, 5000), 0);
+	tc_login(&t);
+	tc_sends(&t, "api echo x\nContent-Length: abc\n\napi echo y\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "x"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "y"));
+	/* Over 16 MiB: the 1.11.2+ behaviour (1.10.12 would abort FreeSWITCH). */
+	tc_sends(&t, "sendevent CUSTOM\nContent-Length: 99999999\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_DISCONNECT_NOTICE);
+	cr_assert_eq(tc_next(&t), 0);
+	tc_close(&t);
+}
