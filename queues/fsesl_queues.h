@@ -69,9 +69,11 @@ uint64_t fsesl_mono_ns(void);
  * Capacity is size - 1 (ck keeps one slot empty). size: power of two >= 4.
  *
  * ck's MPSC caveat: a producer that is descheduled between its reserve and
- * commit makes later producers spin until it commits. The enqueue window
- * is a handful of instructions, and the engine shards producers over
- * several rings (fsesl_sq) so one stalled producer blocks only its shard.
+ * commit makes later producers wait until it commits. The enqueue window
+ * is a handful of instructions; producers waiting for their turn spin
+ * briefly and then sleep on a per-slot futex instead of spinning a whole
+ * time slice (ring.c); and the engine shards producers over several
+ * rings (fsesl_sq) so one stalled producer delays only its shard.
  */
 struct fsesl_ring_mpsc {
 	struct ck_ring ring;
@@ -81,6 +83,9 @@ struct fsesl_ring_mpsc {
 	 * on by blocking producers that found the ring full. */
 	_Atomic uint32_t space_seq;
 	_Atomic uint32_t space_waiters;
+	/* private: one futex word per slot, for producers that sleep while
+	 * an earlier producer has not committed yet (see ring.c). */
+	_Atomic uint32_t *turn;
 };
 
 int fsesl_ring_mpsc_init(struct fsesl_ring_mpsc *r, unsigned int size); /* 0, -EINVAL, -ENOMEM */
