@@ -47,13 +47,13 @@
 
 #define SIM_VERSION_TEXT "FreeSWITCH Version 1.10.12-release~64bit ( 64bit)\n"
 #define SIM_VERSION_HB "1.10.12-release~64bit"
-#define SIM_NOTICE_BYE                                                                            \
-	"Content-Type: text/disconnect-notice\nContent-Length: 67\n\n"                            \
+#define SIM_NOTICE_BYE                                                                             \
+	"Content-Type: text/disconnect-notice\nContent-Length: 67\n\n"                             \
 	"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
-#define SIM_NOTICE_LOST                                                                           \
-	"Content-Type: text/disconnect-notice\nContent-Length: 39\n\n"                            \
+#define SIM_NOTICE_LOST                                                                            \
+	"Content-Type: text/disconnect-notice\nContent-Length: 39\n\n"                             \
 	"killed listener because of lost events\n"
-#define SIM_RUDE                                                                                  \
+#define SIM_RUDE                                                                                   \
 	"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
 #define SIM_GREETING "Content-Type: auth/request\n\n"
 
@@ -71,37 +71,46 @@
 /* Event type names (esl-protocol.md Appendix A, 1.10.12: no CERT_RELOAD) */
 /* ------------------------------------------------------------------ */
 
-#define SIM_EVENTS(X)                                                                             \
-	X(CUSTOM) X(CLONE) X(CHANNEL_CREATE) X(CHANNEL_DESTROY) X(CHANNEL_STATE)                  \
-	X(CHANNEL_CALLSTATE) X(CHANNEL_ANSWER) X(CHANNEL_HANGUP) X(CHANNEL_HANGUP_COMPLETE)       \
-	X(CHANNEL_EXECUTE) X(CHANNEL_EXECUTE_COMPLETE) X(CHANNEL_HOLD) X(CHANNEL_UNHOLD)          \
-	X(CHANNEL_BRIDGE) X(CHANNEL_UNBRIDGE) X(CHANNEL_PROGRESS) X(CHANNEL_PROGRESS_MEDIA)       \
-	X(CHANNEL_OUTGOING) X(CHANNEL_PARK) X(CHANNEL_UNPARK) X(CHANNEL_APPLICATION)              \
-	X(CHANNEL_ORIGINATE) X(CHANNEL_UUID) X(API) X(LOG) X(INBOUND_CHAN) X(OUTBOUND_CHAN)       \
-	X(STARTUP) X(SHUTDOWN) X(PUBLISH) X(UNPUBLISH) X(TALK) X(NOTALK) X(SESSION_CRASH)         \
-	X(MODULE_LOAD) X(MODULE_UNLOAD) X(DTMF) X(MESSAGE) X(PRESENCE_IN) X(NOTIFY_IN)            \
-	X(PRESENCE_OUT) X(PRESENCE_PROBE) X(MESSAGE_WAITING) X(MESSAGE_QUERY) X(ROSTER) X(CODEC)  \
-	X(BACKGROUND_JOB) X(DETECTED_SPEECH) X(DETECTED_TONE) X(PRIVATE_COMMAND) X(HEARTBEAT)     \
-	X(TRAP) X(ADD_SCHEDULE) X(DEL_SCHEDULE) X(EXE_SCHEDULE) X(RE_SCHEDULE) X(RELOADXML)       \
-	X(NOTIFY) X(PHONE_FEATURE) X(PHONE_FEATURE_SUBSCRIBE) X(SEND_MESSAGE) X(RECV_MESSAGE)     \
-	X(REQUEST_PARAMS) X(CHANNEL_DATA) X(GENERAL) X(COMMAND) X(SESSION_HEARTBEAT)              \
-	X(CLIENT_DISCONNECTED) X(SERVER_DISCONNECTED) X(SEND_INFO) X(RECV_INFO)                   \
-	X(RECV_RTCP_MESSAGE) X(SEND_RTCP_MESSAGE) X(CALL_SECURE) X(NAT) X(RECORD_START)           \
-	X(RECORD_STOP) X(PLAYBACK_START) X(PLAYBACK_STOP) X(CALL_UPDATE) X(FAILURE)               \
-	X(SOCKET_DATA) X(MEDIA_BUG_START) X(MEDIA_BUG_STOP) X(CONFERENCE_DATA_QUERY)              \
-	X(CONFERENCE_DATA) X(CALL_SETUP_REQ) X(CALL_SETUP_RESULT) X(CALL_DETAIL) X(DEVICE_STATE)  \
-	X(TEXT) X(SHUTDOWN_REQUESTED) X(ALL)
+#define SIM_EVENTS(X)                                                                              \
+	X(CUSTOM)                                                                                  \
+	X(CLONE) X(CHANNEL_CREATE) X(CHANNEL_DESTROY) X(CHANNEL_STATE) X(CHANNEL_CALLSTATE) X(     \
+	    CHANNEL_ANSWER) X(CHANNEL_HANGUP) X(CHANNEL_HANGUP_COMPLETE) X(CHANNEL_EXECUTE)        \
+	    X(CHANNEL_EXECUTE_COMPLETE) X(CHANNEL_HOLD) X(CHANNEL_UNHOLD) X(CHANNEL_BRIDGE) X(     \
+	        CHANNEL_UNBRIDGE) X(CHANNEL_PROGRESS) X(CHANNEL_PROGRESS_MEDIA)                    \
+	        X(CHANNEL_OUTGOING) X(CHANNEL_PARK) X(CHANNEL_UNPARK) X(CHANNEL_APPLICATION) X(    \
+	            CHANNEL_ORIGINATE) X(CHANNEL_UUID) X(API) X(LOG) X(INBOUND_CHAN)               \
+	            X(OUTBOUND_CHAN) X(STARTUP) X(SHUTDOWN) X(PUBLISH) X(UNPUBLISH) X(TALK) X(     \
+	                NOTALK) X(SESSION_CRASH) X(MODULE_LOAD) X(MODULE_UNLOAD) X(DTMF)           \
+	                X(MESSAGE) X(PRESENCE_IN) X(NOTIFY_IN) X(PRESENCE_OUT) X(                  \
+	                    PRESENCE_PROBE) X(MESSAGE_WAITING) X(MESSAGE_QUERY) X(ROSTER) X(CODEC) \
+	                    X(BACKGROUND_JOB) X(DETECTED_SPEECH) X(DETECTED_TONE) X(               \
+	                        PRIVATE_COMMAND) X(HEARTBEAT) X(TRAP) X(ADD_SCHEDULE)              \
+	                        X(DEL_SCHEDULE) X(EXE_SCHEDULE) X(RE_SCHEDULE) X(RELOADXML) X(     \
+	                            NOTIFY) X(PHONE_FEATURE) X(PHONE_FEATURE_SUBSCRIBE)            \
+	                            X(SEND_MESSAGE) X(RECV_MESSAGE) X(REQUEST_PARAMS) X(           \
+	                                CHANNEL_DATA) X(GENERAL) X(COMMAND) X(SESSION_HEARTBEAT)   \
+	                                X(CLIENT_DISCONNECTED) X(SERVER_DISCONNECTED) X(           \
+	                                    SEND_INFO) X(RECV_INFO) X(RECV_RTCP_MESSAGE)           \
+	                                    X(SEND_RTCP_MESSAGE) X(CALL_SECURE) X(NAT) X(          \
+	                                        RECORD_START) X(RECORD_STOP) X(PLAYBACK_START)     \
+	                                        X(PLAYBACK_STOP) X(CALL_UPDATE) X(FAILURE)         \
+	                                            X(SOCKET_DATA) X(MEDIA_BUG_START) X(           \
+	                                                MEDIA_BUG_STOP) X(CONFERENCE_DATA_QUERY)   \
+	                                                X(CONFERENCE_DATA) X(CALL_SETUP_REQ)       \
+	                                                    X(CALL_SETUP_RESULT) X(CALL_DETAIL)    \
+	                                                        X(DEVICE_STATE) X(TEXT)            \
+	                                                            X(SHUTDOWN_REQUESTED) X(ALL)
 
 enum sim_ev_type {
 #define SIM_EV_ENUM(n) EV_##n,
 	SIM_EVENTS(SIM_EV_ENUM)
 #undef SIM_EV_ENUM
-	EV__COUNT
+	    EV__COUNT
 };
 
 static const char *const sim_ev_names[EV__COUNT] = {
 #define SIM_EV_NAME(n) #n,
-	SIM_EVENTS(SIM_EV_NAME)
+    SIM_EVENTS(SIM_EV_NAME)
 #undef SIM_EV_NAME
 };
 
@@ -184,8 +193,7 @@ static void sbuf_free(struct sbuf *b)
 }
 
 /* Appends printf output (no NUL kept). */
-__attribute__((format(printf, 2, 3))) static int sbuf_printf(struct sbuf *b, const char *fmt,
-    ...)
+__attribute__((format(printf, 2, 3))) static int sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	char tmp[1024];
@@ -216,7 +224,7 @@ struct sim_event {
 	char *subclass; /* CUSTOM only, NULL if none */
 	size_t n, cap;
 	struct fsesl_header *h; /* name and value owned: one malloc "name\0value\0" */
-	char *body;             /* NULL: no body; "" with body_len 0: empty body */
+	char *body; /* NULL: no body; "" with body_len 0: empty body */
 	size_t body_len;
 	char *wire[3]; /* envelope + payload per format, built on first use */
 	size_t wire_len[3];
@@ -234,8 +242,8 @@ static struct sim_event *sim_event_alloc(int type)
 	return ev;
 }
 
-static int sim_event_add_n(struct sim_event *ev, const char *name, size_t nlen, const char *val,
-    size_t vlen)
+static int sim_event_add_n(
+    struct sim_event *ev, const char *name, size_t nlen, const char *val, size_t vlen)
 {
 	if (ev->n == ev->cap) {
 		size_t ncap = ev->cap ? ev->cap * 2 : 32;
@@ -265,8 +273,8 @@ static int sim_event_add(struct sim_event *ev, const char *name, const char *val
 	return sim_event_add_n(ev, name, strlen(name), val, strlen(val));
 }
 
-__attribute__((format(printf, 3, 4))) static int sim_event_addf(struct sim_event *ev,
-    const char *name, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int sim_event_addf(
+    struct sim_event *ev, const char *name, const char *fmt, ...)
 {
 	char tmp[512];
 	va_list ap;
@@ -318,21 +326,22 @@ static int sim_event_wire(struct sim_event *ev, int fmt, const char **out, size_
 {
 	if (!ev->wire[fmt]) {
 		size_t bl = ev->body ? ev->body_len : 0;
-		size_t cap = fsesl_event_serialize_size((enum fsesl_event_format)fmt, ev->h, ev->n,
-				 bl) + 128;
+		size_t cap =
+		    fsesl_event_serialize_size((enum fsesl_event_format)fmt, ev->h, ev->n, bl) +
+		    128;
 		char *w = malloc(cap);
 		if (!w)
 			return -1;
 		/* Leave room for the envelope; it is prepended once the length is known. */
-		ssize_t n = fsesl_event_serialize(w + 96, cap - 96, (enum fsesl_event_format)fmt,
-		    ev->h, ev->n, ev->body, bl);
+		ssize_t n = fsesl_event_serialize(
+		    w + 96, cap - 96, (enum fsesl_event_format)fmt, ev->h, ev->n, ev->body, bl);
 		if (n < 0) {
 			free(w);
 			return -1;
 		}
 		char env[96];
-		int el = snprintf(env, sizeof(env), "Content-Length: %zd\nContent-Type: text/event-%s\n\n",
-		    n, sim_fmt_names[fmt]);
+		int el = snprintf(env, sizeof(env),
+		    "Content-Length: %zd\nContent-Type: text/event-%s\n\n", n, sim_fmt_names[fmt]);
 		memmove(w + el, w + 96, (size_t)n);
 		memcpy(w, env, (size_t)el);
 		ev->wire[fmt] = w;
@@ -365,7 +374,7 @@ struct sim_filter {
 enum sim_park {
 	PARK_NONE = 0,
 	PARK_MSLEEP, /* api msleep: reply when the deadline passes */
-	PARK_DELAY,  /* DELAY fault: run the next command when it passes */
+	PARK_DELAY, /* DELAY fault: run the next command when it passes */
 };
 
 struct sim_conn {
@@ -379,10 +388,10 @@ struct sim_conn {
 	struct sbuf in, out;
 	bool authed;
 	bool first_cmd_seen;
-	bool closing;  /* close once `out` is written */
+	bool closing; /* close once `out` is written */
 	bool hard_close; /* close now, drop unsent output */
-	bool silent;   /* SILENT_ACCEPT: no greeting, nothing read */
-	bool reading;  /* EPOLLIN registered */
+	bool silent; /* SILENT_ACCEPT: no greeting, nothing read */
+	bool reading; /* EPOLLIN registered */
 	bool want_out; /* EPOLLOUT registered */
 	uint32_t ep_events;
 
@@ -391,8 +400,8 @@ struct sim_conn {
 	uint64_t park_deadline;
 	uint64_t pause_deadline; /* TINY_WRITES pause */
 	uint64_t close_deadline; /* a closing connection whose peer does not read */
-	bool delay_done;         /* DELAY already served for the next command */
-	char *msleep_cmd;        /* API event data of the parked msleep */
+	bool delay_done; /* DELAY already served for the next command */
+	char *msleep_cmd; /* API event data of the parked msleep */
 	char *msleep_arg;
 
 	/* userauth restrictions (NULL: all) */
@@ -628,8 +637,9 @@ static void sim_emit_reply(struct sim_conn *c, const char *data, size_t len)
 
 	if (c->f[FSESL_SIM_FAULT_DROP_REPLY].on) {
 		if (c->drop_countdown == 0)
-			c->drop_countdown = c->f[FSESL_SIM_FAULT_DROP_REPLY].a ?
-			    c->f[FSESL_SIM_FAULT_DROP_REPLY].a : 1;
+			c->drop_countdown = c->f[FSESL_SIM_FAULT_DROP_REPLY].a
+			                        ? c->f[FSESL_SIM_FAULT_DROP_REPLY].a
+			                        : 1;
 		if (--c->drop_countdown == 0) {
 			c->f[FSESL_SIM_FAULT_DROP_REPLY].on = false;
 			k->faults[FSESL_SIM_FAULT_DROP_REPLY]++;
@@ -677,8 +687,8 @@ static void sim_reply(struct sim_conn *c, const char *text)
 	sim_emit_reply(c, buf, 40 + tl + 2);
 }
 
-__attribute__((format(printf, 2, 3))) static void sim_replyf(struct sim_conn *c,
-    const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void sim_replyf(
+    struct sim_conn *c, const char *fmt, ...)
 {
 	char text[SIM_REPLY_MAX + 1];
 	va_list ap;
@@ -881,8 +891,8 @@ static void sim_date_headers(struct fsesl_sim *s, struct sim_event *ev)
 }
 
 /* The standard headers of §5.5, in order. */
-static void sim_std_headers(struct fsesl_sim *s, struct sim_event *ev, const char *file,
-    const char *func, int line)
+static void sim_std_headers(
+    struct fsesl_sim *s, struct sim_event *ev, const char *file, const char *func, int line)
 {
 	sim_event_add(ev, "Event-Name", sim_ev_names[ev->type]);
 	sim_event_add(ev, "Core-UUID", s->core_uuid);
@@ -921,15 +931,14 @@ static void sim_uptime_text(struct fsesl_sim *s, char *buf, size_t cap, uint64_t
 	uint64_t us = sim_wall_us() - s->start_us;
 	uint64_t sec = us / 1000000u;
 	unsigned long long y = sec / (365u * 86400u), d = (sec / 86400u) % 365u,
-			   h = (sec / 3600u) % 24u, m = (sec / 60u) % 60u, se = sec % 60u,
-			   ms = (us / 1000u) % 1000u, mu = us % 1000u;
+	                   h = (sec / 3600u) % 24u, m = (sec / 60u) % 60u, se = sec % 60u,
+	                   ms = (us / 1000u) % 1000u, mu = us % 1000u;
 
 	snprintf(buf, cap,
 	    "%llu year%s, %llu day%s, %llu hour%s, %llu minute%s, %llu second%s, "
 	    "%llu millisecond%s, %llu microsecond%s",
-	    y, y == 1 ? "" : "s", d, d == 1 ? "" : "s", h, h == 1 ? "" : "s", m,
-	    m == 1 ? "" : "s", se, se == 1 ? "" : "s", ms, ms == 1 ? "" : "s", mu,
-	    mu == 1 ? "" : "s");
+	    y, y == 1 ? "" : "s", d, d == 1 ? "" : "s", h, h == 1 ? "" : "s", m, m == 1 ? "" : "s",
+	    se, se == 1 ? "" : "s", ms, ms == 1 ? "" : "s", mu, mu == 1 ? "" : "s");
 	if (ms_out)
 		*ms_out = us / 1000u;
 }
@@ -951,8 +960,8 @@ static void sim_heartbeat(struct fsesl_sim *s)
 	}
 	char up[256];
 	uint64_t up_ms;
-	struct sim_event *ev = sim_event_std(s, EV_HEARTBEAT, NULL, "switch_core.c",
-	    "send_heartbeat", 95);
+	struct sim_event *ev =
+	    sim_event_std(s, EV_HEARTBEAT, NULL, "switch_core.c", "send_heartbeat", 95);
 
 	if (!ev)
 		return;
@@ -962,8 +971,8 @@ static void sim_heartbeat(struct fsesl_sim *s)
 	sim_event_add(ev, "FreeSWITCH-Version", SIM_VERSION_HB);
 	sim_event_addf(ev, "Uptime-msec", "%llu", (unsigned long long)up_ms);
 	sim_event_addf(ev, "Session-Count", "%u", sim_session_count(s));
-	sim_event_addf(ev, "Max-Sessions", "%u",
-	    s->load_set ? s->load.max_sessions : s->cfg.max_sessions);
+	sim_event_addf(
+	    ev, "Max-Sessions", "%u", s->load_set ? s->load.max_sessions : s->cfg.max_sessions);
 	sim_event_add(ev, "Session-Per-Sec", "30");
 	sim_event_add(ev, "Session-Per-Sec-Last", "0");
 	sim_event_add(ev, "Session-Per-Sec-Max", "0");
@@ -974,8 +983,8 @@ static void sim_heartbeat(struct fsesl_sim *s)
 	sim_event_addf(ev, "Idle-CPU", "%f", s->load_set ? s->load.idle_cpu : 99.0);
 	sim_dispatch(s, ev);
 
-	ev = sim_event_std(s, EV_RE_SCHEDULE, NULL, "switch_scheduler.c",
-	    "switch_scheduler_execute", 73);
+	ev = sim_event_std(
+	    s, EV_RE_SCHEDULE, NULL, "switch_scheduler.c", "switch_scheduler_execute", 73);
 	if (!ev)
 		return;
 	sim_event_add(ev, "Task-ID", "1");
@@ -990,8 +999,8 @@ static void sim_fire_api_event(struct fsesl_sim *s, const char *cmd, const char 
 {
 	if (!sim_anyone_wants(s, EV_API))
 		return;
-	struct sim_event *ev = sim_event_std(s, EV_API, NULL, "switch_loadable_module.c",
-	    "switch_api_execute", 2954);
+	struct sim_event *ev =
+	    sim_event_std(s, EV_API, NULL, "switch_loadable_module.c", "switch_api_execute", 2954);
 	if (!ev)
 		return;
 	sim_event_add(ev, "API-Command", cmd);
@@ -1000,12 +1009,12 @@ static void sim_fire_api_event(struct fsesl_sim *s, const char *cmd, const char 
 	sim_dispatch(s, ev);
 }
 
-static const char *const sim_log_names[8] = {"CONSOLE", "ALERT", "CRIT", "ERR", "WARNING",
-	"NOTICE", "INFO", "DEBUG"};
+static const char *const sim_log_names[8] = {
+    "CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG"};
 
 /* One log/data line to every connection logging at that level. */
-static void sim_log(struct fsesl_sim *s, int level, const char *file, const char *func,
-    int line, const char *msg)
+static void sim_log(
+    struct fsesl_sim *s, int level, const char *file, const char *func, int line, const char *msg)
 {
 	if (s->n_log_conns == 0)
 		return;
@@ -1047,8 +1056,8 @@ static void sim_chan_event(struct fsesl_sim *s, int type, const struct sim_chan 
 {
 	if (!sim_anyone_wants(s, type))
 		return;
-	struct sim_event *ev = sim_event_std(s, type, NULL, "switch_channel.c",
-	    "switch_channel_perform_event", 4000);
+	struct sim_event *ev =
+	    sim_event_std(s, type, NULL, "switch_channel.c", "switch_channel_perform_event", 4000);
 	if (!ev)
 		return;
 	sim_event_add(ev, "Channel-State", state);
@@ -1063,8 +1072,8 @@ static void sim_chan_event(struct fsesl_sim *s, int type, const struct sim_chan 
 	sim_event_add(ev, "Caller-Destination-Number", ch->dest);
 	sim_event_add(ev, "Caller-Unique-ID", ch->uuid);
 	sim_event_add(ev, "Caller-Channel-Name", ch->name);
-	sim_event_addf(ev, "Caller-Channel-Created-Time", "%llu",
-	    (unsigned long long)ch->created_us);
+	sim_event_addf(
+	    ev, "Caller-Channel-Created-Time", "%llu", (unsigned long long)ch->created_us);
 	if (type == EV_CHANNEL_HANGUP || type == EV_CHANNEL_HANGUP_COMPLETE ||
 	    type == EV_CHANNEL_DESTROY)
 		sim_event_add(ev, "Hangup-Cause", "NORMAL_CLEARING");
@@ -1084,8 +1093,8 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 	} else if (!strcasecmp(cmd, "hostname")) {
 		sbuf_add(out, s->hostname, strlen(s->hostname));
 	} else if (!strcasecmp(cmd, "uptime")) {
-		sbuf_printf(out, "%llu\n",
-		    (unsigned long long)((sim_wall_us() - s->start_us) / 1000000u));
+		sbuf_printf(
+		    out, "%llu\n", (unsigned long long)((sim_wall_us() - s->start_us) / 1000000u));
 	} else if (!strcasecmp(cmd, "status")) {
 		char up[256];
 		unsigned int n = sim_session_count(s);
@@ -1107,22 +1116,24 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 	} else if (!strcasecmp(cmd, "show")) {
 		bool calls = sim_prefix(arg, "calls");
 		if (!calls && !sim_prefix(arg, "channels")) {
-			sbuf_printf(out, "-USAGE: codec|endpoint|application|api|dialplan|file|timer|"
-					 "calls [count]|channels [count|like <match string>]|calls|"
-					 "detailed_calls|bridged_calls|detailed_bridged_calls|aliases|"
-					 "complete|chat|management|modules|nat_map|say|interfaces|"
-					 "interface_types|tasks|limits|status\n");
+			sbuf_printf(out,
+			    "-USAGE: codec|endpoint|application|api|dialplan|file|timer|"
+			    "calls [count]|channels [count|like <match string>]|calls|"
+			    "detailed_calls|bridged_calls|detailed_bridged_calls|aliases|"
+			    "complete|chat|management|modules|nat_map|say|interfaces|"
+			    "interface_types|tasks|limits|status\n");
 		} else if (s->n_chans == 0) {
 			sbuf_add(out, "\n0 total.\n", 10);
 		} else {
-			sbuf_printf(out, "uuid,direction,created,created_epoch,name,state,cid_name,"
-					 "cid_num,ip_addr,dest,application,application_data,dialplan,"
-					 "context,read_codec,read_rate,read_bit_rate,write_codec,"
-					 "write_rate,write_bit_rate,secure,hostname,presence_id,"
-					 "presence_data,accountcode,callstate,callee_name,callee_num,"
-					 "callee_direction,call_uuid,sent_callee_name,sent_callee_num,"
-					 "initial_cid_name,initial_cid_num,initial_ip_addr,"
-					 "initial_dest,initial_dialplan,initial_context\n");
+			sbuf_printf(out,
+			    "uuid,direction,created,created_epoch,name,state,cid_name,"
+			    "cid_num,ip_addr,dest,application,application_data,dialplan,"
+			    "context,read_codec,read_rate,read_bit_rate,write_codec,"
+			    "write_rate,write_bit_rate,secure,hostname,presence_id,"
+			    "presence_data,accountcode,callstate,callee_name,callee_num,"
+			    "callee_direction,call_uuid,sent_callee_name,sent_callee_num,"
+			    "initial_cid_name,initial_cid_num,initial_ip_addr,"
+			    "initial_dest,initial_dialplan,initial_context\n");
 			for (size_t i = 0; i < s->n_chans; i++) {
 				struct sim_chan *ch = &s->chans[i];
 				sbuf_printf(out,
@@ -1138,12 +1149,13 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 		char dial[256] = "", app[256] = "";
 		if (sscanf(arg, "%255s %255s", dial, app) < 2) {
 			sbuf_printf(out, "-USAGE: <call url> <exten>|&<application_name>"
-					 "(<app_args>) [<dialplan>] [<context>] [<cid_name>] "
-					 "[<cid_num>] [<timeout_sec>]\n");
+			                 "(<app_args>) [<dialplan>] [<context>] [<cid_name>] "
+			                 "[<cid_num>] [<timeout_sec>]\n");
 		} else if (!sim_prefix(dial, "loopback/") && !sim_prefix(dial, "sim/")) {
 			/* The captured server had no SIP module. */
 			sbuf_printf(out, "-ERR CHAN_NOT_IMPLEMENTED\n");
-		} else if (s->n_chans >= (s->load_set ? s->load.max_sessions : s->cfg.max_sessions)) {
+		} else if (s->n_chans >=
+		           (s->load_set ? s->load.max_sessions : s->cfg.max_sessions)) {
 			sbuf_printf(out, "-ERR SYSTEM_SHUTDOWN\n");
 		} else {
 			if (s->n_chans == s->cap_chans) {
@@ -1167,11 +1179,12 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 			/* Copy: events below may not move the table, but keep it simple. */
 			struct sim_chan copy = *ch;
 			(void)bg;
-			sim_chan_event(s, EV_CHANNEL_CREATE, &copy, "CS_INIT", "DOWN", 2, "ringing");
-			sim_chan_event(s, EV_CHANNEL_ANSWER, &copy, "CS_INIT", "ACTIVE", 2,
-			    "answered");
-			sim_chan_event(s, EV_CHANNEL_PARK, &copy, "CS_EXECUTE", "ACTIVE", 4,
-			    "answered");
+			sim_chan_event(
+			    s, EV_CHANNEL_CREATE, &copy, "CS_INIT", "DOWN", 2, "ringing");
+			sim_chan_event(
+			    s, EV_CHANNEL_ANSWER, &copy, "CS_INIT", "ACTIVE", 2, "answered");
+			sim_chan_event(
+			    s, EV_CHANNEL_PARK, &copy, "CS_EXECUTE", "ACTIVE", 4, "answered");
 		}
 	} else if (!strcasecmp(cmd, "uuid_kill") || !strcasecmp(cmd, "hupall")) {
 		bool all = !strcasecmp(cmd, "hupall");
@@ -1185,12 +1198,12 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 			}
 			struct sim_chan ch = s->chans[i];
 			s->chans[i] = s->chans[--s->n_chans];
-			sim_chan_event(s, EV_CHANNEL_HANGUP, &ch, "CS_HANGUP", "HANGUP", 10,
-			    "hangup");
-			sim_chan_event(s, EV_CHANNEL_HANGUP_COMPLETE, &ch, "CS_REPORTING",
-			    "HANGUP", 11, "hangup");
-			sim_chan_event(s, EV_CHANNEL_DESTROY, &ch, "CS_DESTROY", "HANGUP", 12,
-			    "hangup");
+			sim_chan_event(
+			    s, EV_CHANNEL_HANGUP, &ch, "CS_HANGUP", "HANGUP", 10, "hangup");
+			sim_chan_event(s, EV_CHANNEL_HANGUP_COMPLETE, &ch, "CS_REPORTING", "HANGUP",
+			    11, "hangup");
+			sim_chan_event(
+			    s, EV_CHANNEL_DESTROY, &ch, "CS_DESTROY", "HANGUP", 12, "hangup");
 			free(ch.name);
 			free(ch.dest);
 			killed++;
@@ -1275,7 +1288,7 @@ static void sim_api_split(char *buf, char **cmd, char **arg)
 			p++;
 		size_t l = strlen(p);
 		while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t' || p[l - 1] == '\r' ||
-				    p[l - 1] == '\n'))
+		                    p[l - 1] == '\n'))
 			p[--l] = '\0';
 		parts[i] = p;
 	}
@@ -1340,14 +1353,14 @@ static void sim_cmd_api(struct sim_conn *c, char *line)
 	sim_fire_api_event(s, cmd, arg);
 }
 
-static void sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd,
-    const char *arg, const char *body, size_t body_len)
+static void sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd, const char *arg,
+    const char *body, size_t body_len)
 {
 	sim_fire_api_event(s, cmd, arg);
 	if (!sim_anyone_wants(s, EV_BACKGROUND_JOB))
 		return;
-	struct sim_event *ev = sim_event_std(s, EV_BACKGROUND_JOB, NULL, "mod_event_socket.c",
-	    "api_exec", 1572);
+	struct sim_event *ev =
+	    sim_event_std(s, EV_BACKGROUND_JOB, NULL, "mod_event_socket.c", "api_exec", 1572);
 	if (!ev)
 		return;
 	sim_event_add(ev, "Job-UUID", uuid);
@@ -1389,8 +1402,8 @@ static void sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_cli
 	char buf[1200];
 	int n = snprintf(buf, sizeof(buf), "Content-Type: command/reply\n");
 	char inner[512];
-	snprintf(inner, sizeof(inner) - 1, "Reply-Text: +OK Job-UUID: %s\nJob-UUID: %s\n\n", uuid,
-	    uuid);
+	snprintf(
+	    inner, sizeof(inner) - 1, "Reply-Text: +OK Job-UUID: %s\nJob-UUID: %s\n\n", uuid, uuid);
 	size_t il = strlen(inner);
 	memcpy(buf + n, inner, il);
 	sim_emit_reply(c, buf, (size_t)n + il);
@@ -1662,7 +1675,8 @@ static void sim_cmd_filter(struct sim_conn *c, char *line)
 		} else {
 			for (size_t i = 0; i < c->n_filters;) {
 				struct sim_filter *f = &c->filters[i];
-				if (!strcasecmp(f->name, name) && (!val || !strcmp(f->value, val))) {
+				if (!strcasecmp(f->name, name) &&
+				    (!val || !strcmp(f->value, val))) {
 					sim_filter_free(f);
 					memmove(f, f + 1, (c->n_filters - i - 1) * sizeof(*f));
 					c->n_filters--;
@@ -1742,8 +1756,8 @@ static void sim_cmd_sendevent(struct sim_conn *c, char *line, const struct fsesl
 
 static void sim_cmd_log(struct sim_conn *c, char *line)
 {
-	static const char *const names[8] = {"console", "alert", "crit", "err", "warning",
-		"notice", "info", "debug"};
+	static const char *const names[8] = {
+	    "console", "alert", "crit", "err", "warning", "notice", "info", "debug"};
 	char *lv = line + 3;
 	int level = -2;
 
@@ -1836,12 +1850,11 @@ static void sim_cmd_myevents(struct sim_conn *c, char *line)
 		return;
 	}
 	static const int chev[] = {EV_CHANNEL_ANSWER, EV_CHANNEL_APPLICATION, EV_CHANNEL_BRIDGE,
-		EV_CHANNEL_CREATE, EV_CHANNEL_DATA, EV_CHANNEL_DESTROY, EV_CHANNEL_EXECUTE,
-		EV_CHANNEL_EXECUTE_COMPLETE, EV_CHANNEL_HANGUP, EV_CHANNEL_HANGUP_COMPLETE,
-		EV_CHANNEL_ORIGINATE, EV_CHANNEL_UUID, EV_CHANNEL_OUTGOING, EV_CHANNEL_PARK,
-		EV_CHANNEL_PROGRESS, EV_CHANNEL_PROGRESS_MEDIA, EV_CHANNEL_STATE,
-		EV_CHANNEL_UNBRIDGE, EV_CHANNEL_UNPARK, EV_DETECTED_SPEECH, EV_DTMF, EV_NOTALK,
-		EV_TALK};
+	    EV_CHANNEL_CREATE, EV_CHANNEL_DATA, EV_CHANNEL_DESTROY, EV_CHANNEL_EXECUTE,
+	    EV_CHANNEL_EXECUTE_COMPLETE, EV_CHANNEL_HANGUP, EV_CHANNEL_HANGUP_COMPLETE,
+	    EV_CHANNEL_ORIGINATE, EV_CHANNEL_UUID, EV_CHANNEL_OUTGOING, EV_CHANNEL_PARK,
+	    EV_CHANNEL_PROGRESS, EV_CHANNEL_PROGRESS_MEDIA, EV_CHANNEL_STATE, EV_CHANNEL_UNBRIDGE,
+	    EV_CHANNEL_UNPARK, EV_DETECTED_SPEECH, EV_DTMF, EV_NOTALK, EV_TALK};
 	for (size_t i = 0; i < sizeof(chev) / sizeof(chev[0]); i++)
 		c->types[chev[i]] = true;
 	c->myevents = true;
@@ -1906,8 +1919,8 @@ static void sim_cmd_userauth(struct sim_conn *c, char *line)
 	int n = snprintf(buf, sizeof(buf),
 	    "Content-Type: command/reply\nReply-Text: +OK accepted\nAllowed-Events: %s\n"
 	    "Allowed-API: %s\nAllowed-LOG: %s\n\n",
-	    u->allowed_events ? u->allowed_events : "all",
-	    u->allowed_api ? u->allowed_api : "all", u->allow_log ? "true" : "false");
+	    u->allowed_events ? u->allowed_events : "all", u->allowed_api ? u->allowed_api : "all",
+	    u->allow_log ? "true" : "false");
 	if (n > 0)
 		sim_emit_reply(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
@@ -2035,7 +2048,7 @@ static void sim_conn_process(struct sim_conn *c)
 	if (c->silent || c->f[FSESL_SIM_FAULT_STALL].on)
 		return;
 	while (!c->closing && !c->hard_close && c->park == PARK_NONE &&
-	    sbuf_avail(&c->out) < SIM_OUT_HIGH) {
+	       sbuf_avail(&c->out) < SIM_OUT_HIGH) {
 		const char *p = c->in.p + c->in.off;
 		size_t n = sbuf_avail(&c->in);
 		/* Leading CR/LF before a command are thrown away (§1.4); a lone LF
@@ -2354,7 +2367,8 @@ static void sim_accept(struct fsesl_sim *s)
 			continue;
 		}
 		if (s->cfg.auth_timeout_ms)
-			c->auth_deadline = sim_now_ns() + (uint64_t)s->cfg.auth_timeout_ms * 1000000u;
+			c->auth_deadline =
+			    sim_now_ns() + (uint64_t)s->cfg.auth_timeout_ms * 1000000u;
 		sim_emit(c, SIM_GREETING, sizeof(SIM_GREETING) - 1);
 		sim_ep_update(c);
 	}
@@ -2389,8 +2403,8 @@ static void sim_kill_all(struct fsesl_sim *s)
 	s->n_chans = 0;
 }
 
-static int sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f,
-    uint64_t a, uint64_t b)
+static int sim_apply_fault(
+    struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
 {
 	switch (f) {
 	case FSESL_SIM_FAULT_NONE:
@@ -2425,7 +2439,7 @@ static int sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fa
 		return -EINVAL;
 	struct sim_fault_state st = {.on = true, .a = a, .b = b};
 	bool one_shot = f == FSESL_SIM_FAULT_CLOSE_MID_FRAME || f == FSESL_SIM_FAULT_GARBAGE ||
-	    f == FSESL_SIM_FAULT_DROP_REPLY;
+	                f == FSESL_SIM_FAULT_DROP_REPLY;
 	if (conn == 0) {
 		/* One-shot faults hit the connections open now, not new ones: a
 		 * client must be able to reconnect (and authenticate) after them. */
@@ -2433,8 +2447,8 @@ static int sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fa
 			s->tmpl[f] = st;
 		for (struct sim_conn *c = s->conns; c; c = c->next) {
 			c->f[f] = st;
-			c->f[f].base = f == FSESL_SIM_FAULT_CLOSE_AFTER_BYTES ? c->bytes_written :
-										c->msgs_written;
+			c->f[f].base = f == FSESL_SIM_FAULT_CLOSE_AFTER_BYTES ? c->bytes_written
+			                                                      : c->msgs_written;
 			if (f == FSESL_SIM_FAULT_DROP_REPLY)
 				c->drop_countdown = 0;
 			sim_ep_update(c);
@@ -2491,8 +2505,8 @@ static void sim_flood(struct fsesl_sim *s, uint64_t now)
 			s->seq++;
 			continue;
 		}
-		struct sim_event *ev = sim_event_std(s, EV_CUSTOM, "sim::flood", "fsesl_sim.c",
-		    "sim_flood", 1);
+		struct sim_event *ev =
+		    sim_event_std(s, EV_CUSTOM, "sim::flood", "fsesl_sim.c", "sim_flood", 1);
 		if (!ev)
 			break;
 		sim_event_addf(ev, "Flood-Seq", "%llu",
@@ -2509,8 +2523,8 @@ static int sim_fire_user_event(struct fsesl_sim *s, const struct sim_op *op)
 
 	if (type < 0 || type == EV_ALL)
 		return -EINVAL;
-	struct sim_event *ev = sim_event_std(s, type, op->u.fire.subclass, "fsesl_sim.c",
-	    "fsesl_sim_fire_event", 1);
+	struct sim_event *ev =
+	    sim_event_std(s, type, op->u.fire.subclass, "fsesl_sim.c", "fsesl_sim_fire_event", 1);
 	if (!ev)
 		return -ENOMEM;
 	for (size_t i = 0; i + 1 < op->u.fire.n_kv; i += 2)
@@ -2540,8 +2554,8 @@ static void sim_run_op(struct fsesl_sim *s, struct sim_op *op)
 		op->rc = sim_fire_user_event(s, op);
 		break;
 	case OP_FAULT:
-		op->rc = sim_apply_fault(s, op->u.fault.conn, op->u.fault.f, op->u.fault.a,
-		    op->u.fault.b);
+		op->rc = sim_apply_fault(
+		    s, op->u.fault.conn, op->u.fault.f, op->u.fault.a, op->u.fault.b);
 		break;
 	case OP_CLEAR_FAULTS:
 		sim_clear_faults(s);
@@ -2622,10 +2636,10 @@ static uint64_t sim_min_deadline(struct fsesl_sim *s)
 {
 	uint64_t d = UINT64_MAX;
 
-#define SIM_MIN(x)                                                                                \
-	do {                                                                                      \
-		if ((x) && (x) < d)                                                               \
-			d = (x);                                                                  \
+#define SIM_MIN(x)                                                                                 \
+	do {                                                                                       \
+		if ((x) && (x) < d)                                                                \
+			d = (x);                                                                   \
 	} while (0)
 	SIM_MIN(s->hb_deadline);
 	SIM_MIN(s->flood_deadline);
@@ -2678,8 +2692,8 @@ static void sim_timers(struct fsesl_sim *s, uint64_t now)
 			c->park = PARK_NONE;
 			if (k == PARK_MSLEEP) {
 				sim_api_response(c, "+OK", 3);
-				sim_fire_api_event(s, c->msleep_cmd ? c->msleep_cmd : "msleep",
-				    c->msleep_arg);
+				sim_fire_api_event(
+				    s, c->msleep_cmd ? c->msleep_cmd : "msleep", c->msleep_arg);
 			} else {
 				c->delay_done = true;
 			}
@@ -2972,8 +2986,7 @@ int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
 	return sim_call(s, &op);
 }
 
-int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a,
-    uint64_t b)
+int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
 {
 	struct sim_op op = {.kind = OP_FAULT};
 

@@ -70,7 +70,7 @@ int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
 /* ---- Faults (all counted; conn_id 0 = every connection, now and new) -- */
 enum fsesl_sim_fault {
 	FSESL_SIM_FAULT_NONE = 0,
-	FSESL_SIM_FAULT_DELAY,        /* a: delay in ms before each reply */
+	FSESL_SIM_FAULT_DELAY,        /* a: ms before each command runs */
 	FSESL_SIM_FAULT_STALL,        /* stop reading and writing */
 	FSESL_SIM_FAULT_CLOSE_AFTER_BYTES, /* a: close after writing a bytes */
 	FSESL_SIM_FAULT_CLOSE_AFTER_MSGS,  /* a: close after a messages */

@@ -131,35 +131,35 @@ struct fault_req {
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"password", required_argument, NULL, O_PASSWORD},
-		{"user", required_argument, NULL, O_USER},
-		{"heartbeat-interval", required_argument, NULL, O_HB},
-		{"heartbeat-ms", required_argument, NULL, O_HB_MS},
-		{"auth-timeout-ms", required_argument, NULL, O_AUTH_TO},
-		{"event-queue-max", required_argument, NULL, O_QMAX},
-		{"event-drop-kill", required_argument, NULL, O_DROPKILL},
-		{"hostname", required_argument, NULL, O_HOST},
-		{"ipv4", required_argument, NULL, O_IPV4},
-		{"ipv6", required_argument, NULL, O_IPV6},
-		{"max-sessions", required_argument, NULL, O_MAXSESS},
-		{"idle-cpu", required_argument, NULL, O_IDLE},
-		{"session-count", required_argument, NULL, O_SESS},
-		{"delay-ms", required_argument, NULL, O_DELAY},
-		{"stall", no_argument, NULL, O_STALL},
-		{"close-after-bytes", required_argument, NULL, O_CAB},
-		{"close-after-msgs", required_argument, NULL, O_CAM},
-		{"close-mid-frame", no_argument, NULL, O_CMF},
-		{"garbage", required_argument, NULL, O_GARBAGE},
-		{"tiny-writes", required_argument, NULL, O_TINY},
-		{"drop-reply", required_argument, NULL, O_DROP},
-		{"refuse", no_argument, NULL, O_REFUSE},
-		{"silent-accept", no_argument, NULL, O_SILENT},
-		{"rude-reject", no_argument, NULL, O_RUDE},
-		{"no-heartbeat", no_argument, NULL, O_NOHB},
-		{"event-flood", required_argument, NULL, O_FLOOD},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"password", required_argument, NULL, O_PASSWORD},
+	    {"user", required_argument, NULL, O_USER},
+	    {"heartbeat-interval", required_argument, NULL, O_HB},
+	    {"heartbeat-ms", required_argument, NULL, O_HB_MS},
+	    {"auth-timeout-ms", required_argument, NULL, O_AUTH_TO},
+	    {"event-queue-max", required_argument, NULL, O_QMAX},
+	    {"event-drop-kill", required_argument, NULL, O_DROPKILL},
+	    {"hostname", required_argument, NULL, O_HOST},
+	    {"ipv4", required_argument, NULL, O_IPV4},
+	    {"ipv6", required_argument, NULL, O_IPV6},
+	    {"max-sessions", required_argument, NULL, O_MAXSESS},
+	    {"idle-cpu", required_argument, NULL, O_IDLE},
+	    {"session-count", required_argument, NULL, O_SESS},
+	    {"delay-ms", required_argument, NULL, O_DELAY},
+	    {"stall", no_argument, NULL, O_STALL},
+	    {"close-after-bytes", required_argument, NULL, O_CAB},
+	    {"close-after-msgs", required_argument, NULL, O_CAM},
+	    {"close-mid-frame", no_argument, NULL, O_CMF},
+	    {"garbage", required_argument, NULL, O_GARBAGE},
+	    {"tiny-writes", required_argument, NULL, O_TINY},
+	    {"drop-reply", required_argument, NULL, O_DROP},
+	    {"refuse", no_argument, NULL, O_REFUSE},
+	    {"silent-accept", no_argument, NULL, O_SILENT},
+	    {"rude-reject", no_argument, NULL, O_RUDE},
+	    {"no-heartbeat", no_argument, NULL, O_NOHB},
+	    {"event-flood", required_argument, NULL, O_FLOOD},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct fsesl_sim_config cfg;
 	struct fsesl_sim_user users[64];
@@ -256,24 +256,49 @@ int main(int argc, char **argv)
 				*colon = '\0';
 			ok = parse_u64(optarg, &v) && v > 0 && (!colon || parse_u64(colon + 1, &b));
 			if (ok && n_faults < 32)
-				faults[n_faults++] = (struct fault_req){FSESL_SIM_FAULT_TINY_WRITES, v, b};
+				faults[n_faults++] =
+				    (struct fault_req){FSESL_SIM_FAULT_TINY_WRITES, v, b};
 			break;
 		}
 		default: {
 			struct fault_req fr = {FSESL_SIM_FAULT_NONE, 0, 0};
 			switch (o) {
-			case O_DELAY: fr.f = FSESL_SIM_FAULT_DELAY; break;
-			case O_STALL: fr.f = FSESL_SIM_FAULT_STALL; break;
-			case O_CAB: fr.f = FSESL_SIM_FAULT_CLOSE_AFTER_BYTES; break;
-			case O_CAM: fr.f = FSESL_SIM_FAULT_CLOSE_AFTER_MSGS; break;
-			case O_CMF: fr.f = FSESL_SIM_FAULT_CLOSE_MID_FRAME; break;
-			case O_GARBAGE: fr.f = FSESL_SIM_FAULT_GARBAGE; break;
-			case O_DROP: fr.f = FSESL_SIM_FAULT_DROP_REPLY; break;
-			case O_REFUSE: fr.f = FSESL_SIM_FAULT_REFUSE; break;
-			case O_SILENT: fr.f = FSESL_SIM_FAULT_SILENT_ACCEPT; break;
-			case O_RUDE: fr.f = FSESL_SIM_FAULT_RUDE_REJECT; break;
-			case O_NOHB: fr.f = FSESL_SIM_FAULT_NO_HEARTBEAT; break;
-			case O_FLOOD: fr.f = FSESL_SIM_FAULT_EVENT_FLOOD; break;
+			case O_DELAY:
+				fr.f = FSESL_SIM_FAULT_DELAY;
+				break;
+			case O_STALL:
+				fr.f = FSESL_SIM_FAULT_STALL;
+				break;
+			case O_CAB:
+				fr.f = FSESL_SIM_FAULT_CLOSE_AFTER_BYTES;
+				break;
+			case O_CAM:
+				fr.f = FSESL_SIM_FAULT_CLOSE_AFTER_MSGS;
+				break;
+			case O_CMF:
+				fr.f = FSESL_SIM_FAULT_CLOSE_MID_FRAME;
+				break;
+			case O_GARBAGE:
+				fr.f = FSESL_SIM_FAULT_GARBAGE;
+				break;
+			case O_DROP:
+				fr.f = FSESL_SIM_FAULT_DROP_REPLY;
+				break;
+			case O_REFUSE:
+				fr.f = FSESL_SIM_FAULT_REFUSE;
+				break;
+			case O_SILENT:
+				fr.f = FSESL_SIM_FAULT_SILENT_ACCEPT;
+				break;
+			case O_RUDE:
+				fr.f = FSESL_SIM_FAULT_RUDE_REJECT;
+				break;
+			case O_NOHB:
+				fr.f = FSESL_SIM_FAULT_NO_HEARTBEAT;
+				break;
+			case O_FLOOD:
+				fr.f = FSESL_SIM_FAULT_EVENT_FLOOD;
+				break;
 			default:
 				usage(stderr);
 				return 2;

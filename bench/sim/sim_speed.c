@@ -136,8 +136,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port = (unsigned)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: fsesl-sim-speed [-n COMMANDS] [-w WINDOW] [-c CONNECTIONS (1-64)] "
-					"[--port P (external fsesl-sim on 127.0.0.1)]\n");
+			fprintf(stderr, "usage: fsesl-sim-speed [-n COMMANDS] [-w WINDOW] [-c "
+			                "CONNECTIONS (1-64)] "
+			                "[--port P (external fsesl-sim on 127.0.0.1)]\n");
 			return 2;
 		}
 	}
@@ -165,8 +166,8 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	double dt = now_s() - t0;
 	unsigned long done = (total / conns) * conns;
-	printf("%lu commands in %.3f s: %.0f commands/s (window %lu, %u connection%s)\n", done,
-	    dt, (double)done / dt, window, conns, conns == 1 ? "" : "s");
+	printf("%lu commands in %.3f s: %.0f commands/s (window %lu, %u connection%s)\n", done, dt,
+	    (double)done / dt, window, conns, conns == 1 ? "" : "s");
 	if (sim)
 		fsesl_sim_stop(sim);
 	return 0;

@@ -32,8 +32,9 @@ TestSuite(sim, .init = setup, .fini = teardown, .timeout = 30);
 static char *event_name(const struct tc *t, char *buf, size_t cap)
 {
 	struct fsesl_event *ev = NULL;
-	enum fsesl_event_format f = t->msg.type == FSESL_MSG_EVENT_JSON ? FSESL_EVFMT_JSON :
-	    t->msg.type == FSESL_MSG_EVENT_XML ? FSESL_EVFMT_XML : FSESL_EVFMT_PLAIN;
+	enum fsesl_event_format f = t->msg.type == FSESL_MSG_EVENT_JSON  ? FSESL_EVFMT_JSON
+	                            : t->msg.type == FSESL_MSG_EVENT_XML ? FSESL_EVFMT_XML
+	                                                                 : FSESL_EVFMT_PLAIN;
 
 	cr_assert_eq(fsesl_event_parse(f, t->msg.body, t->msg.body_len, NULL, &ev), 0);
 	snprintf(buf, cap, "%s", ev->name ? ev->name : "");
@@ -339,7 +340,7 @@ Test(sim, sendevent_reaches_other_subscribers_with_filters)
 	cr_assert_eq(tc_next(&b), 1);
 	cr_assert_eq(tc_next(&b), 1);
 	tc_sends(&a, "sendevent CUSTOM\nEvent-Subclass: my::ev\nX-K: drop\n\n"
-		     "sendevent CUSTOM\nEvent-Subclass: my::ev\nX-K: keeep\n\n");
+	             "sendevent CUSTOM\nEvent-Subclass: my::ev\nX-K: keeep\n\n");
 	cr_assert_eq(tc_next(&a), 1);
 	cr_assert_eq(tc_next(&a), 1);
 	cr_assert_eq(tc_next(&b), 1);

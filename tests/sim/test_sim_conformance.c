@@ -88,10 +88,10 @@ static char *norm(const char *s, size_t len)
 static bool volatile_event_header(const char *name)
 {
 	static const char *const v[] = {"Core-UUID", "Event-Date-Local", "Event-Date-GMT",
-		"Event-Date-Timestamp", "Event-Sequence", "Up-Time", "Uptime-msec", "Idle-CPU",
-		"Session-Count", "Session-Per-Sec", "Session-Per-Sec-Last", "Session-Per-Sec-Max",
-		"Session-Per-Sec-FiveMin", "Session-Since-Startup", "Session-Peak-Max",
-		"Session-Peak-FiveMin", "Task-Runtime", NULL};
+	    "Event-Date-Timestamp", "Event-Sequence", "Up-Time", "Uptime-msec", "Idle-CPU",
+	    "Session-Count", "Session-Per-Sec", "Session-Per-Sec-Last", "Session-Per-Sec-Max",
+	    "Session-Per-Sec-FiveMin", "Session-Since-Startup", "Session-Peak-Max",
+	    "Session-Peak-FiveMin", "Task-Runtime", NULL};
 	for (int i = 0; v[i]; i++)
 		if (!strcmp(v[i], name))
 			return true;
@@ -109,8 +109,7 @@ static bool volatile_body(const char *b)
 	return i > 0 && b[i] == '\n' && b[i + 1] == '\0';
 }
 
-static void cmp_text(const char *what, const char *exp, size_t elen, const char *got,
-    size_t glen)
+static void cmp_text(const char *what, const char *exp, size_t elen, const char *got, size_t glen)
 {
 	char *a = norm(exp, elen), *b = norm(got, glen);
 	cr_expect_str_eq(b, a, "%s: got [%s] want [%s]", what, b, a);
@@ -160,8 +159,9 @@ static char *exp_value(const cJSON *h, size_t *len)
 static void cmp_event(const char *ctx, const cJSON *eev, const struct tc *t)
 {
 	const char *fmt = cJSON_GetObjectItem(eev, "format")->valuestring;
-	enum fsesl_event_format f = !strcmp(fmt, "json") ? FSESL_EVFMT_JSON :
-	    !strcmp(fmt, "xml") ? FSESL_EVFMT_XML : FSESL_EVFMT_PLAIN;
+	enum fsesl_event_format f = !strcmp(fmt, "json")  ? FSESL_EVFMT_JSON
+	                            : !strcmp(fmt, "xml") ? FSESL_EVFMT_XML
+	                                                  : FSESL_EVFMT_PLAIN;
 	struct fsesl_event *ev = NULL;
 	int rc = fsesl_event_parse(f, t->msg.body, t->msg.body_len, NULL, &ev);
 	cr_assert_eq(rc, 0, "%s: the simulator's event does not parse (%d)", ctx, rc);
@@ -175,8 +175,8 @@ static void cmp_event(const char *ctx, const cJSON *eev, const struct tc *t)
 		const struct fsesl_header *g = &ev->headers[i];
 		char gname[256];
 		snprintf(gname, sizeof(gname), "%.*s", (int)g->name_len, g->name);
-		cr_expect_str_eq(gname, name, "%s: event header %zu is %s, want %s", ctx, i, gname,
-		    name);
+		cr_expect_str_eq(
+		    gname, name, "%s: event header %zu is %s, want %s", ctx, i, gname, name);
 		if (strcmp(gname, name) || volatile_event_header(name) ||
 		    (vbody && !strcmp(name, "Content-Length")))
 			continue;
@@ -207,8 +207,8 @@ static void cmp_frame(const char *cap, int k, const cJSON *ef, const struct tc *
 	snprintf(ctx, sizeof(ctx), "%s frame %d (%s)", cap, k, ct);
 	char gct[128] = "";
 	if (t->msg.content_type)
-		snprintf(gct, sizeof(gct), "%.*s", (int)t->msg.content_type_len,
-		    t->msg.content_type);
+		snprintf(
+		    gct, sizeof(gct), "%.*s", (int)t->msg.content_type_len, t->msg.content_type);
 	cr_assert_str_eq(gct, ct, "%s: content type %s", ctx, gct);
 	const cJSON *hs = cJSON_GetObjectItem(ef, "headers");
 	size_t n = (size_t)cJSON_GetArraySize(hs);
@@ -289,8 +289,8 @@ static void replay_read_one(struct replay *r)
 {
 	maybe_fire(r);
 	int rc = tc_next(&r->t);
-	cr_assert_eq(rc, 1, "%s: frame %d of %d did not come (%d)", r->name, r->got,
-	    r->n_frames, rc);
+	cr_assert_eq(
+	    rc, 1, "%s: frame %d of %d did not come (%d)", r->name, r->got, r->n_frames, rc);
 	cmp_frame(r->name, r->got, cJSON_GetArrayItem(r->frames, r->got), &r->t);
 	r->got++;
 	maybe_fire(r);
@@ -313,10 +313,12 @@ static void replay_opts(const char *name, unsigned int auth_timeout_ms)
 	cr_assert(cap, "no capture %s", name);
 
 	struct fsesl_sim_user users[2] = {
-		{.user = "eslprobe@192.0.2.2", .password = "probepw", .allow_log = true},
-		{.user = "eslrestricted@192.0.2.2", .password = "probepw",
-		    .allowed_events = "HEARTBEAT,BACKGROUND_JOB", .allowed_api = "status,show,uptime",
-		    .allow_log = false},
+	    {.user = "eslprobe@192.0.2.2", .password = "probepw", .allow_log = true},
+	    {.user = "eslrestricted@192.0.2.2",
+	        .password = "probepw",
+	        .allowed_events = "HEARTBEAT,BACKGROUND_JOB",
+	        .allowed_api = "status,show,uptime",
+	        .allow_log = false},
 	};
 	struct fsesl_sim_config cfg;
 	fsesl_sim_config_init(&cfg);
@@ -381,41 +383,152 @@ static void replay(const char *name)
 
 TestSuite(conformance, .timeout = 30);
 
-Test(conformance, login_ok) { replay("login-ok"); }
-Test(conformance, login_fail) { replay("login-fail"); }
-Test(conformance, login_pipelined) { replay("login-pipelined"); }
-Test(conformance, auth_trailing_space) { replay("auth-trailing-space"); }
-Test(conformance, api_replies) { replay("api-replies"); }
-Test(conformance, bgapi_plain) { replay("bgapi-plain"); }
-Test(conformance, bgapi_json) { replay("bgapi-json"); }
-Test(conformance, bgapi_xml) { replay("bgapi-xml"); }
-Test(conformance, bgapi_long_job_uuid) { replay("bgapi-long-job-uuid"); }
-Test(conformance, body_on_api) { replay("body-on-api"); }
-Test(conformance, body_slow_spin) { replay("body-slow-spin"); }
-Test(conformance, event_sub_replies) { replay("event-sub-replies"); }
-Test(conformance, event_misc) { replay("event-misc"); }
-Test(conformance, event_all) { replay("event-all"); }
-Test(conformance, event_api) { replay("event-api"); }
-Test(conformance, filter_replies) { replay("filter-replies"); }
-Test(conformance, filter_semantics) { replay("filter-semantics"); }
-Test(conformance, exit_dots) { replay("exit-dots"); }
-Test(conformance, exit_drops_queued_events) { replay("exit-drops-queued-events"); }
-Test(conformance, exit_then_more) { replay("exit-then-more"); }
-Test(conformance, half_close) { replay("half-close"); }
-Test(conformance, heartbeat_formats) { replay("heartbeat-formats"); }
-Test(conformance, noevents_drops_queued_events) { replay("noevents-drops-queued-events"); }
-Test(conformance, pipeline_100_echo) { replay("pipeline-100-echo"); }
-Test(conformance, pipeline_mixed) { replay("pipeline-mixed"); }
-Test(conformance, pipeline_starves_events) { replay("pipeline-starves-events"); }
-Test(conformance, preauth_command_no_timeout) { replay("preauth-command-no-timeout"); }
-Test(conformance, preauth_exit) { replay("preauth-exit"); }
+Test(conformance, login_ok)
+{
+	replay("login-ok");
+}
+Test(conformance, login_fail)
+{
+	replay("login-fail");
+}
+Test(conformance, login_pipelined)
+{
+	replay("login-pipelined");
+}
+Test(conformance, auth_trailing_space)
+{
+	replay("auth-trailing-space");
+}
+Test(conformance, api_replies)
+{
+	replay("api-replies");
+}
+Test(conformance, bgapi_plain)
+{
+	replay("bgapi-plain");
+}
+Test(conformance, bgapi_json)
+{
+	replay("bgapi-json");
+}
+Test(conformance, bgapi_xml)
+{
+	replay("bgapi-xml");
+}
+Test(conformance, bgapi_long_job_uuid)
+{
+	replay("bgapi-long-job-uuid");
+}
+Test(conformance, body_on_api)
+{
+	replay("body-on-api");
+}
+Test(conformance, body_slow_spin)
+{
+	replay("body-slow-spin");
+}
+Test(conformance, event_sub_replies)
+{
+	replay("event-sub-replies");
+}
+Test(conformance, event_misc)
+{
+	replay("event-misc");
+}
+Test(conformance, event_all)
+{
+	replay("event-all");
+}
+Test(conformance, event_api)
+{
+	replay("event-api");
+}
+Test(conformance, filter_replies)
+{
+	replay("filter-replies");
+}
+Test(conformance, filter_semantics)
+{
+	replay("filter-semantics");
+}
+Test(conformance, exit_dots)
+{
+	replay("exit-dots");
+}
+Test(conformance, exit_drops_queued_events)
+{
+	replay("exit-drops-queued-events");
+}
+Test(conformance, exit_then_more)
+{
+	replay("exit-then-more");
+}
+Test(conformance, half_close)
+{
+	replay("half-close");
+}
+Test(conformance, heartbeat_formats)
+{
+	replay("heartbeat-formats");
+}
+Test(conformance, noevents_drops_queued_events)
+{
+	replay("noevents-drops-queued-events");
+}
+Test(conformance, pipeline_100_echo)
+{
+	replay("pipeline-100-echo");
+}
+Test(conformance, pipeline_mixed)
+{
+	replay("pipeline-mixed");
+}
+Test(conformance, pipeline_starves_events)
+{
+	replay("pipeline-starves-events");
+}
+Test(conformance, preauth_command_no_timeout)
+{
+	replay("preauth-command-no-timeout");
+}
+Test(conformance, preauth_exit)
+{
+	replay("preauth-exit");
+}
 /* The real wait is 25 s; the frames are the same with a short timeout. */
-Test(conformance, preauth_idle_timeout) { replay_opts("preauth-idle-timeout", 100); }
-Test(conformance, replay_req_pipelined) { replay("replay-req-pipelined"); }
-Test(conformance, sendevent_variants) { replay("sendevent-variants"); }
-Test(conformance, session_commands_inbound) { replay("session-commands-inbound"); }
-Test(conformance, userauth_ok) { replay("userauth-ok"); }
-Test(conformance, userauth_restricted) { replay("userauth-restricted"); }
-Test(conformance, userauth_invalid) { replay("userauth-invalid"); }
-Test(conformance, userauth_wrong_password) { replay("userauth-wrong-password"); }
-Test(conformance, crlf) { replay("crlf"); }
+Test(conformance, preauth_idle_timeout)
+{
+	replay_opts("preauth-idle-timeout", 100);
+}
+Test(conformance, replay_req_pipelined)
+{
+	replay("replay-req-pipelined");
+}
+Test(conformance, sendevent_variants)
+{
+	replay("sendevent-variants");
+}
+Test(conformance, session_commands_inbound)
+{
+	replay("session-commands-inbound");
+}
+Test(conformance, userauth_ok)
+{
+	replay("userauth-ok");
+}
+Test(conformance, userauth_restricted)
+{
+	replay("userauth-restricted");
+}
+Test(conformance, userauth_invalid)
+{
+	replay("userauth-invalid");
+}
+Test(conformance, userauth_wrong_password)
+{
+	replay("userauth-wrong-password");
+}
+Test(conformance, crlf)
+{
+	replay("crlf");
+}

@@ -67,8 +67,8 @@ static void stop_sim(pid_t pid, int fd)
 
 Test(program, listens_answers_and_stops_on_sigterm, .timeout = 30)
 {
-	char *argv[] = {"fsesl-sim", "--listen", "127.0.0.1:0", "--password", "s3cret",
-		"--user", "1000@default:pw:HEARTBEAT:status:false", "--hostname", "simhost", NULL};
+	char *argv[] = {"fsesl-sim", "--listen", "127.0.0.1:0", "--password", "s3cret", "--user",
+	    "1000@default:pw:HEARTBEAT:status:false", "--hostname", "simhost", NULL};
 	int fd;
 	pid_t pid = spawn_sim(argv, &fd);
 	uint16_t port = read_port(fd);
