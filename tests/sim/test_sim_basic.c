@@ -455,3 +455,34 @@ Test(sim, oversized_client_content_length_closes)
 	cr_assert_eq(tc_next(&t), 0);
 	tc_close(&t);
 }
+
+Test(sim, many_connections_each_in_order)
+{
+	enum { N = 50, CMDS = 200 };
+	static struct tc t[N];
+	char buf[64];
+
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(tc_connect(&t[i], port, 5000), 0);
+		tc_login(&t[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		static char cmds[CMDS * 32];
+		size_t n = 0;
+		for (int k = 0; k < CMDS; k++)
+			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "api echo %d-%d\n\n", i, k);
+		tc_send(&t[i], cmds, n);
+	}
+	for (int i = 0; i < N; i++) {
+		for (int k = 0; k < CMDS; k++) {
+			snprintf(buf, sizeof(buf), "%d-%d", i, k);
+			cr_assert_eq(tc_next(&t[i]), 1);
+			cr_assert(tc_body_is(&t[i], buf), "connection %d reply %d", i, k);
+		}
+		tc_close(&t[i]);
+	}
+	struct fsesl_sim_counters c;
+	fsesl_sim_counters(sim, &c);
+	cr_expect_eq(c.api, N * CMDS);
+	cr_expect_eq(c.accepted, N);
+}
