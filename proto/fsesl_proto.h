@@ -347,7 +347,8 @@ FSESL_API ssize_t fsesl_encode_log(char *dst, size_t cap, const char *level);
 FSESL_API ssize_t fsesl_encode_nolog(char *dst, size_t cap);
 FSESL_API ssize_t fsesl_encode_exit(char *dst, size_t cap);
 
-/* Checks one value that must fit on one line: 0 or FSESL_PERR_INJECTION. */
+/* Checks one value that must fit on one line: 0 or FSESL_PERR_INJECTION
+ * (FSESL_PERR_INVALID for s == NULL with len > 0). */
 FSESL_API int fsesl_check_line(const char *s, size_t len);
 
 /* ------------------------------------------------------------------ */
@@ -363,6 +364,12 @@ FSESL_API int fsesl_check_line(const char *s, size_t len);
  * body bytes. Same return convention as fsesl_msg_parse(). Views point into
  * buf; n_headers is capped by FSESL_MSG_MAX_HEADERS (extra ones are dropped
  * and counted in dropped_headers).
+ * Server quirks kept: a line ends at the first CR anywhere later in the
+ * block (§1.3 mixed CRLF), so `line` may contain LF ("api version\n\r\n"
+ * gives "api version\n"; trim it as the server does); a NUL hides the rest
+ * of the block; Content-Length uses atoi (garbage = 0 = no body). Past
+ * lim->max_header_bytes / max_body_bytes it is an error (HEADER_TOO_LARGE,
+ * BODY_TOO_LARGE) where the server would force-end or close.
  */
 struct fsesl_client_packet {
 	const char *line; /* the command line, without its line end */
@@ -384,8 +391,14 @@ FSESL_API ssize_t fsesl_client_packet_parse(const char *buf, size_t len,
 /* Writes an event payload in FreeSWITCH's layout for that format
  * (esl-protocol.md §5.2-5.4). headers are raw (not encoded) values; a value
  * beginning "ARRAY::" is a multi-value header. Returns the payload length
- * or FSESL_PERR_BUFFER_TOO_SMALL; fsesl_event_serialize_size() gives an
- * upper bound. */
+ * or FSESL_PERR_BUFFER_TOO_SMALL (FSESL_PERR_INVALID for NULL arrays with
+ * non-zero counts or an unknown format); fsesl_event_serialize_size() gives
+ * an upper bound. body == NULL means "no body", a non-NULL empty body is an
+ * empty body (only JSON shows the difference). A LAST header named
+ * Content-Length whose value is body_len in decimal is the body's own line
+ * (decoders list it): it is not repeated and means a body is present. So a
+ * decoded event round-trips as (headers, n, body_len ? body : NULL,
+ * body_len). See docs/proto-encoding.md. */
 FSESL_API size_t fsesl_event_serialize_size(enum fsesl_event_format fmt,
     const struct fsesl_header *headers, size_t n_headers, size_t body_len);
 FSESL_API ssize_t fsesl_event_serialize(char *dst, size_t cap, enum fsesl_event_format fmt,
@@ -403,7 +416,10 @@ FSESL_API ssize_t fsesl_event_serialize(char *dst, size_t cap, enum fsesl_event_
  * User and password are percent-decoded; host is IPv4, [IPv6] (brackets
  * removed) or a name; port 1-65535, default 8021; events split on ','.
  * All strings are NUL-terminated copies inside the struct; wipe it with
- * fsesl_url_clear() when done (it zeroes the password).
+ * fsesl_url_clear() when done (it zeroes the password). The scheme is
+ * matched case-insensitively; the credentials end at the last '@' and the
+ * user at their first ':', so a raw password may hold '@', ':' and '?'.
+ * A password is required. On failure the struct is left all zero.
  */
 struct fsesl_url {
 	char user[256];
