@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -513,6 +514,46 @@ static void raise_nofile(unsigned need)
 	}
 }
 
+/*
+ * A scenario that never ends means a request that never completed (the
+ * engine promises every request completes, with a timeout at worst): say
+ * which scenario and stop, rather than hang a CI job.
+ */
+static _Atomic uint64_t watchdog_deadline;
+static const char *_Atomic watchdog_name;
+
+static void *watchdog_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		sleep_ns(200000000u);
+		/* Acquire: pairs with watchdog_arm's release store, so the name
+		 * read below is the armed scenario's. */
+		uint64_t d = atomic_load_explicit(&watchdog_deadline, memory_order_acquire);
+		if (d && now_ns() > d) {
+			const char *n = atomic_load_explicit(&watchdog_name, memory_order_relaxed);
+			fprintf(stderr, "\nfsesl-bench: FAILED %s: still running long after its "
+					"duration and the command timeout - a request never "
+					"completed; giving up\n",
+			    n ? n : "?");
+			_exit(1);
+		}
+	}
+	return NULL;
+}
+
+static void watchdog_arm(const struct bench_opts *o, const struct scenario *sc)
+{
+	/* Duration, the drain of the last requests, and the many-connections
+	 * scenario's (bounded, 30 s) wait for its pool, with room to spare. */
+	uint64_t budget = (uint64_t)(o->duration_s * 1e9) + (uint64_t)o->timeout_ms * 3000000u +
+	    60000000000ull;
+	atomic_store_explicit(&watchdog_name, sc ? sc->name : NULL, memory_order_relaxed);
+	/* Release: pairs with the watchdog's acquire load (the name first). */
+	atomic_store_explicit(&watchdog_deadline, sc ? now_ns() + budget : 0,
+	    memory_order_release);
+}
+
 static void run_one(const struct bench_env *env, unsigned idx, const struct scenario *sc,
     struct result *r)
 {
@@ -644,6 +685,9 @@ int main(int argc, char **argv)
 	size_t k = 0;
 	uint64_t t_start = now_ns();
 	struct result *tmp = malloc(sizeof(*tmp));
+	pthread_t wd;
+	if (pthread_create(&wd, NULL, watchdog_main, NULL) == 0)
+		pthread_detach(wd);
 	if (!tmp) {
 		fprintf(stderr, "fsesl-bench: out of memory\n");
 		return 1;
@@ -663,7 +707,9 @@ int main(int argc, char **argv)
 				    (double)(now_ns() - t_start) / 1e9);
 				fflush(stderr);
 			}
+			watchdog_arm(&c.o, &p.sc[i]);
 			run_one(&env, (unsigned)i, &p.sc[i], tmp);
+			watchdog_arm(&c.o, NULL);
 			keep_best(&res[k], tmp, rep);
 			k++;
 		}
