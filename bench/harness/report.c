@@ -405,7 +405,7 @@ static int plot_gnuplot(const char *file, const struct result *res, size_t n)
 		return -1;
 	const char *ext = strrchr(file, '.');
 	bool png = ext && strcmp(ext, ".png") == 0;
-	fprintf(g, "set terminal %s size 1200,700\n", png ? "pngcairo" : "svg");
+	fprintf(g, "set terminal %s noenhanced size 1200,700\n", png ? "pngcairo" : "svg");
 	fprintf(g, "set output '%s'\n", file);
 	fprintf(g, "set logscale y\nset xlabel 'percentile (nines: 1=p90, 2=p99, 3=p99.9)'\n");
 	fprintf(g, "set ylabel 'latency (us)'\nset key outside right\nset grid\n");
