@@ -80,13 +80,13 @@ struct bare_slot {
 	enum bench_mix kind;
 };
 
-void run_bare(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+void run_bare(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	const struct bench_opts *o = env->o;
 	struct rawconn c;
 	char err[160];
-	struct run_ctl ctl = { PH_WARMUP, 0, 0 };
+	struct run_ctl ctl = {PH_WARMUP, 0, 0};
 	struct window_snap snap;
 	unsigned w = sc->window ? sc->window : 1;
 	struct wstats *st = calloc(1, sizeof(*st));
@@ -106,7 +106,7 @@ void run_bare(const struct bench_env *env, unsigned idx, const struct scenario *
 	r->connections = 1;
 
 	/* The loop runs on this thread, so the window is timed by another. */
-	struct timer_args ta = { env, &ctl, &snap };
+	struct timer_args ta = {env, &ctl, &snap};
 	pthread_t timer;
 	if (pthread_create(&timer, NULL, window_thread, &ta) != 0) {
 		snprintf(r->skip_reason, sizeof(r->skip_reason), "pthread_create failed");
@@ -124,8 +124,8 @@ void run_bare(const struct bench_env *env, unsigned idx, const struct scenario *
 			struct bare_slot *s = &slots[(head + inflight + unsent) % w];
 			s->kind = mix_pick(sc->mix, seq);
 			make_token(s->token, sizeof(s->token), idx, 0, seq++);
-			ssize_t n = encode_request(out + olen, ocap - olen, s->kind, s->token,
-			    o->large_bytes);
+			ssize_t n = encode_request(
+			    out + olen, ocap - olen, s->kind, s->token, o->large_bytes);
 			if (n < 0) {
 				wstats_error(st, "encode failed");
 				break;
@@ -207,7 +207,7 @@ struct os_req {
 struct os_reply {
 	struct os_reply *next;
 	uint64_t id;
-	int status;      /* 0 ok, -1 mismatch, -2 error */
+	int status; /* 0 ok, -1 mismatch, -2 error */
 	char detail[160]; /* what came back, for the report */
 };
 
@@ -220,8 +220,8 @@ struct os_shared {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct os_req *q_head, **q_tail; /* manager's queue (IPC stand-in) */
-	struct os_reply *replies;        /* the socket's reply list */
-	bool done;                       /* workers have all left */
+	struct os_reply *replies; /* the socket's reply list */
+	bool done; /* workers have all left */
 	_Atomic uint64_t next_id;
 	struct wstats mgr;
 	uint64_t base;
@@ -364,10 +364,10 @@ static void *os_worker_main(void *arg)
 	return NULL;
 }
 
-void run_opensips(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+void run_opensips(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
-	struct run_ctl ctl = { PH_WARMUP, 0, 0 };
+	struct run_ctl ctl = {PH_WARMUP, 0, 0};
 	struct window_snap snap;
 	char err[160];
 	struct os_shared *sh = calloc(1, sizeof(*sh));
@@ -502,10 +502,10 @@ static void *pw_main(void *arg)
 	return NULL;
 }
 
-void run_per_worker(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+void run_per_worker(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
-	struct run_ctl ctl = { PH_WARMUP, 0, 0 };
+	struct run_ctl ctl = {PH_WARMUP, 0, 0};
 	struct window_snap snap;
 	char err[160];
 	struct pw_worker *wk = calloc(sc->workers, sizeof(*wk));
@@ -523,8 +523,8 @@ void run_per_worker(const struct bench_env *env, unsigned idx, const struct scen
 		w->k = opened;
 		w->ctl = &ctl;
 		hist_reset(&w->st.lat);
-		if (rawconn_open(&w->conn, &env->targets[opened % (sc->servers ? sc->servers : 1)], err,
-		        sizeof(err)) != 0) {
+		if (rawconn_open(&w->conn, &env->targets[opened % (sc->servers ? sc->servers : 1)],
+		        err, sizeof(err)) != 0) {
 			r->errors++;
 			snprintf(r->first_error, sizeof(r->first_error), "%s", err);
 			break;

@@ -68,34 +68,34 @@ uint64_t self_rss_bytes(void);
 /* ------------------------------------------------------------------ */
 
 enum bench_kind {
-	K_BARE = 0,      /* raw pipelined client, one connection, window W */
-	K_OPENSIPS,      /* one manager thread + sleep-polling workers */
-	K_PER_WORKER,    /* one blocking connection per worker (libesl) */
-	K_ENGINE,        /* fsesl blocking API, futex or poll wait */
-	K_ASYNC,         /* fsesl_api_async with a window */
-	K_MANY_CONNS,    /* many connections, many in flight, one reactor */
+	K_BARE = 0, /* raw pipelined client, one connection, window W */
+	K_OPENSIPS, /* one manager thread + sleep-polling workers */
+	K_PER_WORKER, /* one blocking connection per worker (libesl) */
+	K_ENGINE, /* fsesl blocking API, futex or poll wait */
+	K_ASYNC, /* fsesl_api_async with a window */
+	K_MANY_CONNS, /* many connections, many in flight, one reactor */
 };
 
 enum bench_mix {
 	MIX_SMALL = 0, /* api echo <token> */
-	MIX_LARGE,     /* api echo <token><padding>: ~large_bytes replies */
-	MIX_BGAPI,     /* bgapi echo <token> (immediate reply checked) */
-	MIX_MIXED,     /* 80 % small, 10 % large, 10 % bgapi */
+	MIX_LARGE, /* api echo <token><padding>: ~large_bytes replies */
+	MIX_BGAPI, /* bgapi echo <token> (immediate reply checked) */
+	MIX_MIXED, /* 80 % small, 10 % large, 10 % bgapi */
 };
 
 struct scenario {
 	char name[64];
 	enum bench_kind kind;
-	const char *mode;           /* stable text for JSON/CSV */
+	const char *mode; /* stable text for JSON/CSV */
 	unsigned workers;
 	unsigned servers;
 	unsigned conns_per_server;
-	unsigned window;            /* in flight per connection (bare/async) */
+	unsigned window; /* in flight per connection (bare/async) */
 	enum bench_mix mix;
-	unsigned event_rate;        /* events/s flowing meanwhile, 0 none */
-	unsigned open_rate;         /* commands/s total, 0 = closed loop */
-	int wait_mode;              /* K_ENGINE: enum fsesl_wait_mode */
-	unsigned polling_itv_us;    /* OpenSIPS esl_cmd_polling_itv */
+	unsigned event_rate; /* events/s flowing meanwhile, 0 none */
+	unsigned open_rate; /* commands/s total, 0 = closed loop */
+	int wait_mode; /* K_ENGINE: enum fsesl_wait_mode */
+	unsigned polling_itv_us; /* OpenSIPS esl_cmd_polling_itv */
 	bool enabled;
 };
 
@@ -103,28 +103,28 @@ struct result {
 	const struct scenario *sc;
 	bool ran;
 	char skip_reason[128];
-	double seconds;             /* measured window */
-	uint64_t commands;          /* completed inside the window */
-	uint64_t total_commands;    /* all completed, warm-up and drain too */
+	double seconds; /* measured window */
+	uint64_t commands; /* completed inside the window */
+	uint64_t total_commands; /* all completed, warm-up and drain too */
 	double cmds_per_s;
 	struct hist lat;
 	double cpu_us_per_cmd;
-	double csw_per_cmd;         /* context switches of the client process */
+	double csw_per_cmd; /* context switches of the client process */
 	double submit_syscalls_per_cmd; /* < 0: not measured */
-	double server_cpu_us_per_cmd;   /* simulator's CPU, < 0 unknown */
+	double server_cpu_us_per_cmd; /* simulator's CPU, < 0 unknown */
 	uint64_t errors;
 	uint64_t mismatches;
 	uint64_t lost;
-	uint64_t events;            /* events delivered to us meanwhile */
-	double mem_per_conn_bytes;  /* K_MANY_CONNS, else < 0 */
-	unsigned connections;       /* actually used */
+	uint64_t events; /* events delivered to us meanwhile */
+	double mem_per_conn_bytes; /* K_MANY_CONNS, else < 0 */
+	unsigned connections; /* actually used */
 	char first_error[160];
-	char note[160];             /* how the scenario had to be run, if unusual */
+	char note[160]; /* how the scenario had to be run, if unusual */
 };
 
 /* Run-wide settings from the command line. */
 struct bench_opts {
-	double duration_s;     /* per scenario, warm-up included */
+	double duration_s; /* per scenario, warm-up included */
 	double warmup_s;
 	bool quick;
 	bool json, csv;
@@ -132,10 +132,10 @@ struct bench_opts {
 	const char *urls[BENCH_MAX_SERVERS];
 	unsigned n_urls;
 	unsigned large_bytes;
-	const char *password;  /* sim password */
+	const char *password; /* sim password */
 	bool progress;
-	unsigned timeout_ms;   /* per command, for loss detection */
-	unsigned repeat;       /* rounds over the plan; each scenario keeps its best run */
+	unsigned timeout_ms; /* per command, for loss detection */
+	unsigned repeat; /* rounds over the plan; each scenario keeps its best run */
 };
 
 /* Where the servers are: host/port/password (sim or --url). */
@@ -151,7 +151,7 @@ struct bench_env {
 	const struct bench_opts *o;
 	struct bench_target targets[BENCH_MAX_SERVERS];
 	unsigned n_targets;
-	bool sim;              /* targets are our simulators */
+	bool sim; /* targets are our simulators */
 };
 
 /* Shared run-time state of one scenario, read by every worker thread. */
@@ -164,7 +164,7 @@ struct run_ctl {
 /* Per-thread accounting; each worker owns one, merged at the end. */
 struct wstats {
 	struct hist lat;
-	uint64_t commands;       /* completed during PH_MEASURE */
+	uint64_t commands; /* completed during PH_MEASURE */
 	uint64_t total;
 	uint64_t errors;
 	uint64_t mismatches;
@@ -173,8 +173,7 @@ struct wstats {
 	char first_error[160];
 } __attribute__((aligned(64)));
 
-void wstats_error(struct wstats *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void wstats_error(struct wstats *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wstats_mismatch(struct wstats *w, const char *want, const char *got, size_t got_len);
 /* Adds w into r (histograms and counters). */
 void result_add(struct result *r, const struct wstats *w);
@@ -213,8 +212,8 @@ enum bench_mix mix_pick(enum bench_mix m, uint64_t seq);
 
 bool simhost_available(void);
 /* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */
-int simhost_start(unsigned n, const char *password, unsigned max_conns,
-    struct bench_target *targets);
+int simhost_start(
+    unsigned n, const char *password, unsigned max_conns, struct bench_target *targets);
 /* Events per second of CUSTOM sim::flood on every connection (0 stops). */
 int simhost_flood(unsigned rate);
 /* CUSTOM/other events the simulators have written so far, all servers. */
@@ -255,8 +254,8 @@ struct rawreply {
 };
 int rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events);
 /* Encodes the command for token/mix into dst; returns length or < 0. */
-ssize_t encode_request(char *dst, size_t cap, enum bench_mix kind, const char *token,
-    unsigned large_bytes);
+ssize_t encode_request(
+    char *dst, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes);
 /* Checks a raw reply against its request; 0 ok, -1 mismatch (w updated). */
 int check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
     const struct rawreply *rep, unsigned large_bytes);
@@ -265,18 +264,18 @@ int check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
 /* Scenario runners                                                     */
 /* ------------------------------------------------------------------ */
 
-void run_bare(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r);
-void run_opensips(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r);
-void run_per_worker(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r);
-void run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r);
-void run_async(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r);
-void run_many_conns(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r);
+void run_bare(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
+void run_opensips(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
+void run_per_worker(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
+void run_engine(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
+void run_async(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
+void run_many_conns(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
 
 /* ------------------------------------------------------------------ */
 /* Reports                                                              */

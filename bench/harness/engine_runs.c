@@ -59,7 +59,8 @@ static int eng_open(struct eng *g, const struct bench_env *env, const struct sce
 	if (max_in_flight)
 		cfg.max_in_flight = max_in_flight;
 	if (sc->kind == K_ENGINE) {
-		cfg.wait_mode = sc->wait_mode == FSESL_WAIT_POLL ? FSESL_WAIT_POLL : FSESL_WAIT_FUTEX;
+		cfg.wait_mode =
+		    sc->wait_mode == FSESL_WAIT_POLL ? FSESL_WAIT_POLL : FSESL_WAIT_FUTEX;
 		if (sc->polling_itv_us)
 			cfg.esl_cmd_polling_itv = sc->polling_itv_us;
 	}
@@ -75,12 +76,13 @@ static int eng_open(struct eng *g, const struct bench_env *env, const struct sce
 		want = env->n_targets;
 	for (unsigned i = 0; i < want; i++) {
 		const struct bench_target *t = &env->targets[i];
-		rc = fsesl_server_get_by(g->e, t->host, t->port, t->user[0] ? t->user : NULL,
-		    t->password, &g->srv[i]);
+		rc = fsesl_server_get_by(
+		    g->e, t->host, t->port, t->user[0] ? t->user : NULL, t->password, &g->srv[i]);
 		if (rc != 0) {
 			r->errors++;
-			snprintf(r->first_error, sizeof(r->first_error), "fsesl_server_get %.64s:%u: %s",
-			    t->host, (unsigned)t->port, fsesl_strerror(rc));
+			snprintf(r->first_error, sizeof(r->first_error),
+			    "fsesl_server_get %.64s:%u: %s", t->host, (unsigned)t->port,
+			    fsesl_strerror(rc));
 			return rc;
 		}
 		g->n_srv++;
@@ -100,8 +102,9 @@ static int eng_open(struct eng *g, const struct bench_env *env, const struct sce
 		}
 		if (rc != 0) {
 			r->errors++;
-			snprintf(r->first_error, sizeof(r->first_error), "first command on %.64s:%u: %s",
-			    env->targets[i].host, (unsigned)env->targets[i].port, fsesl_strerror(rc));
+			snprintf(r->first_error, sizeof(r->first_error),
+			    "first command on %.64s:%u: %s", env->targets[i].host,
+			    (unsigned)env->targets[i].port, fsesl_strerror(rc));
 			return rc;
 		}
 	}
@@ -136,10 +139,10 @@ static int check_reply(struct wstats *w, enum bench_mix kind, const char *token,
 	if (kind == MIX_BGAPI) {
 		const char *job = fsesl_reply_header(rep, "Job-UUID");
 		const char *text = fsesl_reply_text(rep);
-		if (fsesl_reply_ok(rep) != 1 || !job || !text || strncmp(text, "+OK Job-UUID: ", 14) ||
-		    strcmp(text + 14, job) != 0) {
-			wstats_mismatch(w, token, text ? text : "(no Reply-Text)",
-			    text ? strlen(text) : 15);
+		if (fsesl_reply_ok(rep) != 1 || !job || !text ||
+		    strncmp(text, "+OK Job-UUID: ", 14) || strcmp(text + 14, job) != 0) {
+			wstats_mismatch(
+			    w, token, text ? text : "(no Reply-Text)", text ? strlen(text) : 15);
 			return -1;
 		}
 		return 0;
@@ -159,8 +162,8 @@ static int check_reply(struct wstats *w, enum bench_mix kind, const char *token,
 }
 
 /* Builds the command line for kind into buf: "echo <token>[padding]". */
-static const char *cmd_line(char *buf, size_t cap, enum bench_mix kind, const char *token,
-    unsigned large_bytes)
+static const char *cmd_line(
+    char *buf, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes)
 {
 	if (kind == MIX_LARGE)
 		snprintf(buf, cap, "echo %s%s", token, large_padding(large_bytes));
@@ -212,8 +215,8 @@ static void *drain_main(void *arg)
  * replies, which is the cost this scenario is about; the count then comes
  * from the simulator.
  */
-static int drain_start(struct drain *d, struct eng *g, const struct bench_env *env, unsigned rate,
-    struct result *r)
+static int drain_start(
+    struct drain *d, struct eng *g, const struct bench_env *env, unsigned rate, struct result *r)
 {
 	fsesl_sub_opts so;
 	memset(d, 0, sizeof(*d));
@@ -223,12 +226,14 @@ static int drain_start(struct drain *d, struct eng *g, const struct bench_env *e
 	if (rc == -ENOSYS) {
 		d->sub = NULL;
 		d->raw = true;
-		snprintf(r->note, sizeof(r->note), "engine has no subscriber API yet: raw `event` "
+		snprintf(r->note, sizeof(r->note),
+		    "engine has no subscriber API yet: raw `event` "
 		    "command on the command connection, events counted by the simulator");
 		rc = 0;
 		for (unsigned i = 0; rc == 0 && i < g->n_srv; i++) {
 			fsesl_reply *rep = NULL;
-			struct fsesl_cmd cmd = { "event plain CUSTOM sim::flood", NULL, 0, NULL, 0, 0 };
+			struct fsesl_cmd cmd = {
+			    "event plain CUSTOM sim::flood", NULL, 0, NULL, 0, 0};
 			rc = fsesl_command(g->e, g->srv[i], &cmd, NULL, &rep);
 			if (rc == 0 && fsesl_reply_ok(rep) != 1)
 				rc = FSESL_EREFUSED;
@@ -305,15 +310,15 @@ static void *eng_worker_main(void *arg)
 		cmd_line(line, cap, kind, token, o->large_bytes);
 		uint64_t t_send;
 		if (sc->open_rate) {
-			t_send = wk->base +
-			    (uint64_t)((double)(wk->k + i * sc->workers) * 1e9 / sc->open_rate);
+			t_send = wk->base + (uint64_t)((double)(wk->k + i * sc->workers) * 1e9 /
+			                               sc->open_rate);
 			if (now_ns() < t_send)
 				sleep_until_ns(t_send);
 		} else {
 			t_send = now_ns();
 		}
-		int rc = kind == MIX_BGAPI ? fsesl_bgapi(wk->g->e, srv, line, &opts, &rep) :
-		                             fsesl_api(wk->g->e, srv, line, &opts, &rep);
+		int rc = kind == MIX_BGAPI ? fsesl_bgapi(wk->g->e, srv, line, &opts, &rep)
+		                           : fsesl_api(wk->g->e, srv, line, &opts, &rep);
 		uint64_t t = now_ns();
 		if (rc != 0) {
 			if (rc == -ETIMEDOUT || rc == FSESL_EDISCONNECTED)
@@ -333,10 +338,10 @@ static void *eng_worker_main(void *arg)
 	return NULL;
 }
 
-void run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+void run_engine(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
-	struct run_ctl ctl = { PH_WARMUP, 0, 0 };
+	struct run_ctl ctl = {PH_WARMUP, 0, 0};
 	struct window_snap snap;
 	struct eng g;
 	struct drain dr;
@@ -438,13 +443,13 @@ static int async_submit(struct async_slot *s, char *line, size_t cap)
 	s->t_send = now_ns();
 	if (s->kind == MIX_BGAPI) {
 		char l[BENCH_TOKEN_MAX + 16];
-		struct fsesl_header h = { "Job-UUID", 8, s->token, strlen(s->token) };
-		struct fsesl_cmd cmd = { l, &h, 1, NULL, 0, 0 };
+		struct fsesl_header h = {"Job-UUID", 8, s->token, strlen(s->token)};
+		struct fsesl_cmd cmd = {l, &h, 1, NULL, 0, 0};
 		snprintf(l, sizeof(l), "bgapi echo %s", s->token);
 		rc = fsesl_command_async(c->g->e, srv, &cmd, &opts, async_cb, s);
 	} else {
-		rc = fsesl_api_async(c->g->e, srv, cmd_line(line, cap, s->kind, s->token,
-		    o->large_bytes), &opts, async_cb, s);
+		rc = fsesl_api_async(c->g->e, srv,
+		    cmd_line(line, cap, s->kind, s->token, o->large_bytes), &opts, async_cb, s);
 	}
 	if (rc != 0) {
 		pthread_spin_lock(&c->lock);
@@ -505,7 +510,7 @@ static unsigned async_drain(struct async_ctx *c, unsigned timeout_ms)
 	unsigned left;
 	/* Acquire: pairs with the callbacks' release decrements. */
 	while ((left = atomic_load_explicit(&c->inflight, memory_order_acquire)) != 0 &&
-	    now_ns() < deadline)
+	       now_ns() < deadline)
 		sleep_ns(1000000);
 	return left;
 }
@@ -513,7 +518,7 @@ static unsigned async_drain(struct async_ctx *c, unsigned timeout_ms)
 static void async_run(const struct bench_env *env, unsigned idx, const struct scenario *sc,
     struct result *r, unsigned window, unsigned max_in_flight, bool many)
 {
-	struct run_ctl ctl = { PH_WARMUP, 0, 0 };
+	struct run_ctl ctl = {PH_WARMUP, 0, 0};
 	struct window_snap snap;
 	struct eng g;
 	struct async_ctx *c = calloc(1, sizeof(*c));
@@ -590,15 +595,15 @@ out_free:
 	free(c);
 }
 
-void run_async(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+void run_async(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	unsigned w = sc->window ? sc->window : 16;
 	async_run(env, idx, sc, r, w, w, false);
 }
 
-void run_many_conns(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+void run_many_conns(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	unsigned conns = sc->conns_per_server ? sc->conns_per_server : 1;
 	unsigned w = sc->window ? sc->window : conns;

@@ -115,7 +115,7 @@ static int parse_list(const char *s, unsigned lo, unsigned hi, unsigned *out, un
 	snprintf(buf, sizeof(buf), "%s", s);
 	*n = 0;
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-	    tok = strtok_r(NULL, ",", &save)) {
+	     tok = strtok_r(NULL, ",", &save)) {
 		if (*n == MAX_LIST || parse_uint(tok, lo, hi, &out[*n]) != 0)
 			return -1;
 		(*n)++;
@@ -126,35 +126,55 @@ static int parse_list(const char *s, unsigned lo, unsigned hi, unsigned *out, un
 static int parse_args(int argc, char **argv, struct cli *c)
 {
 	enum {
-		O_QUICK = 256, O_URL, O_DURATION, O_WORKERS, O_WINDOW, O_SERVERS, O_CONNS, O_MIX,
-		O_LARGE, O_EVRATE, O_RATE, O_MANY, O_INFLIGHT, O_POLL, O_TIMEOUT, O_ONLY, O_LIST,
-		O_JSON, O_CSV, O_PLOT, O_NOPROG, O_REPEAT, O_HELP,
+		O_QUICK = 256,
+		O_URL,
+		O_DURATION,
+		O_WORKERS,
+		O_WINDOW,
+		O_SERVERS,
+		O_CONNS,
+		O_MIX,
+		O_LARGE,
+		O_EVRATE,
+		O_RATE,
+		O_MANY,
+		O_INFLIGHT,
+		O_POLL,
+		O_TIMEOUT,
+		O_ONLY,
+		O_LIST,
+		O_JSON,
+		O_CSV,
+		O_PLOT,
+		O_NOPROG,
+		O_REPEAT,
+		O_HELP,
 	};
 	static const struct option opts[] = {
-		{ "quick", no_argument, NULL, O_QUICK },
-		{ "url", required_argument, NULL, O_URL },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "workers", required_argument, NULL, O_WORKERS },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "servers", required_argument, NULL, O_SERVERS },
-		{ "conns", required_argument, NULL, O_CONNS },
-		{ "mix", required_argument, NULL, O_MIX },
-		{ "large-bytes", required_argument, NULL, O_LARGE },
-		{ "event-rate", required_argument, NULL, O_EVRATE },
-		{ "rate", required_argument, NULL, O_RATE },
-		{ "many-conns", required_argument, NULL, O_MANY },
-		{ "in-flight", required_argument, NULL, O_INFLIGHT },
-		{ "polling-itv", required_argument, NULL, O_POLL },
-		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
-		{ "only", required_argument, NULL, O_ONLY },
-		{ "list", no_argument, NULL, O_LIST },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "csv", no_argument, NULL, O_CSV },
-		{ "plot", required_argument, NULL, O_PLOT },
-		{ "no-progress", no_argument, NULL, O_NOPROG },
-		{ "repeat", required_argument, NULL, O_REPEAT },
-		{ "help", no_argument, NULL, O_HELP },
-		{ NULL, 0, NULL, 0 },
+	    {"quick", no_argument, NULL, O_QUICK},
+	    {"url", required_argument, NULL, O_URL},
+	    {"duration", required_argument, NULL, O_DURATION},
+	    {"workers", required_argument, NULL, O_WORKERS},
+	    {"window", required_argument, NULL, O_WINDOW},
+	    {"servers", required_argument, NULL, O_SERVERS},
+	    {"conns", required_argument, NULL, O_CONNS},
+	    {"mix", required_argument, NULL, O_MIX},
+	    {"large-bytes", required_argument, NULL, O_LARGE},
+	    {"event-rate", required_argument, NULL, O_EVRATE},
+	    {"rate", required_argument, NULL, O_RATE},
+	    {"many-conns", required_argument, NULL, O_MANY},
+	    {"in-flight", required_argument, NULL, O_INFLIGHT},
+	    {"polling-itv", required_argument, NULL, O_POLL},
+	    {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+	    {"only", required_argument, NULL, O_ONLY},
+	    {"list", no_argument, NULL, O_LIST},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"csv", no_argument, NULL, O_CSV},
+	    {"plot", required_argument, NULL, O_PLOT},
+	    {"no-progress", no_argument, NULL, O_NOPROG},
+	    {"repeat", required_argument, NULL, O_REPEAT},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
 	};
 	bool duration_set = false;
 	int ch;
@@ -191,7 +211,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			double d = strtod(optarg, &end);
 			if (errno || *end || !(d >= 0.05 && d <= 3600))
 				return die_usage("--duration: '%s' is not a number of seconds "
-						 "between 0.05 and 3600",
+				                 "between 0.05 and 3600",
 				    optarg);
 			c->o.duration_s = d;
 			duration_set = true;
@@ -199,12 +219,13 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		}
 		case O_WORKERS:
 			if (parse_list(optarg, 1, BENCH_MAX_WORKERS, c->workers, &c->n_workers))
-				return die_usage("--workers: '%s' is not a list of counts 1..1024",
-				    optarg);
+				return die_usage(
+				    "--workers: '%s' is not a list of counts 1..1024", optarg);
 			break;
 		case O_WINDOW:
 			if (parse_list(optarg, 1, 65536, c->windows, &c->n_windows))
-				return die_usage("--window: '%s' is not a list of sizes 1..65536", optarg);
+				return die_usage(
+				    "--window: '%s' is not a list of sizes 1..65536", optarg);
 			break;
 		case O_SERVERS:
 			if (parse_uint(optarg, 1, BENCH_MAX_SERVERS, &c->servers))
@@ -224,8 +245,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			else if (!strcmp(optarg, "mixed"))
 				c->mix = MIX_MIXED;
 			else
-				return die_usage("--mix: '%s' is not small, large, bgapi or mixed",
-				    optarg);
+				return die_usage(
+				    "--mix: '%s' is not small, large, bgapi or mixed", optarg);
 			break;
 		case O_LARGE:
 			if (parse_uint(optarg, 1, 8u << 20, &c->o.large_bytes))
@@ -250,7 +271,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case O_POLL:
 			if (parse_uint(optarg, 1, 1000000, &c->polling_itv))
-				return die_usage("--polling-itv: '%s' is not 1..1000000 us", optarg);
+				return die_usage(
+				    "--polling-itv: '%s' is not 1..1000000 us", optarg);
 			break;
 		case O_TIMEOUT:
 			if (parse_uint(optarg, 1, 600000, &c->o.timeout_ms))
@@ -321,8 +343,8 @@ struct plan {
 static struct scenario *add(struct plan *p, enum bench_kind kind, const char *mode,
     unsigned workers, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static struct scenario *add(struct plan *p, enum bench_kind kind, const char *mode,
-    unsigned workers, const char *fmt, ...)
+static struct scenario *add(
+    struct plan *p, enum bench_kind kind, const char *mode, unsigned workers, const char *fmt, ...)
 {
 	if (p->n == MAX_SCENARIOS)
 		return NULL;
@@ -370,9 +392,9 @@ static bool only_match(const char *only, const struct scenario *sc)
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s", only);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-	    tok = strtok_r(NULL, ",", &save)) {
-		if (strpbrk(tok, "*?[") ? fnmatch(tok, sc->name, 0) == 0 :
-		                         !strcmp(tok, sc->name) || !strcmp(tok, sc->mode))
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (strpbrk(tok, "*?[") ? fnmatch(tok, sc->name, 0) == 0
+		                        : !strcmp(tok, sc->name) || !strcmp(tok, sc->mode))
 			return true;
 	}
 	return false;
@@ -397,8 +419,8 @@ static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct
 		s->mix = c->mix;
 	}
 	for (unsigned i = 0; i < c->n_workers; i++) {
-		s = add(p, K_PER_WORKER, "per_worker", c->workers[i], "per_worker_%uw",
-		    c->workers[i]);
+		s = add(
+		    p, K_PER_WORKER, "per_worker", c->workers[i], "per_worker_%uw", c->workers[i]);
 		s->conns_per_server = c->workers[i];
 		s->mix = c->mix;
 	}
@@ -532,9 +554,10 @@ static void *watchdog_main(void *arg)
 		uint64_t d = atomic_load_explicit(&watchdog_deadline, memory_order_acquire);
 		if (d && now_ns() > d) {
 			const char *n = atomic_load_explicit(&watchdog_name, memory_order_relaxed);
-			fprintf(stderr, "\nfsesl-bench: FAILED %s: still running long after its "
-					"duration and the command timeout - a request never "
-					"completed; giving up\n",
+			fprintf(stderr,
+			    "\nfsesl-bench: FAILED %s: still running long after its "
+			    "duration and the command timeout - a request never "
+			    "completed; giving up\n",
 			    n ? n : "?");
 			_exit(1);
 		}
@@ -546,16 +569,15 @@ static void watchdog_arm(const struct bench_opts *o, const struct scenario *sc)
 {
 	/* Duration, the drain of the last requests, and the many-connections
 	 * scenario's (bounded, 30 s) wait for its pool, with room to spare. */
-	uint64_t budget = (uint64_t)(o->duration_s * 1e9) + (uint64_t)o->timeout_ms * 3000000u +
-	    60000000000ull;
+	uint64_t budget =
+	    (uint64_t)(o->duration_s * 1e9) + (uint64_t)o->timeout_ms * 3000000u + 60000000000ull;
 	atomic_store_explicit(&watchdog_name, sc ? sc->name : NULL, memory_order_relaxed);
 	/* Release: pairs with the watchdog's acquire load (the name first). */
-	atomic_store_explicit(&watchdog_deadline, sc ? now_ns() + budget : 0,
-	    memory_order_release);
+	atomic_store_explicit(&watchdog_deadline, sc ? now_ns() + budget : 0, memory_order_release);
 }
 
-static void run_one(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r)
+static void run_one(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->sc = sc;
@@ -606,10 +628,11 @@ static void keep_best(struct result *kept, const struct result *r, unsigned rep)
 		return;
 	}
 	uint64_t errors = kept->errors + r->errors, mismatches = kept->mismatches + r->mismatches,
-		 lost = kept->lost + r->lost;
+	         lost = kept->lost + r->lost;
 	bool all_ran = kept->ran && r->ran;
 	char first[160];
-	snprintf(first, sizeof(first), "%s", kept->first_error[0] ? kept->first_error : r->first_error);
+	snprintf(
+	    first, sizeof(first), "%s", kept->first_error[0] ? kept->first_error : r->first_error);
 	if (better(r, kept))
 		*kept = *r;
 	kept->errors = errors;
@@ -649,8 +672,8 @@ int main(int argc, char **argv)
 			max_conns = need;
 	}
 	if (!n_run) {
-		fprintf(stderr, "fsesl-bench: --only '%s' matches no scenario (see --list)\n",
-		    c.only);
+		fprintf(
+		    stderr, "fsesl-bench: --only '%s' matches no scenario (see --list)\n", c.only);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -723,10 +746,12 @@ int main(int argc, char **argv)
 	struct ratios ra;
 	compute_ratios(res, k, &ra);
 	FILE *table = (c.o.json || c.o.csv) ? stderr : stdout;
-	fprintf(table, "fsesl-bench %s: %zu scenarios, %.1f s each (%.2f s warm-up), %s, %.0f s "
-		       "in all\n\n",
+	fprintf(table,
+	    "fsesl-bench %s: %zu scenarios, %.1f s each (%.2f s warm-up), %s, %.0f s "
+	    "in all\n\n",
 	    fsesl_version(), k, c.o.duration_s, c.o.warmup_s,
-	    sim ? "embedded simulator (child process)" : "real servers", (double)(now_ns() - t_start) / 1e9);
+	    sim ? "embedded simulator (child process)" : "real servers",
+	    (double)(now_ns() - t_start) / 1e9);
 	report_table(table, res, k, &ra);
 	if (c.o.json && report_json(stdout, &env, res, k, &ra) != 0)
 		fprintf(stderr, "fsesl-bench: JSON output failed\n");

@@ -26,7 +26,7 @@
 
 static int dial(const struct bench_target *t, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
 	char port[16];
 	snprintf(port, sizeof(port), "%u", (unsigned)t->port);
@@ -89,7 +89,7 @@ static int fill(struct rawconn *c, int timeout_ms)
 			return -errno;
 		if (timeout_ms == 0)
 			return 0;
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 		int pr = poll(&pfd, 1, timeout_ms);
 		if (pr < 0 && errno == EINTR)
 			continue;
@@ -120,7 +120,7 @@ int rawconn_write(struct rawconn *c, const char *buf, size_t len)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT | POLLIN };
+		struct pollfd pfd = {.fd = c->fd, .events = POLLOUT | POLLIN};
 		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
 			return -errno;
 		if (pfd.revents & POLLIN) {
@@ -265,8 +265,8 @@ int rawconn_open(struct rawconn *c, const struct bench_target *t, char *err, siz
 		rawconn_close(c);
 		return -EPROTO;
 	}
-	ssize_t n = t->user[0] ? fsesl_encode_userauth(pkt, sizeof(pkt), t->user, t->password) :
-	                         fsesl_encode_auth(pkt, sizeof(pkt), t->password);
+	ssize_t n = t->user[0] ? fsesl_encode_userauth(pkt, sizeof(pkt), t->user, t->password)
+	                       : fsesl_encode_auth(pkt, sizeof(pkt), t->password);
 	if (n < 0) {
 		snprintf(err, errlen, "cannot encode auth: %s", fsesl_proto_strerror((int)n));
 		rawconn_close(c);
@@ -297,8 +297,8 @@ void rawconn_close(struct rawconn *c)
 	c->cap = c->len = c->off = c->last_len = 0;
 }
 
-ssize_t encode_request(char *dst, size_t cap, enum bench_mix kind, const char *token,
-    unsigned large_bytes)
+ssize_t encode_request(
+    char *dst, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes)
 {
 	char line[BENCH_TOKEN_MAX + 8];
 	if (kind == MIX_BGAPI) {
@@ -338,8 +338,8 @@ int check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
 	if (!rep->api) {
 		/* A command/reply to an api: refused (permission, not authed). */
 		if (rep->reply_text)
-			wstats_error(w, "api refused: %.*s", (int)rep->reply_text_len,
-			    rep->reply_text);
+			wstats_error(
+			    w, "api refused: %.*s", (int)rep->reply_text_len, rep->reply_text);
 		else
 			wstats_error(w, "api answered by a bare command/reply");
 		return -1;

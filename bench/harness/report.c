@@ -49,10 +49,12 @@ static double qratio(const struct result *a, const struct result *b, double q)
 void compute_ratios(const struct result *res, size_t n, struct ratios *out)
 {
 	const struct result *f1 = find(res, n, "futex_1w"), *f16 = find(res, n, "futex_16w"),
-			    *f64 = find(res, n, "futex_64w");
-	const struct result *b1 = find(res, n, "bare_serial"), *b16 = find(res, n, "bare_window_16"),
-			    *b64 = find(res, n, "bare_window_64");
-	const struct result *o16 = find(res, n, "opensips_16w"), *o64 = find(res, n, "opensips_64w");
+	                    *f64 = find(res, n, "futex_64w");
+	const struct result *b1 = find(res, n, "bare_serial"),
+	                    *b16 = find(res, n, "bare_window_16"),
+	                    *b64 = find(res, n, "bare_window_64");
+	const struct result *o16 = find(res, n, "opensips_16w"),
+	                    *o64 = find(res, n, "opensips_64w");
 	const struct result *p16 = find(res, n, "per_worker_16w");
 	const struct result *a64 = find(res, n, "async_window_64");
 	const struct result *a16 = find(res, n, "async_window_16");
@@ -82,28 +84,28 @@ struct target {
 
 #define RA(f) offsetof(struct ratios, f)
 static const struct target targets[] = {
-	{ "futex_vs_bare_window_16", "futex 16w / bare window 16 (cmds/s)",
-	    RA(futex_vs_bare_window_16), 0.80, true },
-	{ "futex_vs_bare_window_64", "futex 64w / bare window 64 (cmds/s)",
-	    RA(futex_vs_bare_window_64), 0.80, true },
-	{ "futex_vs_opensips_16w", "futex / OpenSIPS pattern, 16w (cmds/s)",
-	    RA(futex_vs_opensips_16w), 15, true },
-	{ "futex_vs_opensips_64w", "futex / OpenSIPS pattern, 64w (cmds/s)",
-	    RA(futex_vs_opensips_64w), 35, true },
-	{ "futex_p50_vs_opensips_16w", "futex / OpenSIPS p50, 16w", RA(futex_p50_vs_opensips_16w),
-	    0.10, false },
-	{ "futex_p50_vs_opensips_64w", "futex / OpenSIPS p50, 64w", RA(futex_p50_vs_opensips_64w),
-	    0.10, false },
-	{ "futex_vs_per_worker_16w", "futex / conn-per-worker, 16w (cmds/s)",
-	    RA(futex_vs_per_worker_16w), 3, true },
-	{ "futex_p99_vs_per_worker_16w", "futex / conn-per-worker p99, 16w",
-	    RA(futex_p99_vs_per_worker_16w), 0.5, false },
-	{ "serial_p50_vs_bare_rtt", "futex 1w p50 / bare serial p50", RA(serial_p50_vs_bare_rtt),
-	    1.3, false },
-	{ "async_vs_bare_pipeline", "async / bare, same window (cmds/s)",
-	    RA(async_vs_bare_pipeline), 0.60, true },
-	{ "futex_submit_syscalls_64w", "submit syscalls per command, 64w",
-	    RA(futex_submit_syscalls_64w), 0.10, false },
+    {"futex_vs_bare_window_16", "futex 16w / bare window 16 (cmds/s)", RA(futex_vs_bare_window_16),
+        0.80, true},
+    {"futex_vs_bare_window_64", "futex 64w / bare window 64 (cmds/s)", RA(futex_vs_bare_window_64),
+        0.80, true},
+    {"futex_vs_opensips_16w", "futex / OpenSIPS pattern, 16w (cmds/s)", RA(futex_vs_opensips_16w),
+        15, true},
+    {"futex_vs_opensips_64w", "futex / OpenSIPS pattern, 64w (cmds/s)", RA(futex_vs_opensips_64w),
+        35, true},
+    {"futex_p50_vs_opensips_16w", "futex / OpenSIPS p50, 16w", RA(futex_p50_vs_opensips_16w), 0.10,
+        false},
+    {"futex_p50_vs_opensips_64w", "futex / OpenSIPS p50, 64w", RA(futex_p50_vs_opensips_64w), 0.10,
+        false},
+    {"futex_vs_per_worker_16w", "futex / conn-per-worker, 16w (cmds/s)",
+        RA(futex_vs_per_worker_16w), 3, true},
+    {"futex_p99_vs_per_worker_16w", "futex / conn-per-worker p99, 16w",
+        RA(futex_p99_vs_per_worker_16w), 0.5, false},
+    {"serial_p50_vs_bare_rtt", "futex 1w p50 / bare serial p50", RA(serial_p50_vs_bare_rtt), 1.3,
+        false},
+    {"async_vs_bare_pipeline", "async / bare, same window (cmds/s)", RA(async_vs_bare_pipeline),
+        0.60, true},
+    {"futex_submit_syscalls_64w", "submit syscalls per command, 64w", RA(futex_submit_syscalls_64w),
+        0.10, false},
 };
 
 static double ratio_at(const struct ratios *ra, size_t off)
@@ -152,8 +154,9 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 		const struct scenario *sc = r->sc;
 		if (!r->ran) {
 			fprintf(f, "%-26s %-10s  (not run: %s)\n", sc->name, sc->mode,
-			    r->skip_reason[0] ? r->skip_reason :
-			    r->first_error[0] ? r->first_error : "failed");
+			    r->skip_reason[0]   ? r->skip_reason
+			    : r->first_error[0] ? r->first_error
+			                        : "failed");
 			continue;
 		}
 		char sys[16], win[16];
@@ -166,7 +169,8 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 		else
 			snprintf(sys, sizeof(sys), "-");
 		fprintf(f,
-		    "%-26s %-10s %4u %2u %4u %5s %8s %7s %7s %7s %7s %7s %6.1fu %7.2f %7s %4llu %3llu\n",
+		    "%-26s %-10s %4u %2u %4u %5s %8s %7s %7s %7s %7s %7s %6.1fu %7.2f %7s %4llu "
+		    "%3llu\n",
 		    sc->name, sc->mode, sc->workers, sc->servers, r->connections, win,
 		    fmt_rate(rate, sizeof(rate), r->cmds_per_s),
 		    fmt_lat(a[0], sizeof(a[0]), hist_quantile(&r->lat, 0.5)),
@@ -191,8 +195,8 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 		}
 	}
 	fprintf(f, "\n(cpu/cmd: client process CPU per command, simulator excluded; csw/cmd: its "
-		   "context switches per command;\n sys/cmd: submit-side syscalls per command - "
-		   "engine doorbell writes, baseline write()s)\n");
+	           "context switches per command;\n sys/cmd: submit-side syscalls per command - "
+	           "engine doorbell writes, baseline write()s)\n");
 	fprintf(f, "\n%-42s %10s %10s  %s\n", "ratio", "measured", "target", "");
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		const struct target *t = &targets[i];
@@ -217,7 +221,7 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
 
 static const char *mix_name(enum bench_mix m)
 {
-	static const char *const names[] = { "small", "large", "bgapi", "mixed" };
+	static const char *const names[] = {"small", "large", "bgapi", "mixed"};
 	return names[m];
 }
 
@@ -236,8 +240,8 @@ static cJSON *scenario_json(const struct result *r)
 	cJSON_AddNumberToObject(o, "event_rate", sc->event_rate);
 	cJSON_AddBoolToObject(o, "ran", r->ran);
 	if (!r->ran)
-		cJSON_AddStringToObject(o, "skip_reason",
-		    r->skip_reason[0] ? r->skip_reason : r->first_error);
+		cJSON_AddStringToObject(
+		    o, "skip_reason", r->skip_reason[0] ? r->skip_reason : r->first_error);
 	cJSON_AddNumberToObject(o, "seconds", r->seconds);
 	cJSON_AddNumberToObject(o, "commands", (double)r->commands);
 	cJSON_AddNumberToObject(o, "cmds_per_s", r->cmds_per_s);
@@ -257,8 +261,8 @@ static cJSON *scenario_json(const struct result *r)
 	cJSON_AddNumberToObject(o, "lost", (double)r->lost);
 	cJSON_AddNumberToObject(o, "connections", r->connections);
 	cJSON_AddNumberToObject(o, "events", (double)r->events);
-	add_num_or_null(o, "mem_per_conn_bytes",
-	    r->mem_per_conn_bytes > 0 ? r->mem_per_conn_bytes : NAN);
+	add_num_or_null(
+	    o, "mem_per_conn_bytes", r->mem_per_conn_bytes > 0 ? r->mem_per_conn_bytes : NAN);
 	if (r->first_error[0])
 		cJSON_AddStringToObject(o, "first_error", r->first_error);
 	if (r->note[0])
@@ -349,9 +353,9 @@ int report_json(FILE *f, const struct bench_env *env, const struct result *res, 
 void report_csv(FILE *f, const struct result *res, size_t n)
 {
 	fprintf(f, "name,mode,workers,servers,connections_per_server,window,mix,open_loop_rate,"
-		   "event_rate,ran,commands,cmds_per_s,p50_us,p90_us,p99_us,p999_us,max_us,"
-		   "cpu_us_per_cmd,submit_syscalls_per_cmd,errors,mismatches,lost,connections,"
-		   "events,mem_per_conn_bytes,ctx_switches_per_cmd\n");
+	           "event_rate,ran,commands,cmds_per_s,p50_us,p90_us,p99_us,p999_us,max_us,"
+	           "cpu_us_per_cmd,submit_syscalls_per_cmd,errors,mismatches,lost,connections,"
+	           "events,mem_per_conn_bytes,ctx_switches_per_cmd\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct result *r = &res[i];
 		const struct scenario *sc = r->sc;
@@ -360,8 +364,9 @@ void report_csv(FILE *f, const struct result *res, size_t n)
 			snprintf(sys, sizeof(sys), "%.4f", r->submit_syscalls_per_cmd);
 		if (r->mem_per_conn_bytes > 0)
 			snprintf(mem, sizeof(mem), "%.0f", r->mem_per_conn_bytes);
-		fprintf(f, "%s,%s,%u,%u,%u,%u,%s,%u,%u,%d,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%s,"
-			   "%llu,%llu,%llu,%u,%llu,%s,%.3f\n",
+		fprintf(f,
+		    "%s,%s,%u,%u,%u,%u,%s,%u,%u,%d,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.3f,%s,"
+		    "%llu,%llu,%llu,%u,%llu,%s,%.3f\n",
 		    sc->name, sc->mode, sc->workers, sc->servers, sc->conns_per_server, sc->window,
 		    mix_name(sc->mix), sc->open_rate, sc->event_rate, r->ran ? 1 : 0,
 		    (unsigned long long)r->commands, r->cmds_per_s, us(hist_quantile(&r->lat, 0.5)),
@@ -422,7 +427,8 @@ static int plot_gnuplot(const char *file, const struct result *res, size_t n)
 		if (!res[i].ran || !res[i].lat.count)
 			continue;
 		for (int s = 0; s < PLOT_STEPS; s++)
-			fprintf(g, "%.2f %.3f\n", s / 10.0, us(hist_quantile(&res[i].lat, plot_q(s))));
+			fprintf(
+			    g, "%.2f %.3f\n", s / 10.0, us(hist_quantile(&res[i].lat, plot_q(s))));
 		fprintf(g, "e\n");
 	}
 	return pclose(g) == 0 ? 0 : -1;
@@ -430,9 +436,9 @@ static int plot_gnuplot(const char *file, const struct result *res, size_t n)
 
 static int plot_svg(const char *file, const struct result *res, size_t n)
 {
-	static const char *const colours[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-		"#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf" };
-	static const char *const dashes[] = { "", "6,3", "2,2" };
+	static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+	    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+	static const char *const dashes[] = {"", "6,3", "2,2"};
 	const double W = 1200, H = 700, L = 80, R = 330, T = 40, B = 60;
 	double pw = W - L - R, ph = H - T - B;
 	double ymin = 1e18, ymax = 0;
@@ -455,44 +461,54 @@ static int plot_svg(const char *file, const struct result *res, size_t n)
 	FILE *f = fopen(file, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-		   "font-family=\"sans-serif\" font-size=\"12\">\n"
-		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-		   "<text x=\"%.0f\" y=\"24\" font-size=\"16\">fsesl-bench: latency by percentile"
-		   "</text>\n",
+	fprintf(f,
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+	    "font-family=\"sans-serif\" font-size=\"12\">\n"
+	    "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+	    "<text x=\"%.0f\" y=\"24\" font-size=\"16\">fsesl-bench: latency by percentile"
+	    "</text>\n",
 	    W, H, L);
 	/* Grid: decades of latency, nines of percentile. */
 	for (double d = l0; d <= l1; d++) {
 		double y = T + ph - (d - l0) / (l1 - l0) * ph;
-		fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
-		    L, y, L + pw, y);
+		fprintf(f,
+		    "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L,
+		    y, L + pw, y);
 		double v = pow(10, d);
-		fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", L - 6, y + 4,
-		    v >= 1e6 ? (v >= 1e7 ? "10 s" : "1 s") :
-		    v >= 1e3 ? (v >= 1e5 ? "100 ms" : v >= 1e4 ? "10 ms" : "1 ms") :
-		    v >= 100 ? "100 us" : v >= 10 ? "10 us" : "1 us");
+		fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", L - 6,
+		    y + 4,
+		    v >= 1e6   ? (v >= 1e7 ? "10 s" : "1 s")
+		    : v >= 1e3 ? (v >= 1e5      ? "100 ms"
+		                     : v >= 1e4 ? "10 ms"
+		                                : "1 ms")
+		    : v >= 100 ? "100 us"
+		    : v >= 10  ? "10 us"
+		               : "1 us");
 	}
-	static const char *const xl[] = { "p0", "p90", "p99", "p99.9", "p99.99" };
+	static const char *const xl[] = {"p0", "p90", "p99", "p99.9", "p99.99"};
 	for (int x = 0; x <= 4; x++) {
 		double px = L + x / 4.0 * pw;
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#ddd\"/>\n",
-		    px, T, px, T + ph);
+		fprintf(f,
+		    "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#ddd\"/>\n", px,
+		    T, px, T + ph);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n", px,
 		    T + ph + 18, xl[x]);
 	}
 	fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">percentile</text>\n",
 	    L + pw / 2, H - 14);
-	fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-		   "stroke=\"black\"/>\n",
+	fprintf(f,
+	    "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+	    "stroke=\"black\"/>\n",
 	    L, T, pw, ph);
 	int k = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!res[i].ran || !res[i].lat.count)
 			continue;
 		const char *c = colours[k % 10], *d = dashes[(k / 10) % 3];
-		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"%s%s%s points=\"",
-		    c, d[0] ? " stroke-dasharray=\"" : "", d, d[0] ? "\"" : "");
+		fprintf(f,
+		    "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"%s%s%s points=\"", c,
+		    d[0] ? " stroke-dasharray=\"" : "", d, d[0] ? "\"" : "");
 		for (int s = 0; s < PLOT_STEPS; s++) {
 			double v = us(hist_quantile(&res[i].lat, plot_q(s)));
 			if (v < ymin)
@@ -503,8 +519,9 @@ static int plot_svg(const char *file, const struct result *res, size_t n)
 		}
 		fprintf(f, "\"/>\n");
 		double ly = T + 10 + k * 16;
-		fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
-			   "stroke-width=\"2\"%s%s%s/>\n",
+		fprintf(f,
+		    "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
+		    "stroke-width=\"2\"%s%s%s/>\n",
 		    L + pw + 12, ly, L + pw + 40, ly, c, d[0] ? " stroke-dasharray=\"" : "", d,
 		    d[0] ? "\"" : "");
 		fprintf(f, "<text x=\"%.0f\" y=\"%.0f\">%s (p50 %.0f us)</text>\n", L + pw + 46,

@@ -86,7 +86,7 @@ static void raise_nofile(void)
 
 static void __attribute__((noreturn)) child_main(unsigned n, const char *password, int in, int out)
 {
-	fsesl_sim *sims[BENCH_MAX_SERVERS] = { 0 };
+	fsesl_sim *sims[BENCH_MAX_SERVERS] = {0};
 	char line[128];
 	int rc = 0;
 
@@ -110,7 +110,8 @@ static void __attribute__((noreturn)) child_main(unsigned n, const char *passwor
 			unsigned long rate = strtoul(line + 1, NULL, 10);
 			for (unsigned i = 0; i < n; i++) {
 				if (rate)
-					fsesl_sim_fault(sims[i], 0, FSESL_SIM_FAULT_EVENT_FLOOD, rate, 0);
+					fsesl_sim_fault(
+					    sims[i], 0, FSESL_SIM_FAULT_EVENT_FLOOD, rate, 0);
 				else
 					fsesl_sim_clear_faults(sims[i]);
 			}
@@ -127,8 +128,10 @@ static void __attribute__((noreturn)) child_main(unsigned n, const char *passwor
 			uint64_t ns = 0;
 			if (getrusage(RUSAGE_SELF, &ru) == 0)
 				ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
-				        1000000000u +
-				    ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+				         1000000000u +
+				     ((uint64_t)ru.ru_utime.tv_usec +
+				         (uint64_t)ru.ru_stime.tv_usec) *
+				         1000u;
 			snprintf(reply, sizeof(reply), "%llu\n", (unsigned long long)ns);
 		}
 		if (write_all(out, reply, strlen(reply)) != 0)
@@ -141,8 +144,8 @@ static void __attribute__((noreturn)) child_main(unsigned n, const char *passwor
 }
 #endif
 
-int simhost_start(unsigned n, const char *password, unsigned max_conns,
-    struct bench_target *targets)
+int simhost_start(
+    unsigned n, const char *password, unsigned max_conns, struct bench_target *targets)
 {
 #ifdef FSESL_BENCH_HAVE_SIM
 	int down[2], up[2];

@@ -109,7 +109,7 @@ uint64_t now_ns(void)
 
 void sleep_until_ns(uint64_t t)
 {
-	struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+	struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
@@ -127,7 +127,7 @@ uint64_t self_cpu_ns(uint64_t *csw)
 	if (csw)
 		*csw = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
 	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
-	    ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
 uint64_t self_rss_bytes(void)
@@ -233,8 +233,8 @@ static unsigned run_nonce(void)
 
 int make_token(char *buf, size_t cap, unsigned scen, unsigned thread, uint64_t seq)
 {
-	int n = snprintf(buf, cap, "t%06x-%u-%u-%llu", run_nonce(), scen, thread,
-	    (unsigned long long)seq);
+	int n = snprintf(
+	    buf, cap, "t%06x-%u-%u-%llu", run_nonce(), scen, thread, (unsigned long long)seq);
 	return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 

@@ -31,35 +31,35 @@ static void expect_usage_error(const char *const *args, const char *needle)
 
 Test(bench_args, unknown_option)
 {
-	expect_usage_error((const char *[]){ "--bogus", NULL }, "unknown option '--bogus'");
+	expect_usage_error((const char *[]){"--bogus", NULL}, "unknown option '--bogus'");
 }
 
 Test(bench_args, bad_numbers)
 {
-	expect_usage_error((const char *[]){ "--workers", "0", NULL }, "--workers");
-	expect_usage_error((const char *[]){ "--workers", "1,x", NULL }, "--workers");
-	expect_usage_error((const char *[]){ "--workers", "2000", NULL }, "--workers");
-	expect_usage_error((const char *[]){ "--duration", "abc", NULL }, "--duration");
-	expect_usage_error((const char *[]){ "--duration", "-1", NULL }, "--duration");
-	expect_usage_error((const char *[]){ "--window", "", NULL }, "--window");
-	expect_usage_error((const char *[]){ "--servers", "99", NULL }, "--servers");
-	expect_usage_error((const char *[]){ "--rate", "-5", NULL }, "--rate");
-	expect_usage_error((const char *[]){ "--mix", "huge", NULL }, "--mix");
-	expect_usage_error((const char *[]){ "--repeat", "0", NULL }, "--repeat");
+	expect_usage_error((const char *[]){"--workers", "0", NULL}, "--workers");
+	expect_usage_error((const char *[]){"--workers", "1,x", NULL}, "--workers");
+	expect_usage_error((const char *[]){"--workers", "2000", NULL}, "--workers");
+	expect_usage_error((const char *[]){"--duration", "abc", NULL}, "--duration");
+	expect_usage_error((const char *[]){"--duration", "-1", NULL}, "--duration");
+	expect_usage_error((const char *[]){"--window", "", NULL}, "--window");
+	expect_usage_error((const char *[]){"--servers", "99", NULL}, "--servers");
+	expect_usage_error((const char *[]){"--rate", "-5", NULL}, "--rate");
+	expect_usage_error((const char *[]){"--mix", "huge", NULL}, "--mix");
+	expect_usage_error((const char *[]){"--repeat", "0", NULL}, "--repeat");
 }
 
 Test(bench_args, missing_value_and_extra_argument)
 {
-	expect_usage_error((const char *[]){ "--duration", NULL }, "needs a value");
-	expect_usage_error((const char *[]){ "stray", NULL }, "unexpected argument 'stray'");
-	expect_usage_error((const char *[]){ "--json", "--csv", NULL }, "exclusive");
-	expect_usage_error((const char *[]){ "--only", "no_such_scenario", NULL }, "--list");
+	expect_usage_error((const char *[]){"--duration", NULL}, "needs a value");
+	expect_usage_error((const char *[]){"stray", NULL}, "unexpected argument 'stray'");
+	expect_usage_error((const char *[]){"--json", "--csv", NULL}, "exclusive");
+	expect_usage_error((const char *[]){"--only", "no_such_scenario", NULL}, "--list");
 }
 
 Test(bench_args, bad_url_never_shows_the_password)
 {
 	struct bench_run r;
-	const char *args[] = { "--url", "http://:s3cretPW@127.0.0.1:8021", NULL };
+	const char *args[] = {"--url", "http://:s3cretPW@127.0.0.1:8021", NULL};
 	cr_assert_eq(bench_run(args, &r), 0);
 	cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
 	cr_expect(strstr(r.err, "--url") != NULL, "%s", r.err);
@@ -70,36 +70,36 @@ Test(bench_args, bad_url_never_shows_the_password)
 Test(bench_args, help_and_list)
 {
 	struct bench_run r;
-	cr_assert_eq(bench_run((const char *[]){ "--help", NULL }, &r), 0);
+	cr_assert_eq(bench_run((const char *[]){"--help", NULL}, &r), 0);
 	cr_expect_eq(r.status, 0);
 	cr_expect(strstr(r.out, "usage: fsesl-bench") != NULL, "%s", r.out);
 	bench_run_free(&r);
 
-	cr_assert_eq(bench_run((const char *[]){ "--list", NULL }, &r), 0);
+	cr_assert_eq(bench_run((const char *[]){"--list", NULL}, &r), 0);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	/* Every scenario a ratio is computed from exists by default. */
-	static const char *const names[] = { "bare_serial\n", "bare_window_16\n",
-		"bare_window_64\n", "opensips_16w\n", "opensips_64w\n", "per_worker_16w\n",
-		"futex_1w\n", "futex_16w\n", "futex_64w\n", "poll1000_16w\n", "poll100_16w\n",
-		"async_window_16\n", "async_window_64\n", "many_conns_1000\n" };
+	static const char *const names[] = {"bare_serial\n", "bare_window_16\n", "bare_window_64\n",
+	    "opensips_16w\n", "opensips_64w\n", "per_worker_16w\n", "futex_1w\n", "futex_16w\n",
+	    "futex_64w\n", "poll1000_16w\n", "poll100_16w\n", "async_window_16\n",
+	    "async_window_64\n", "many_conns_1000\n"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		cr_expect(strstr(r.out, names[i]) != NULL, "missing %s in:\n%s", names[i], r.out);
 	bench_run_free(&r);
 
 	/* --only filters; --workers changes the worker scenarios. */
-	cr_assert_eq(bench_run((const char *[]){ "--list", "--only", "opensips", "--workers", "2,8",
-			     "--rate", "0", NULL },
-			 &r),
+	cr_assert_eq(bench_run((const char *[]){"--list", "--only", "opensips", "--workers", "2,8",
+	                           "--rate", "0", NULL},
+	                 &r),
 	    0);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	cr_expect_str_eq(r.out, "opensips_2w\nopensips_8w\n");
 	bench_run_free(&r);
 }
 
-static const char *const short_run[] = { "--json", "--no-progress", "--duration", "0.15",
-	"--workers", "1", "--window", "16", "--only",
-	"bare_serial,bare_window_16,opensips_1w,per_worker_1w,futex_1w,poll100_1w,async_window_16",
-	NULL };
+static const char *const short_run[] = {"--json", "--no-progress", "--duration", "0.15",
+    "--workers", "1", "--window", "16", "--only",
+    "bare_serial,bare_window_16,opensips_1w,per_worker_1w,futex_1w,poll100_1w,async_window_16",
+    NULL};
 
 static double num(const cJSON *o, const char *k)
 {
@@ -127,9 +127,9 @@ Test(bench_run, json_shape_and_every_reply_checked, .timeout = 60)
 		const cJSON *name = cJSON_GetObjectItem(sc, "name");
 		cr_assert(cJSON_IsString(name));
 		cr_expect(cJSON_IsString(cJSON_GetObjectItem(sc, "mode")), "%s", name->valuestring);
-		static const char *const fields[] = { "workers", "servers", "connections_per_server",
-			"window", "commands", "cmds_per_s", "p50_us", "p90_us", "p99_us", "p999_us",
-			"max_us", "cpu_us_per_cmd", "errors", "mismatches" };
+		static const char *const fields[] = {"workers", "servers", "connections_per_server",
+		    "window", "commands", "cmds_per_s", "p50_us", "p90_us", "p99_us", "p999_us",
+		    "max_us", "cpu_us_per_cmd", "errors", "mismatches"};
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			num(sc, fields[i]);
 		const cJSON *sys = cJSON_GetObjectItem(sc, "submit_syscalls_per_cmd");
@@ -146,9 +146,9 @@ Test(bench_run, json_shape_and_every_reply_checked, .timeout = 60)
 	}
 	const cJSON *ra = cJSON_GetObjectItem(root, "ratios");
 	cr_assert(cJSON_IsObject(ra));
-	static const char *const ratios[] = { "futex_vs_bare_window_16", "futex_vs_bare_window_64",
-		"futex_vs_opensips_16w", "futex_vs_opensips_64w", "futex_vs_per_worker_16w",
-		"serial_p50_vs_bare_rtt", "async_vs_bare_pipeline" };
+	static const char *const ratios[] = {"futex_vs_bare_window_16", "futex_vs_bare_window_64",
+	    "futex_vs_opensips_16w", "futex_vs_opensips_64w", "futex_vs_per_worker_16w",
+	    "serial_p50_vs_bare_rtt", "async_vs_bare_pipeline"};
 	for (size_t i = 0; i < sizeof(ratios) / sizeof(ratios[0]); i++) {
 		const cJSON *v = cJSON_GetObjectItem(ra, ratios[i]);
 		cr_expect(cJSON_IsNumber(v) || cJSON_IsNull(v), "ratio %s absent", ratios[i]);
@@ -171,11 +171,12 @@ Test(bench_run, csv_and_plot, .timeout = 60)
 	char svg[sizeof(dir) + 16];
 	snprintf(svg, sizeof(svg), "%s/lat.svg", dir);
 	struct bench_run r;
-	const char *args[] = { "--csv", "--no-progress", "--duration", "0.1", "--window", "16",
-		"--only", "bare_serial,bare_window_16", "--plot", svg, NULL };
+	const char *args[] = {"--csv", "--no-progress", "--duration", "0.1", "--window", "16",
+	    "--only", "bare_serial,bare_window_16", "--plot", svg, NULL};
 	cr_assert_eq(bench_run(args, &r), 0);
 	cr_expect_eq(r.status, 0, "stderr:\n%s", r.err);
-	cr_expect(strncmp(r.out, "name,mode,workers,servers,connections_per_server,window,", 56) == 0,
+	cr_expect(
+	    strncmp(r.out, "name,mode,workers,servers,connections_per_server,window,", 56) == 0,
 	    "%s", r.out);
 	int lines = 0;
 	for (const char *p = r.out; *p; p++)
@@ -200,15 +201,15 @@ Test(bench_run, unreachable_server_fails_loudly, .timeout = 60)
 	/* A bound, never listening port on 127.0.0.1: connect is refused. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_geq(fd, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
 	char url[64];
 	snprintf(url, sizeof(url), "fs://:pw@127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
 	struct bench_run r;
-	const char *args[] = { "--url", url, "--no-progress", "--duration", "0.1", "--only",
-		"bare_serial,per_worker_1w", "--workers", "1", NULL };
+	const char *args[] = {"--url", url, "--no-progress", "--duration", "0.1", "--only",
+	    "bare_serial,per_worker_1w", "--workers", "1", NULL};
 	cr_assert_eq(bench_run(args, &r), 0);
 	close(fd);
 	cr_expect_eq(r.status, 1, "exit %d, stderr:\n%s", r.status, r.err);

@@ -14,7 +14,7 @@
 Test(bench_quick, every_scenario_runs_with_no_mismatch, .timeout = 240)
 {
 	struct bench_run r;
-	const char *args[] = { "--quick", "--json", "--no-progress", NULL };
+	const char *args[] = {"--quick", "--json", "--no-progress", NULL};
 	cr_assert_eq(bench_run(args, &r), 0);
 	cr_expect_eq(r.status, 0, "exit %d, stderr:\n%s", r.status, r.err);
 	cJSON *root = cJSON_Parse(r.out);
@@ -35,8 +35,7 @@ Test(bench_quick, every_scenario_runs_with_no_mismatch, .timeout = 240)
 	cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(root, "ok")));
 	/* With every scenario run, every ratio has a value. */
 	const cJSON *ra = cJSON_GetObjectItem(root, "ratios"), *v;
-	cJSON_ArrayForEach(v, ra)
-		cr_expect(cJSON_IsNumber(v), "ratio %s is null", v->string);
+	cJSON_ArrayForEach(v, ra) cr_expect(cJSON_IsNumber(v), "ratio %s is null", v->string);
 	cJSON_Delete(root);
 	bench_run_free(&r);
 }

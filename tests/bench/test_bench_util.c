@@ -69,7 +69,7 @@ int bench_run(const char *const *args, struct bench_run *r)
 		close(pe[0]);
 		return -1;
 	}
-	struct pollfd pf[2] = { { po[0], POLLIN, 0 }, { pe[0], POLLIN, 0 } };
+	struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
 	int open_fds = 2;
 	while (open_fds) {
 		if (poll(pf, 2, -1) < 0) {
@@ -80,8 +80,8 @@ int bench_run(const char *const *args, struct bench_run *r)
 		for (int i = 0; i < 2; i++) {
 			if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			int more = i == 0 ? append(&r->out, &r->out_len, &ocap, pf[i].fd) :
-			                    append(&r->err, &r->err_len, &ecap, pf[i].fd);
+			int more = i == 0 ? append(&r->out, &r->out_len, &ocap, pf[i].fd)
+			                  : append(&r->err, &r->err_len, &ecap, pf[i].fd);
 			if (more <= 0) {
 				close(pf[i].fd);
 				pf[i].fd = -1;

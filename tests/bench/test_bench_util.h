@@ -8,10 +8,10 @@
 #include <stddef.h>
 
 struct bench_run {
-	int status;   /* exit code, or 128 + signal */
-	char *out;    /* stdout, NUL-terminated */
+	int status; /* exit code, or 128 + signal */
+	char *out; /* stdout, NUL-terminated */
 	size_t out_len;
-	char *err;    /* stderr, NUL-terminated */
+	char *err; /* stderr, NUL-terminated */
 	size_t err_len;
 };
 
