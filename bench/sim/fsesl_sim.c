@@ -400,6 +400,10 @@ struct sim_conn {
 	uint64_t park_deadline;
 	uint64_t pause_deadline; /* TINY_WRITES pause */
 	uint64_t close_deadline; /* a closing connection whose peer does not read */
+	/* event_poll_ms emulation: the connection thread is awake (input, end
+	 * of a parked command) or sleeps until poll_at. */
+	bool woke;
+	uint64_t poll_at;
 	bool delay_done; /* DELAY already served for the next command */
 	char *msleep_cmd; /* API event data of the parked msleep */
 	char *msleep_arg;
@@ -2102,6 +2106,20 @@ static void sim_conn_process(struct sim_conn *c)
 	 * stalled subscriber fills its queue and gets the lost-events kill. */
 	if (sbuf_avail(&c->out) >= SIM_OUT_HIGH)
 		return;
+	if (s->cfg.event_poll_ms) {
+		uint64_t now = sim_now_ns(), p = (uint64_t)s->cfg.event_poll_ms * 1000000u;
+		if (c->woke) {
+			/* Awake: flush now, then poll() for up to event_poll_ms. */
+			c->woke = false;
+			c->poll_at = now + p;
+		} else if (c->q_len || c->logq_n) {
+			/* Queued while the thread sleeps: out at its next poll timeout
+			 * (it re-polls every event_poll_ms since it last woke). */
+			if (c->poll_at <= now)
+				c->poll_at += ((now - c->poll_at) / p + 1) * p;
+			return;
+		}
+	}
 	if (c->logq_n) {
 		sbuf_add(&c->out, c->logq.p + c->logq.off, sbuf_avail(&c->logq));
 		c->msgs_written += c->logq_n;
@@ -2256,6 +2274,7 @@ static void sim_conn_read(struct sim_conn *c)
 		ssize_t r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
 		if (r > 0) {
 			c->in.len += (size_t)r;
+			c->woke = true;
 			s->c.bytes_in += (uint64_t)r;
 			if ((size_t)r < SIM_READ_CHUNK)
 				return;
@@ -2649,6 +2668,8 @@ static uint64_t sim_min_deadline(struct fsesl_sim *s)
 		SIM_MIN(c->auth_deadline);
 		if (c->closing)
 			SIM_MIN(c->close_deadline);
+		if (s->cfg.event_poll_ms && (c->q_len || c->logq_n))
+			SIM_MIN(c->poll_at);
 		if (c->park != PARK_NONE)
 			SIM_MIN(c->park_deadline);
 		if (sbuf_avail(&c->out))
@@ -2690,6 +2711,7 @@ static void sim_timers(struct fsesl_sim *s, uint64_t now)
 		if (c->park != PARK_NONE && now >= c->park_deadline) {
 			enum sim_park k = c->park;
 			c->park = PARK_NONE;
+			c->woke = true;
 			if (k == PARK_MSLEEP) {
 				sim_api_response(c, "+OK", 3);
 				sim_fire_api_event(
@@ -2701,6 +2723,11 @@ static void sim_timers(struct fsesl_sim *s, uint64_t now)
 		}
 		if (c->pause_deadline && now >= c->pause_deadline)
 			sim_mark_dirty(c);
+		if (s->cfg.event_poll_ms && (c->q_len || c->logq_n) && now >= c->poll_at &&
+		    c->poll_at) {
+			c->woke = true; /* the poll() timed out */
+			sim_mark_dirty(c);
+		}
 		if (c->closing && c->close_deadline && now >= c->close_deadline) {
 			c->hard_close = true;
 			sim_mark_dirty(c);

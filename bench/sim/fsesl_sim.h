@@ -42,6 +42,11 @@ struct fsesl_sim_config {
 	/* Added after the first draft (appended: source-compatible). */
 	const char *ipv4;             /* FreeSWITCH-IPv4; NULL: "127.0.0.1" */
 	const char *ipv6;             /* FreeSWITCH-IPv6; NULL: "::1", "": header left out */
+	/* 0 (default): events reach an idle connection at once. 20: like the
+	 * real server, whose idle connection thread only looks at its queue
+	 * when its 20 ms poll() times out or a byte (a lone LF: a "kick")
+	 * arrives (esl-protocol.md §4.1). */
+	unsigned int event_poll_ms;
 };
 
 void fsesl_sim_config_init(struct fsesl_sim_config *cfg);

@@ -38,6 +38,10 @@ static void usage(FILE *f)
 	      "  --event-drop-kill N       consecutive drops before the kill (default 500)\n"
 	      "  --hostname NAME           FreeSWITCH-Hostname (default sim)\n"
 	      "  --ipv4 ADDR, --ipv6 ADDR  FreeSWITCH-IPv4 / -IPv6 event headers\n"
+	      "  --event-poll-ms MS        hold events for an idle connection until its next\n"
+	      "                            MS poll tick, like the real server (20); a byte\n"
+	      "                            from the client (a lone LF) wakes it (default 0:\n"
+	      "                            deliver at once)\n"
 	      "  --max-sessions N          Max-Sessions (default 1000)\n"
 	      "  --idle-cpu PCT            Idle-CPU in HEARTBEAT (default 99)\n"
 	      "  --session-count N         Session-Count in HEARTBEAT (default: the number\n"
@@ -89,6 +93,7 @@ enum {
 	O_RUDE,
 	O_NOHB,
 	O_FLOOD,
+	O_POLL,
 };
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -160,6 +165,7 @@ int main(int argc, char **argv)
 	    {"rude-reject", no_argument, NULL, O_RUDE},
 	    {"no-heartbeat", no_argument, NULL, O_NOHB},
 	    {"event-flood", required_argument, NULL, O_FLOOD},
+	    {"event-poll-ms", required_argument, NULL, O_POLL},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -224,6 +230,10 @@ int main(int argc, char **argv)
 		case O_DROPKILL:
 			ok = parse_u64(optarg, &v) && v <= 100000000;
 			cfg.event_drop_kill = (unsigned int)v;
+			break;
+		case O_POLL:
+			ok = parse_u64(optarg, &v) && v <= 60000;
+			cfg.event_poll_ms = (unsigned int)v;
 			break;
 		case O_HOST:
 			cfg.hostname = optarg;

@@ -486,3 +486,32 @@ Test(sim, many_connections_each_in_order)
 	cr_expect_eq(c.api, N * CMDS);
 	cr_expect_eq(c.accepted, N);
 }
+
+Test(sim, event_poll_holds_events_until_tick_or_kick)
+{
+	struct fsesl_sim_config cfg;
+	uint16_t p;
+	struct tc t;
+
+	fsesl_sim_config_init(&cfg);
+	cfg.heartbeat_interval_ms = 0;
+	cfg.event_poll_ms = 1000;
+	fsesl_sim *s = tc_sim_start(&cfg, &p);
+	cr_assert_eq(tc_connect(&t, p, 5000), 0);
+	tc_login(&t);
+	tc_sends(&t, "event plain CUSTOM t::p\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	/* Fired while the connection "sleeps" in its poll: held... */
+	cr_assert_eq(fsesl_sim_fire_event(s, "CUSTOM", "t::p", NULL, 0, NULL), 0);
+	cr_assert(tc_quiet_for(&t, 100), "event delivered before the poll tick");
+	/* ...until a lone LF wakes the thread. */
+	tc_sends(&t, "\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_EVENT_PLAIN);
+	/* Without a kick it still comes, at the next tick. */
+	cr_assert_eq(fsesl_sim_fire_event(s, "CUSTOM", "t::p", NULL, 0, NULL), 0);
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_EVENT_PLAIN);
+	tc_close(&t);
+	fsesl_sim_stop(s);
+}
