@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fsesl_sim.h"
 #include "test_bench_util.h"
 
 static void expect_usage_error(const char *const *args, const char *needle)
@@ -215,5 +216,36 @@ Test(bench_run, unreachable_server_fails_loudly, .timeout = 60)
 	cr_expect_eq(r.status, 1, "exit %d, stderr:\n%s", r.status, r.err);
 	cr_expect(strstr(r.err, "FAILED bare_serial") != NULL, "%s", r.err);
 	cr_expect(strstr(r.err, "FAILED per_worker_1w") != NULL, "%s", r.err);
+	bench_run_free(&r);
+}
+
+Test(bench_run, url_mode_against_a_given_server, .timeout = 60)
+{
+	/* A server of our own on 127.0.0.1:0, whose password needs the URL's
+	 * percent-decoding ('@'); it must never be printed. */
+	struct fsesl_sim_config cfg;
+	fsesl_sim *sim = NULL;
+	uint16_t port = 0;
+	fsesl_sim_config_init(&cfg);
+	cfg.password = "s3cret@pw";
+	cfg.heartbeat_interval_ms = 0;
+	cr_assert_eq(fsesl_sim_start(&cfg, &sim, &port), 0);
+	char url[96];
+	snprintf(url, sizeof(url), "fs://:s3cret%%40pw@127.0.0.1:%u", (unsigned)port);
+	struct bench_run r;
+	const char *args[] = {"--url", url, "--json", "--no-progress", "--duration", "0.1",
+	    "--workers", "1", "--only", "bare_serial,opensips_1w,per_worker_1w,futex_1w", NULL};
+	cr_assert_eq(bench_run(args, &r), 0);
+	fsesl_sim_stop(sim);
+	cr_expect_eq(r.status, 0, "exit %d, stderr:\n%s", r.status, r.err);
+	cr_expect(
+	    strstr(r.out, "s3cret") == NULL && strstr(r.err, "s3cret") == NULL, "password printed");
+	cJSON *root = cJSON_Parse(r.out);
+	cr_assert_not_null(root, "%s", r.out);
+	const cJSON *t = cJSON_GetObjectItem(root, "target");
+	cr_expect(cJSON_IsString(t) && strcmp(t->valuestring, "url") == 0);
+	cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(root, "ok")), "%s", r.err);
+	cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(root, "scenarios")), 4);
+	cJSON_Delete(root);
 	bench_run_free(&r);
 }
