@@ -124,6 +124,7 @@ struct fh_run {
 	_Atomic uint64_t async_outcomes[FH__COUNT];
 	/* subscriber */
 	bool with_sub;
+	bool need_events;
 	const char *sub_event;
 	fsesl_subscriber *sub;
 	_Atomic uint64_t ev_events;
@@ -146,6 +147,7 @@ struct fh_case {
 	const char *sub_event;
 	bool with_async;
 	bool need_reconnect;     /* the engine's stats must show a reconnect */
+	int must_see;            /* FH_* outcome that must occur (0: none) */
 	bool need_events;        /* the subscriber must receive events */
 	bool need_down_up;       /* the subscriber must hear DOWN, then UP */
 	/* Instead of fsesl_sim_fault(fault): custom inject / clear steps
