@@ -345,3 +345,150 @@ out_leave:
 	free(r);
 	return err;
 }
+
+/* ------------------------------------------------------------------ */
+/* bgapi jobs                                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+job_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
+{
+	struct fsesl_req *r = arg;
+	int status;
+
+	(void)c;
+	if (state == FSESL_CPL_DONE)
+		status = 0;
+	else if (state == FSESL_CPL_TIMEDOUT)
+		status = -ETIMEDOUT;
+	else
+		status = r->status ? r->status : FSESL_ESHUTDOWN;
+	r->job_cb(status, state == FSESL_CPL_DONE ? r->job_ev : NULL, r->ud);
+}
+
+static int
+job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms,
+    const fsesl_cmd_opts *opts, struct fsesl_req **out)
+{
+	struct fsesl_req *r;
+	size_t cap;
+	ssize_t n;
+	uuid_t u;
+
+	if (!cmd)
+		return -EINVAL;
+	cap = strlen(cmd) + 64 + 48;
+	r = calloc(1, sizeof(*r) + cap);
+	if (!r)
+		return -ENOMEM;
+	r->timer.idx = ~0u;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, r->job_uuid);
+	n = fsesl_encode_bgapi(r->buf, cap, cmd, r->job_uuid, opts ? opts->enc_flags : 0);
+	if (n < 0) {
+		free(r);
+		return map_enc_err(n);
+	}
+	r->len = (size_t)n;
+	r->kind = FSESL_REQ_JOB;
+	r->timeout_ms = job_timeout_ms >= 0 ? (unsigned int)job_timeout_ms : e->cfg.esl_cmd_timeout;
+	*out = r;
+	return 0;
+}
+
+static int
+job_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool nonblock,
+    struct timespec *dl)
+{
+	struct fsesl_srv *s;
+	int err;
+
+	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
+		err = FSESL_ESHUTDOWN;
+		goto out;
+	}
+	err = fsesl_srv_acquire(e, h, &s);
+	if (err)
+		goto out;
+	r->srv = s;
+	r->submit_ns = fsesl_mono_ns();
+	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, dl);
+	err = fsesl_submit(e, r, nonblock, dl);
+	if (err)
+		fsesl_srv_unref(s);
+out:
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	return err;
+}
+
+int
+fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
+    const fsesl_cmd_opts *opts, struct fsesl_event **result)
+{
+	enum fsesl_wait_mode mode;
+	struct fsesl_req *r;
+	struct timespec dl;
+	unsigned int itv;
+	uint32_t st;
+	int err;
+
+	if (!result)
+		return -EINVAL;
+	*result = NULL;
+	if (!e)
+		return -EINVAL;
+	if (fsesl_on_reactor)
+		return FSESL_EINCALLBACK;
+	err = job_build(e, cmd, job_timeout_ms, opts, &r);
+	if (err)
+		return err;
+	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode :
+	                                                       e->cfg.wait_mode;
+	itv = e->cfg.esl_cmd_polling_itv;
+	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
+	err = job_submit(e, srv, r, opts && opts->nonblock, &dl);
+	if (err) {
+		free(r);
+		return err;
+	}
+	if (mode == FSESL_WAIT_POLL)
+		st = fsesl_cpl_wait_poll(&r->cpl, &dl, itv, &fsesl_wait_ops_linux);
+	else
+		st = fsesl_cpl_wait(&r->cpl, &dl, &fsesl_wait_ops_linux);
+	if (st == FSESL_CPL_DONE) {
+		*result = r->job_ev;
+		r->job_ev = NULL;
+		err = 0;
+	} else if (st == FSESL_CPL_TIMEDOUT) {
+		err = -ETIMEDOUT;
+	} else {
+		err = r->status ? r->status : FSESL_ESHUTDOWN;
+	}
+	if (fsesl_cpl_release(&r->cpl))
+		fsesl_req_free(r);
+	return err;
+}
+
+int
+fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
+    const fsesl_cmd_opts *opts, fsesl_job_cb cb, void *ud)
+{
+	struct fsesl_req *r;
+	struct timespec dl;
+	int err;
+
+	if (!e || !cb)
+		return -EINVAL;
+	err = job_build(e, cmd, job_timeout_ms, opts, &r);
+	if (err)
+		return err;
+	r->is_async = true;
+	r->job_cb = cb;
+	r->ud = ud;
+	fsesl_cpl_init(&r->cpl, 1, job_cpl_cb, r);
+	err = job_submit(e, srv, r, opts && opts->nonblock, &dl);
+	if (err)
+		free(r);
+	return err;
+}

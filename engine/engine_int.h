@@ -59,6 +59,7 @@ enum fsesl_req_kind {
 	FSESL_REQ_SUBDESTROY, /* a subscriber leaves every server */
 	FSESL_REQ_HBWANT, /* the engine's own HEARTBEAT subscription */
 	FSESL_REQ_INTERNAL, /* replayed subscription: nobody waits */
+	FSESL_REQ_JOB,      /* bgapi waiting for its BACKGROUND_JOB */
 };
 
 enum fsesl_subctl_op {
@@ -94,6 +95,14 @@ struct fsesl_req {
 	struct fsesl_subscriber *sub;
 	fsesl_server_t handle;
 	const char *arg1, *arg2; /* inside buf, after the packet */
+	/* bgapi jobs: the reactor holds one reference for two places (the
+	 * command path and the job table); `holds` counts them. */
+	char job_uuid[40];
+	struct fsesl_event *job_ev; /* the result; freed with the request */
+	fsesl_job_cb job_cb;
+	struct fsesl_req *job_next;
+	uint8_t holds;
+	bool in_table;
 	size_t len;
 	char buf[]; /* the encoded packet */
 };
@@ -206,6 +215,10 @@ struct fsesl_srv {
 	struct fsesl_load_snap *load; /* RCU-published, read by any thread */
 	_Atomic bool hb_wanted;
 	bool hb_internal;
+	bool bg_internal;
+	unsigned int replay_pending; /* replayed subscriptions not answered yet */
+	bool up_pending;             /* UP notice once they are */
+	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
 };
 
 struct fsesl_handle {
@@ -297,12 +310,15 @@ void fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_load_free(struct fsesl_srv *s);
+void fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s);
+void fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r);
 
 /* reactor.c services for events.c */
 void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);
 void fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status);
 void fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r);
 void fsesl_rx_srv_known(struct fsesl_engine *e, struct fsesl_srv *s);
+void fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r);
 void fsesl_srv_ref_reactor(struct fsesl_srv *s);
 
 /* cmd.c: submit a prepared control request and wait for its status. */

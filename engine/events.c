@@ -217,6 +217,119 @@ fsesl_load_free(struct fsesl_srv *s)
 	s->load = NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* bgapi jobs (reactor)                                                  */
+/* ------------------------------------------------------------------ */
+
+static struct fsesl_conn *event_conn(struct fsesl_srv *s);
+static struct fsesl_sub_entry *entry_add(struct fsesl_srv *s, struct fsesl_subscriber *sub,
+    fsesl_server_t h, bool filt, const char *a, const char *b);
+static unsigned int entry_users(struct fsesl_srv *s, bool filt, const char *a, const char *b);
+static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt,
+    const char *a, const char *b, bool remove, enum fsesl_event_format fmt);
+static void notify_all(struct fsesl_srv *s, enum fsesl_notice kind);
+static bool replaying; /* reactor only: send_internal marks replays */
+
+void
+fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r)
+{
+	struct fsesl_req **pp;
+
+	for (pp = &s->jobs; *pp; pp = &(*pp)->job_next) {
+		if (*pp == r) {
+			*pp = r->job_next;
+			break;
+		}
+	}
+	r->job_next = NULL;
+	r->in_table = false;
+}
+
+/* The job leaves the table with an outcome (the table's place). */
+static void
+job_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
+{
+
+	fsesl_job_unlink(r->srv, r);
+	r->status = status;
+	(void)fsesl_cpl_complete(&r->cpl,
+	    status == 0 ? FSESL_CPL_DONE :
+	    status == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
+	fsesl_rx_req_done(e, r);
+}
+
+static void
+job_result(struct fsesl_engine *e, struct fsesl_srv *s, enum fsesl_event_format fmt,
+    const struct fsesl_msg *m, const struct fsesl_event *ev)
+{
+	struct fsesl_req *r;
+
+	for (r = s->jobs; r; r = r->job_next)
+		if (ev->job_uuid && strcmp(r->job_uuid, ev->job_uuid) == 0)
+			break;
+	if (!r) {
+		/* Someone else's job, or ours already given up. */
+		FSESL_STAT_ADD(s->st.unknown_jobs, 1);
+		return;
+	}
+	fsesl_job_unlink(s, r);
+	if (fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING &&
+	    fsesl_event_parse(fmt, m->body, m->body_len, &e->lim, &r->job_ev) == 0) {
+		/* The caller's own copy (subscribers share theirs). */
+		r->status = 0;
+		if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops) && r->is_async) {
+			fsesl_event_free(r->job_ev); /* lent to the callback */
+			r->job_ev = NULL;
+		}
+	} else {
+		r->status = -ENOMEM;
+		(void)fsesl_cpl_complete(&r->cpl, FSESL_CPL_FAILED, e->ops);
+	}
+	fsesl_rx_req_done(e, r);
+}
+
+static void
+job_intake(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_conn *c = event_conn(s);
+
+	if (!s->bg_internal) {
+		s->bg_internal = true;
+		if (entry_add(s, NULL, 0, false, "BACKGROUND_JOB", NULL) &&
+		    entry_users(s, false, "BACKGROUND_JOB", NULL) == 1 && c)
+			send_internal(e, c, false, "BACKGROUND_JOB", NULL, false, FSESL_EVFMT_PLAIN);
+	}
+	/* Registered before the bgapi is written: the result may race the
+	 * reply (esl-protocol.md §4.6). */
+	r->job_next = s->jobs;
+	s->jobs = r;
+	r->in_table = true;
+	r->holds = 2;
+	/* On the event connection itself when it is up: the server then
+	 * handles the subscription before the bgapi, and sends the result
+	 * after the reply. */
+	if (c)
+		fsesl_rx_send_on(e, c, r);
+	else
+		fsesl_rx_enqueue(e, r);
+}
+
+void
+fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+	struct fsesl_req *r, *next;
+
+	for (r = s->jobs; r; r = next) {
+		next = r->job_next;
+		if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING) {
+			/* Timed out: stop waiting for its result. */
+			fsesl_job_unlink(s, r);
+			fsesl_rx_req_done(e, r);
+		}
+	}
+}
+
 void
 fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_msg *m)
 {
@@ -250,7 +363,7 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 	if (ev->name && strcmp(ev->name, "HEARTBEAT") == 0 && fsesl_heartbeat_parse(ev, &hb) == 0)
 		load_publish(e, s, &hb);
 	else if (ev->name && strcmp(ev->name, "BACKGROUND_JOB") == 0)
-		FSESL_STAT_ADD(s->st.unknown_jobs, 1); /* no engine job table yet */
+		job_result(e, s, fmt, m, ev);
 	h = malloc(sizeof(*h));
 	if (!h) {
 		fsesl_event_free(ev);
@@ -350,7 +463,7 @@ event_conn(struct fsesl_srv *s)
 
 /* A request the reactor makes itself (replays, nixevent for a destroyed
  * subscriber): one reference, no waiter; the reply is only logged. */
-static void
+static bool
 send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
     const char *b, bool remove, enum fsesl_event_format fmt)
 {
@@ -360,7 +473,7 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 
 	r = calloc(1, sizeof(*r) + cap);
 	if (!r)
-		return;
+		return false;
 	if (filt)
 		n = remove ? fsesl_encode_filter_delete(r->buf, cap, a, b) :
 		             fsesl_encode_filter(r->buf, cap, a, b);
@@ -369,10 +482,11 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 		             fsesl_encode_event(r->buf, cap, fmt, &a, 1);
 	if (n < 0) {
 		free(r);
-		return;
+		return false;
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_INTERNAL;
+	r->op = replaying ? 1 : 0;
 	r->timer.idx = ~0u;
 	r->timeout_ms = e->cfg.esl_cmd_timeout;
 	r->submit_ns = e->now_ns;
@@ -380,6 +494,7 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 	fsesl_srv_ref_reactor(c->srv);
 	fsesl_cpl_init(&r->cpl, 1, NULL, NULL);
 	fsesl_rx_send_on(e, c, r);
+	return true;
 }
 
 static void
@@ -455,6 +570,9 @@ fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		sub_leave_all(e, r->sub);
 		fsesl_rx_req_finish(e, r, 0);
 		break;
+	case FSESL_REQ_JOB:
+		job_intake(e, r);
+		break;
 	case FSESL_REQ_HBWANT:
 		if (!s->hb_internal) {
 			s->hb_internal = true;
@@ -477,7 +595,23 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 	struct fsesl_srv *s = r->srv;
 	struct fsesl_sub_entry *en;
 
+	if (r->kind == FSESL_REQ_JOB) {
+		FSESL_STAT_ADD(s->st.replies, 1);
+		if (!ok && r->in_table) {
+			/* No job was started: the result will never come. */
+			fsesl_job_unlink(s, r);
+			r->holds--;
+			fsesl_rx_req_finish(e, r, FSESL_EREFUSED);
+			return;
+		}
+		fsesl_rx_req_done(e, r); /* the command path's place */
+		return;
+	}
 	if (r->kind == FSESL_REQ_INTERNAL) {
+		if (r->op == 1 && s->replay_pending && --s->replay_pending == 0 && s->up_pending) {
+			s->up_pending = false;
+			notify_all(s, FSESL_NOTICE_UP);
+		}
 		if (!ok)
 			fsesl_log(e, FSESL_LOG_WARN, "%s: server refused a replayed subscription: %.*s",
 			    s->key, (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
@@ -531,13 +665,22 @@ fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 				    (en->is_filter ? !strcmp(x->a, en->a) && !strcmp(x->b, en->b) :
 				                     !strcasecmp(x->a, en->a)))
 					dup = true;
-			if (!dup)
-				send_internal(e, c, en->is_filter, en->a, en->b, false,
-				    en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN);
+			if (dup)
+				continue;
+			replaying = true;
+			if (send_internal(e, c, en->is_filter, en->a, en->b, false,
+			    en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
+				s->replay_pending++;
+			replaying = false;
 		}
 	}
-	if (c->was_ready) /* a reconnect, not the first connect */
+	/* UP means "subscriptions restored": sent once the server has
+	 * answered every replayed one. Only on a reconnect. */
+	s->up_pending = c->was_ready;
+	if (s->up_pending && s->replay_pending == 0) {
+		s->up_pending = false;
 		notify_all(s, FSESL_NOTICE_UP);
+	}
 }
 
 void
@@ -547,18 +690,26 @@ fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c)
 
 	if (c->index != 0)
 		return;
+	s->replay_pending = 0;
+	s->up_pending = false;
 	/* Stale load must not steer routing (OpenSIPS kept it). */
 	load_publish(e, s, NULL);
 	notify_all(s, FSESL_NOTICE_DOWN);
+	/* Results arrive on this connection only: they are lost now. */
+	while (s->jobs)
+		job_end(e, s->jobs, FSESL_EJOBLOST);
 }
 
 void
 fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 {
 
+	while (s->jobs)
+		job_end(e, s->jobs, FSESL_ESHUTDOWN);
 	while (s->subs)
 		entry_remove(s, s->subs);
 	s->hb_internal = false;
+	s->bg_internal = false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -916,26 +1067,3 @@ fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n)
 	return idx;
 }
 
-/* ------------------------------------------------------------------ */
-/* bgapi jobs: not yet                                                   */
-/* ------------------------------------------------------------------ */
-
-int
-fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
-    const fsesl_cmd_opts *opts, struct fsesl_event **result)
-{
-
-	if (result)
-		*result = NULL;
-	if (fsesl_on_reactor)
-		return FSESL_EINCALLBACK;
-	return -ENOSYS;
-}
-
-int
-fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
-    const fsesl_cmd_opts *opts, fsesl_job_cb cb, void *ud)
-{
-
-	return -ENOSYS;
-}

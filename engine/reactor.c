@@ -174,6 +174,8 @@ void
 fsesl_req_free(struct fsesl_req *r)
 {
 
+	if (r->job_ev)
+		fsesl_event_free(r->job_ev);
 	free(r);
 }
 
@@ -197,6 +199,12 @@ req_done(struct fsesl_engine *e, struct fsesl_req *r)
 {
 	struct fsesl_srv *s = r->srv;
 
+	/* A job leaves two places (command path, job table); the reactor's
+	 * one reference goes with the last. */
+	if (r->kind == FSESL_REQ_JOB && r->holds > 1) {
+		r->holds--;
+		return;
+	}
 	if (s && fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT)
 		FSESL_STAT_ADD(s->st.timeouts, 1);
 	if (r->is_async)
@@ -212,6 +220,14 @@ static void
 req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
 {
 
+	if (r->kind == FSESL_REQ_JOB) {
+		if (err == FSESL_EDISCONNECTED)
+			err = FSESL_EJOBLOST; /* the job may run; its result is lost */
+		if (r->in_table) {
+			fsesl_job_unlink(r->srv, r);
+			r->holds--;
+		}
+	}
 	r->status = err;
 	r->reply = NULL;
 	(void)fsesl_cpl_complete(&r->cpl,
@@ -562,7 +578,8 @@ conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		r->next = NULL;
 		c->in_flight--;
 		FSESL_STAT_SUB(c->srv->st.in_flight, 1);
-		if (r->kind != FSESL_REQ_CMD && err == FSESL_EDISCONNECTED)
+		if (r->kind != FSESL_REQ_CMD && r->kind != FSESL_REQ_JOB &&
+		    err == FSESL_EDISCONNECTED)
 			/* Subscriptions are recorded and replayed at reconnect:
 			 * for the caller this one is done. */
 			fsesl_rx_req_finish(e, r, 0);
@@ -956,8 +973,13 @@ fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req 
 {
 
 	if (c->state != FSESL_CONN_READY || buf_reserve(&c->out, r->len) != 0) {
-		fsesl_rx_req_finish(e, r, c->state != FSESL_CONN_READY ? FSESL_ENOTCONNECTED : -ENOMEM);
+		req_fail(e, r, c->state != FSESL_CONN_READY ? FSESL_ENOTCONNECTED : -ENOMEM);
 		return;
+	}
+	if (r->is_async && r->timer.idx == ~0u) {
+		fsesl_timer_init(&r->timer, async_deadline, r);
+		(void)fsesl_timer_arm(&e->timers, &r->timer,
+		    r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull);
 	}
 	memcpy(c->out.p + c->out.len, r->buf, r->len);
 	c->out.len += r->len;
@@ -1020,6 +1042,15 @@ fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		return;
 	}
 	srv_ensure_known(e, s);
+	fsesl_rx_enqueue(e, r);
+}
+
+/* Into the server's queue (commands and jobs), or fail fast in backoff. */
+void
+fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+
 	if (r->is_async) {
 		fsesl_timer_init(&r->timer, async_deadline, r);
 		if (fsesl_timer_arm(&e->timers, &r->timer,
@@ -1122,7 +1153,8 @@ housekeeping(struct fsesl_timer *t, void *arg)
 	bool busy;
 
 	for (pp = &e->srv_list; (s = *pp) != NULL;) {
-		busy = s->q_head != NULL || s->subs != NULL;
+		fsesl_jobs_housekeeping(e, s);
+		busy = s->q_head != NULL || s->subs != NULL || s->jobs != NULL;
 		for (i = 0; i < s->n_conns; i++) {
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;
