@@ -15,8 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef FSESL_QTEST_NO_CRITERION
+#include "crit_shim.h"
+#else
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#endif
 
 #include "qtest.h"
 
