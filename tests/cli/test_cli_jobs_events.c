@@ -4,6 +4,7 @@
  * JSON line per event). A suite of its own so that its state is visible
  * apart from the command path's.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,26 @@ Test(cli, bgapi_err_result_exits_1)
 	run_cli(&r, NULL, (const char *const[]){ u, "bgapi", "nosuchcmd", NULL });
 	cr_assert_eq(r.status, 1, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(strncmp(r.out, "-ERR", 4), 0, "got: %s", r.out);
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, events_end_with_exit_0_on_sigint)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 20);
+	char *u = cli_url("ClueCon", port);
+	struct child c;
+	struct run r;
+
+	cli_spawn(&c, &r, (const char *const[]){ "--events", "HEARTBEAT", u, NULL });
+	/* Each event line is flushed as it is printed: once one is seen, the
+	 * tool is in its loop and SIGINT must end it cleanly. */
+	cli_pump(&c, &r, "\"Event-Name\":\"HEARTBEAT\"");
+	cr_assert_eq(kill(c.pid, SIGINT), 0);
+	cli_finish(&c, &r);
+	cr_assert_eq(r.status, 0, "exit %d stderr: %s", r.status, r.err);
 	run_free(&r);
 	free(u);
 	fsesl_sim_stop(s);
