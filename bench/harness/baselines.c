@@ -86,7 +86,7 @@ void run_bare(
 	const struct bench_opts *o = env->o;
 	struct rawconn c;
 	char err[160];
-	struct run_ctl ctl = {PH_WARMUP, 0, 0};
+	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
 	unsigned w = sc->window ? sc->window : 1;
 	struct wstats *st = calloc(1, sizeof(*st));
@@ -171,6 +171,7 @@ void run_bare(
 			if (measuring(&ctl)) {
 				st->commands++;
 				hist_record(&st->lat, t - s->t_send);
+				ctl_progress(&ctl);
 			}
 			head = (head + 1) % w;
 			inflight--;
@@ -355,6 +356,7 @@ static void *os_worker_main(void *arg)
 		if (measuring(sh->ctl)) {
 			wk->st.commands++;
 			hist_record(&wk->st.lat, t - t_send);
+			ctl_progress(sh->ctl);
 		}
 		bool fatal = got->status == -2;
 		free(got);
@@ -367,7 +369,7 @@ static void *os_worker_main(void *arg)
 void run_opensips(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
-	struct run_ctl ctl = {PH_WARMUP, 0, 0};
+	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
 	char err[160];
 	struct os_shared *sh = calloc(1, sizeof(*sh));
@@ -496,6 +498,7 @@ static void *pw_main(void *arg)
 		if (measuring(wk->ctl)) {
 			wk->st.commands++;
 			hist_record(&wk->st.lat, t - t_send);
+			ctl_progress(wk->ctl);
 		}
 	}
 	free(buf);
@@ -505,7 +508,7 @@ static void *pw_main(void *arg)
 void run_per_worker(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
-	struct run_ctl ctl = {PH_WARMUP, 0, 0};
+	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
 	char err[160];
 	struct pw_worker *wk = calloc(sc->workers, sizeof(*wk));

@@ -159,7 +159,21 @@ enum { PH_WARMUP = 0, PH_MEASURE = 1, PH_STOP = 2 };
 struct run_ctl {
 	_Atomic int phase;
 	uint64_t t_measure, t_stop;
+	/* Set by the first completion inside the window: the window is held
+	 * open (up to the command timeout) until there is one, so a stalled
+	 * moment never yields an empty, meaningless measurement. */
+	_Atomic bool progress;
 };
+
+/* Called with every completion counted in the window. After the first,
+ * a read of a line nobody writes: no contention between workers. */
+static inline void ctl_progress(struct run_ctl *ctl)
+{
+	/* Relaxed both: only run_window reads it, and it only needs to see
+	 * the flag eventually (it polls). */
+	if (!atomic_load_explicit(&ctl->progress, memory_order_relaxed))
+		atomic_store_explicit(&ctl->progress, true, memory_order_relaxed);
+}
 
 /* Per-thread accounting; each worker owns one, merged at the end. */
 struct wstats {

@@ -332,6 +332,7 @@ static void *eng_worker_main(void *arg)
 		if (measuring(wk->ctl)) {
 			wk->st.commands++;
 			hist_record(&wk->st.lat, t - t_send);
+			ctl_progress(wk->ctl);
 		}
 	}
 	free(line);
@@ -341,7 +342,7 @@ static void *eng_worker_main(void *arg)
 void run_engine(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
-	struct run_ctl ctl = {PH_WARMUP, 0, 0};
+	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
 	struct eng g;
 	struct drain dr;
@@ -489,6 +490,7 @@ static void async_cb(int status, const fsesl_reply *reply, void *ud)
 		if (measuring(c->ctl)) {
 			c->st.commands++;
 			hist_record(&c->st.lat, t - s->t_send);
+			ctl_progress(c->ctl);
 		}
 	}
 	pthread_spin_unlock(&c->lock);
@@ -518,7 +520,7 @@ static unsigned async_drain(struct async_ctx *c, unsigned timeout_ms)
 static void async_run(const struct bench_env *env, unsigned idx, const struct scenario *sc,
     struct result *r, unsigned window, unsigned max_in_flight, bool many)
 {
-	struct run_ctl ctl = {PH_WARMUP, 0, 0};
+	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
 	struct eng g;
 	struct async_ctx *c = calloc(1, sizeof(*c));

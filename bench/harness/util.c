@@ -192,6 +192,11 @@ void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_
 	if (meas < 0.05)
 		meas = 0.05;
 	sleep_until_ns(snap->t0 + (uint64_t)(meas * 1e9));
+	/* No completion yet (a stall, a loaded machine): hold the window open
+	 * until one, or until no reply can be on time any more. */
+	uint64_t limit = now_ns() + (uint64_t)o->timeout_ms * 1000000u;
+	while (!atomic_load_explicit(&ctl->progress, memory_order_relaxed) && now_ns() < limit)
+		sleep_ns(1000000);
 	snap->t1 = now_ns();
 	ctl->t_stop = snap->t1;
 	/* Release: pairs with the workers' acquire loads (they stop). */
