@@ -422,6 +422,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Connected first: a subscribe issued while the first connect is
+	 * still in progress waits for it within esl_cmd_timeout, which a slow
+	 * (sanitized) start can exceed. */
+	{
+		unsigned int tries = 0;
+
+		if (!recover(&tries)) {
+			fprintf(stderr, "fsesl-soak: the engine never connected\n");
+			return 1;
+		}
+	}
 	so.format = FSESL_EVFMT_PLAIN;
 	so.queue_size = 1024;
 	rc = fsesl_subscriber_create(eng, "soak", &so, &sub);
