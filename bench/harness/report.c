@@ -197,18 +197,24 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 	fprintf(f, "\n(cpu/cmd: client process CPU per command, simulator excluded; csw/cmd: its "
 	           "context switches per command;\n sys/cmd: submit-side syscalls per command - "
 	           "engine doorbell writes, baseline write()s)\n");
-	fprintf(f, "\n%-42s %10s %10s  %s\n", "ratio", "measured", "target", "");
-	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+	size_t shown = 0, n_targets = sizeof(targets) / sizeof(targets[0]);
+	for (size_t i = 0; i < n_targets; i++) {
 		const struct target *t = &targets[i];
 		double v = ratio_at(ra, t->off);
 		char goal[24];
-		snprintf(goal, sizeof(goal), "%s %.2f", t->at_least ? ">=" : "<=", t->goal);
 		if (isnan(v))
-			fprintf(f, "%-42s %10s %10s  %s\n", t->what, "n/a", goal, "(not measured)");
-		else
-			fprintf(f, "%-42s %10.3f %10s  %s\n", t->what, v, goal,
-			    target_met(t, v) ? "met" : "MISSED");
+			continue; /* its scenarios were not run (--only, --workers) */
+		if (!shown++)
+			fprintf(f, "\n%-42s %10s %10s  %s\n", "ratio (targets: docs/benchmarks.md)",
+			    "measured", "target", "");
+		snprintf(goal, sizeof(goal), "%s %.2f", t->at_least ? ">=" : "<=", t->goal);
+		fprintf(f, "%-42s %10.3f %10s  %s\n", t->what, v, goal,
+		    target_met(t, v) ? "met" : "MISSED");
 	}
+	if (shown < n_targets)
+		fprintf(f,
+		    "\n(%zu of %zu target ratios not computed: their scenarios did not run)\n",
+		    n_targets - shown, n_targets);
 }
 
 static void add_num_or_null(cJSON *o, const char *k, double v)
