@@ -136,6 +136,10 @@ struct bench_opts {
 	bool progress;
 	unsigned timeout_ms; /* per command, for loss detection */
 	unsigned repeat; /* rounds over the plan; each scenario keeps its best run */
+	/* Simulator behaviour (0: as fast as it can; see fsesl_sim.h). */
+	unsigned sim_api_cost_us;
+	unsigned sim_bgapi_cost_us;
+	unsigned sim_event_poll_ms;
 };
 
 /* Where the servers are: host/port/password (sim or --url). */
@@ -226,8 +230,7 @@ enum bench_mix mix_pick(enum bench_mix m, uint64_t seq);
 
 bool simhost_available(void);
 /* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */
-int simhost_start(
-    unsigned n, const char *password, unsigned max_conns, struct bench_target *targets);
+int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets);
 /* Events per second of CUSTOM sim::flood on every connection (0 stops). */
 int simhost_flood(unsigned rate);
 /* CUSTOM/other events the simulators have written so far, all servers. */

@@ -82,6 +82,11 @@ static void usage(FILE *f)
 	    "  --repeat N          go round all scenarios N times and report each one's best\n"
 	    "                      run (highest rate; open loop: lowest p99); errors of\n"
 	    "                      every run count\n"
+	    "  --sim-api-cost US   simulator: serial cost of each api per connection (0)\n"
+	    "  --sim-bgapi-cost US simulator: the same for bgapi (0)\n"
+	    "  --sim-event-poll MS simulator: idle connections see events every MS (0)\n"
+	    "  --fs-like           simulator like a real FreeSWITCH 1.10.12: api 50 us,\n"
+	    "                      bgapi 1250 us, 20 ms event poll (measurements doc)\n"
 	    "  --no-progress       no progress line even on a terminal\n",
 	    BENCH_MAX_WORKERS);
 }
@@ -147,6 +152,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		O_CSV,
 		O_PLOT,
 		O_NOPROG,
+		O_SIM_API,
+		O_SIM_BGAPI,
+		O_SIM_EVPOLL,
+		O_FSLIKE,
 		O_REPEAT,
 		O_HELP,
 	};
@@ -173,6 +182,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	    {"plot", required_argument, NULL, O_PLOT},
 	    {"no-progress", no_argument, NULL, O_NOPROG},
 	    {"repeat", required_argument, NULL, O_REPEAT},
+	    {"sim-api-cost", required_argument, NULL, O_SIM_API},
+	    {"sim-bgapi-cost", required_argument, NULL, O_SIM_BGAPI},
+	    {"sim-event-poll", required_argument, NULL, O_SIM_EVPOLL},
+	    {"fs-like", no_argument, NULL, O_FSLIKE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -297,6 +310,28 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case O_NOPROG:
 			c->no_progress = true;
+			break;
+		case O_SIM_API:
+			if (parse_uint(optarg, 0, 1000000, &c->o.sim_api_cost_us))
+				return die_usage(
+				    "--sim-api-cost: '%s' is not 0..1000000 us", optarg);
+			break;
+		case O_SIM_BGAPI:
+			if (parse_uint(optarg, 0, 1000000, &c->o.sim_bgapi_cost_us))
+				return die_usage(
+				    "--sim-bgapi-cost: '%s' is not 0..1000000 us", optarg);
+			break;
+		case O_SIM_EVPOLL:
+			if (parse_uint(optarg, 0, 1000, &c->o.sim_event_poll_ms))
+				return die_usage(
+				    "--sim-event-poll: '%s' is not 0..1000 ms", optarg);
+			break;
+		case O_FSLIKE:
+			/* real-freeswitch-measurements.md: ~20,000 api/s and ~800
+			 * bgapi/s per connection; 20 ms idle poll for events. */
+			c->o.sim_api_cost_us = 50;
+			c->o.sim_bgapi_cost_us = 1250;
+			c->o.sim_event_poll_ms = 20;
 			break;
 		case O_REPEAT:
 			if (parse_uint(optarg, 1, 99, &c->repeat))
@@ -691,7 +726,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < p.n; i++)
 			if (p.sc[i].enabled && p.sc[i].servers > env.n_targets)
 				env.n_targets = p.sc[i].servers;
-		rc = simhost_start(env.n_targets, c.o.password, max_conns, env.targets);
+		rc = simhost_start(env.n_targets, &c.o, env.targets);
 		if (rc != 0) {
 			fprintf(stderr, "fsesl-bench: cannot start the simulator: %s\n",
 			    fsesl_strerror(rc));

@@ -321,6 +321,13 @@ int report_json(FILE *f, const struct bench_env *env, const struct result *res, 
 	cJSON_AddNumberToObject(root, "duration_s", env->o->duration_s);
 	cJSON_AddNumberToObject(root, "warmup_s", env->o->warmup_s);
 	cJSON_AddNumberToObject(root, "repeat", env->o->repeat);
+	if (env->sim) {
+		cJSON *so = cJSON_AddObjectToObject(root, "simulator");
+		cJSON_AddNumberToObject(so, "servers", env->n_targets);
+		cJSON_AddNumberToObject(so, "api_cost_us", env->o->sim_api_cost_us);
+		cJSON_AddNumberToObject(so, "bgapi_cost_us", env->o->sim_bgapi_cost_us);
+		cJSON_AddNumberToObject(so, "event_poll_ms", env->o->sim_event_poll_ms);
+	}
 	machine_json(root);
 	cJSON *arr = cJSON_AddArrayToObject(root, "scenarios");
 	bool ok = true;

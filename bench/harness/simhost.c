@@ -84,7 +84,8 @@ static void raise_nofile(void)
 	}
 }
 
-static void __attribute__((noreturn)) child_main(unsigned n, const char *password, int in, int out)
+static void __attribute__((noreturn))
+child_main(unsigned n, const struct bench_opts *o, int in, int out)
 {
 	fsesl_sim *sims[BENCH_MAX_SERVERS] = {0};
 	char line[128];
@@ -96,7 +97,10 @@ static void __attribute__((noreturn)) child_main(unsigned n, const char *passwor
 		struct fsesl_sim_config cfg;
 		uint16_t port = 0;
 		fsesl_sim_config_init(&cfg);
-		cfg.password = password;
+		cfg.password = o->password;
+		cfg.api_cost_us = o->sim_api_cost_us;
+		cfg.bgapi_cost_us = o->sim_bgapi_cost_us;
+		cfg.event_poll_ms = o->sim_event_poll_ms;
 		cfg.heartbeat_interval_ms = 0; /* no background noise in the numbers */
 		rc = fsesl_sim_start(&cfg, &sims[i], &port);
 		int len = snprintf(line, sizeof(line), "%d %u\n", rc, (unsigned)port);
@@ -144,12 +148,11 @@ static void __attribute__((noreturn)) child_main(unsigned n, const char *passwor
 }
 #endif
 
-int simhost_start(
-    unsigned n, const char *password, unsigned max_conns, struct bench_target *targets)
+int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets)
 {
 #ifdef FSESL_BENCH_HAVE_SIM
 	int down[2], up[2];
-	(void)max_conns;
+	const char *password = o->password;
 	if (n == 0 || n > BENCH_MAX_SERVERS)
 		return -EINVAL;
 	if (pipe2(down, O_CLOEXEC) != 0)
@@ -173,7 +176,7 @@ int simhost_start(
 	if (pid == 0) {
 		close(down[1]);
 		close(up[0]);
-		child_main(n, password, down[0], up[1]);
+		child_main(n, o, down[0], up[1]);
 	}
 	close(down[0]);
 	close(up[1]);
@@ -203,8 +206,7 @@ int simhost_start(
 	return 0;
 #else
 	(void)n;
-	(void)password;
-	(void)max_conns;
+	(void)o;
 	(void)targets;
 	return -ENOSYS;
 #endif
