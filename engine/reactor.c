@@ -179,8 +179,8 @@ fsesl_req_free(struct fsesl_req *r)
 	free(r);
 }
 
-static void
-hist_add(struct fsesl_srv *s, uint64_t ns)
+static unsigned int
+hist_bucket(uint64_t ns)
 {
 	uint64_t us = ns / 1000;
 	unsigned int b = 0;
@@ -189,7 +189,7 @@ hist_add(struct fsesl_srv *s, uint64_t ns)
 		b = 63u - (unsigned int)__builtin_clzll(us);
 	if (b >= FSESL_LATENCY_BUCKETS)
 		b = FSESL_LATENCY_BUCKETS - 1;
-	FSESL_STAT_ADD(s->st.hist[b], 1);
+	return b;
 }
 
 /* The reactor is finished with r: drop its server reference and its
@@ -731,6 +731,7 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	struct fsesl_srv *s = c->srv;
 	struct fsesl_req *r = c->fifo_head;
 	struct fsesl_reply *rep;
+	unsigned int bucket;
 
 	c->fifo_head = r->next;
 	if (!c->fifo_head)
@@ -759,9 +760,12 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	 * completion costs a FUTEX_WAKE. */
 	if (atomic_load_explicit(&r->cpl.state, memory_order_relaxed) & FSESL_CPL_SLEEPING)
 		FSESL_STAT_ADD(e->futex_wakes, 1);
+	/* Counted before the hand-off, so a woken caller reading its stats
+	 * sees its own reply; taken back if the caller's timeout won. */
+	bucket = hist_bucket(e->now_ns - r->submit_ns);
+	FSESL_STAT_ADD(s->st.replies, 1);
+	FSESL_STAT_ADD(s->st.hist[bucket], 1);
 	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops)) {
-		FSESL_STAT_ADD(s->st.replies, 1);
-		hist_add(s, e->now_ns - r->submit_ns);
 		if (r->is_async) {
 			/* Lent to the callback, which has returned. */
 			fsesl_reply_free(rep);
@@ -769,6 +773,8 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 		}
 	} else {
 		/* Lost the race with the waiter's timeout CAS. */
+		FSESL_STAT_SUB(s->st.replies, 1);
+		FSESL_STAT_SUB(s->st.hist[bucket], 1);
 		FSESL_STAT_ADD(s->st.late_replies, 1);
 		fsesl_reply_free(rep);
 		r->reply = NULL;
