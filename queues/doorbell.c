@@ -31,6 +31,9 @@
  *       reactor's epoll_wait returns at once and the next drain takes X.
  *   Either way X is taken without waiting for an unrelated event.
  *
+ * Teardown: destroy() closes the eventfd; no ring() may be running or
+ * start afterwards (the owner stops its producers first).
+ *
  * Implementation notes
  *   The load before the exchange is libuv's trick (uv_async_send): a
  *   relaxed read of a flag that is already 1 keeps the cache line shared

@@ -17,6 +17,9 @@
  *   - Items from one producer come out in the order it pushed them.
  *   - The consumer must call space_released() after a drain that took
  *     items, or blocked producers sleep until their deadline.
+ *   - Teardown: destroy() only when no producer can call enqueue any more
+ *     and none is inside it (the owner joins or stops its producers
+ *     first); items still queued are the owner's to drain and free.
  *
  * Implementation notes
  *   The space wait is the classic announce-then-recheck handshake (a

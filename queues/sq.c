@@ -17,6 +17,9 @@
  *     to `max` items, fairly over the shards, then wakes producers blocked
  *     on the shards it took from.
  *   - Order is kept per submitting thread, not across threads.
+ *   - Teardown: destroy() after every submitter has returned and none can
+ *     start; the reactor drains what is left (and completes those requests
+ *     as CANCELLED, per the completion TEARDOWN RULE) before destroy().
  *
  * Implementation notes
  *   Why shard: ck's MPSC enqueue commits in ticket order, so a producer
