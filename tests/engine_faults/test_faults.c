@@ -13,6 +13,8 @@
  * 0 s first backoff step) so that each case takes a few seconds.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -252,5 +254,114 @@ Test(faults, heartbeat_stops)
 	cr_log_info("heartbeat_stops: %u DOWN notices", downs);
 
 	fsesl_subscriber_destroy(s);
+	fh_finish(&env);
+}
+
+/* ---- bgapi jobs through a server restart ---- */
+
+enum { JOB_WORKERS = 8 };
+
+struct job_run {
+	struct fh_env *env;
+	_Atomic int phase; /* 0 run, 1 recover, 2 done */
+	_Atomic uint64_t submitted, ok, mismatch, lost, conn, other, recovered;
+	_Atomic int other_rc;
+};
+
+static int job_once(struct job_run *jr, const char *tok)
+{
+	struct fsesl_event *ev = NULL;
+	char cmd[96];
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "echo %s", tok);
+	atomic_fetch_add(&jr->submitted, 1);
+	rc = fsesl_bgapi_job(jr->env->e, jr->env->srv, cmd, -1, NULL, &ev);
+	if (rc == 0) {
+		size_t tl = strlen(tok), len = ev->body_len;
+
+		if (len == tl + 1 && ev->body[tl] == '\n')
+			len = tl;
+		if (len == tl && memcmp(ev->body, tok, tl) == 0) {
+			atomic_fetch_add(&jr->ok, 1);
+		} else {
+			atomic_fetch_add(&jr->mismatch, 1);
+			rc = -1;
+		}
+		fsesl_event_free(ev);
+		return rc;
+	}
+	if (rc == FSESL_EJOBLOST)
+		atomic_fetch_add(&jr->lost, 1);
+	else if (rc == FSESL_EDISCONNECTED || rc == FSESL_ENOTCONNECTED || rc == -ETIMEDOUT ||
+	    rc == FSESL_ECONNTIMEOUT || rc == -ECONNRESET)
+		atomic_fetch_add(&jr->conn, 1);
+	else {
+		atomic_fetch_add(&jr->other, 1);
+		atomic_store(&jr->other_rc, rc);
+	}
+	fh_pace(fh_outcome_of(rc));
+	return rc;
+}
+
+static struct job_run job_run_storage;
+
+static void *job_worker(void *arg)
+{
+	struct job_run *jr = &job_run_storage;
+	unsigned int id = (unsigned int)(uintptr_t)arg, seq = 0;
+	char tok[48];
+
+	for (;;) {
+		int ph = atomic_load(&jr->phase);
+
+		if (ph == 2)
+			break;
+		snprintf(tok, sizeof(tok), "job%u-%u", id, seq++);
+		if (job_once(jr, tok) == 0 && ph == 1) {
+			atomic_fetch_add(&jr->recovered, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+Test(faults, bgapi_jobs_through_restart)
+{
+	/* A job whose connection dies before its BACKGROUND_JOB arrives
+	 * must end with FSESL_EJOBLOST (or a connection error), never with
+	 * another job's result. */
+	struct job_run *jr = &job_run_storage;
+	struct fh_env env;
+	pthread_t t[JOB_WORKERS];
+	char tok[32];
+
+	fh_start(&env, NULL);
+	cr_assert(fh_until_ok(&env, 1000000, 10000));
+	memset(jr, 0, sizeof(*jr));
+	jr->env = &env;
+	for (uintptr_t i = 0; i < JOB_WORKERS; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, job_worker, (void *)i), 0);
+	for (int round = 0; round < 5; round++) {
+		for (int k = 0; k < 10; k++) {
+			snprintf(tok, sizeof(tok), "main-%d-%d", round, k);
+			job_once(jr, tok);
+		}
+		cr_assert_eq(fsesl_sim_fault(env.sim, 0, FSESL_SIM_FAULT_KILL_ALL, 0, 0), 0);
+	}
+	atomic_store(&jr->phase, 1);
+	for (int i = 0; i < JOB_WORKERS; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&jr->phase, 2);
+
+	cr_log_info("bgapi jobs: submitted %llu ok %llu lost %llu conn %llu other %llu",
+	    (unsigned long long)jr->submitted, (unsigned long long)jr->ok,
+	    (unsigned long long)jr->lost, (unsigned long long)jr->conn,
+	    (unsigned long long)jr->other);
+	cr_expect_eq(jr->ok + jr->mismatch + jr->lost + jr->conn + jr->other, jr->submitted);
+	cr_expect_eq(jr->mismatch, 0, "a job got another job's result");
+	cr_expect_eq(jr->other, 0, "unexpected job error %d %s", jr->other_rc,
+	    fsesl_strerror(jr->other_rc));
+	cr_expect_eq(jr->recovered, JOB_WORKERS, "workers without a job success after the restarts");
 	fh_finish(&env);
 }
