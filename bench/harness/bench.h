@@ -81,6 +81,7 @@ enum bench_mix {
 	MIX_LARGE, /* api echo <token><padding>: ~large_bytes replies */
 	MIX_BGAPI, /* bgapi echo <token> (immediate reply checked) */
 	MIX_MIXED, /* 80 % small, 10 % large, 10 % bgapi */
+	MIX_JOB, /* bgapi echo <token> and wait for its BACKGROUND_JOB (engine only) */
 };
 
 struct scenario {

@@ -317,18 +317,32 @@ static void *eng_worker_main(void *arg)
 		} else {
 			t_send = now_ns();
 		}
-		int rc = kind == MIX_BGAPI ? fsesl_bgapi(wk->g->e, srv, line, &opts, &rep)
-		                           : fsesl_api(wk->g->e, srv, line, &opts, &rep);
+		int rc;
+		struct fsesl_event *job = NULL;
+		if (kind == MIX_JOB)
+			rc = fsesl_bgapi_job(wk->g->e, srv, line, (int)o->timeout_ms, &opts, &job);
+		else if (kind == MIX_BGAPI)
+			rc = fsesl_bgapi(wk->g->e, srv, line, &opts, &rep);
+		else
+			rc = fsesl_api(wk->g->e, srv, line, &opts, &rep);
 		uint64_t t = now_ns();
 		if (rc != 0) {
-			if (rc == -ETIMEDOUT || rc == FSESL_EDISCONNECTED)
+			if (rc == -ETIMEDOUT || rc == FSESL_EDISCONNECTED || rc == FSESL_EJOBLOST)
 				wk->st.lost++;
 			wstats_error(&wk->st, "%s: %s", token, fsesl_strerror(rc));
 			break;
 		}
 		wk->st.total++;
-		check_reply(&wk->st, kind, token, rep, o->large_bytes);
-		fsesl_reply_free(rep);
+		if (kind == MIX_JOB) {
+			/* The job's output is echo's: the token, nothing else. */
+			if (!job || check_echo(token, job->body, job->body_len, 0) != 0)
+				wstats_mismatch(&wk->st, token, job ? job->body : NULL,
+				    job ? job->body_len : 0);
+			fsesl_event_free(job);
+		} else {
+			check_reply(&wk->st, kind, token, rep, o->large_bytes);
+			fsesl_reply_free(rep);
+		}
 		if (measuring(wk->ctl)) {
 			wk->st.commands++;
 			hist_record(&wk->st.lat, t - t_send);

@@ -496,6 +496,9 @@ static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct
 		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_mixed", w16);
 		s->mix = MIX_MIXED;
 	}
+	/* bgapi jobs end to end: the reply, then the BACKGROUND_JOB event. */
+	s = add(p, K_ENGINE, "futex", w16, "futex_%uw_jobs", w16);
+	s->mix = MIX_JOB;
 	if (c->event_rate && sim) {
 		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_events_%u", w16, c->event_rate);
 		s->event_rate = c->event_rate;

@@ -227,7 +227,7 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
 
 static const char *mix_name(enum bench_mix m)
 {
-	static const char *const names[] = {"small", "large", "bgapi", "mixed"};
+	static const char *const names[] = {"small", "large", "bgapi", "mixed", "job"};
 	return names[m];
 }
 
