@@ -1132,6 +1132,22 @@ conn_check_overdue(struct fsesl_engine *e, struct fsesl_conn *c)
 }
 
 static void
+backlog_remove(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+	struct fsesl_conn **pp;
+
+	if (!c->backlog)
+		return;
+	for (pp = &e->backlog_head; *pp; pp = &(*pp)->backlog_next) {
+		if (*pp == c) {
+			*pp = c->backlog_next;
+			break;
+		}
+	}
+	c->backlog = false;
+}
+
+static void
 srv_close_all(struct fsesl_engine *e, struct fsesl_srv *s, int err)
 {
 	unsigned int i;
@@ -1139,6 +1155,8 @@ srv_close_all(struct fsesl_engine *e, struct fsesl_srv *s, int err)
 	for (i = 0; i < s->n_conns; i++) {
 		struct fsesl_conn *c = &s->conns[i];
 
+		/* The entry may be freed after this: no list may keep it. */
+		backlog_remove(e, c);
 		if (c->state == FSESL_CONN_READY)
 			atomic_fetch_sub_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
 		conn_close_fd(e, c);
