@@ -91,6 +91,7 @@ fsesl_doorbell_ring(struct fsesl_doorbell *db)
 	uint64_t one = 1;
 	ssize_t n;
 
+	/* Statistics: relaxed, pairs with nothing. */
 	atomic_fetch_add_explicit(&db->rings, 1, memory_order_relaxed);
 	/* Orders the caller's enqueue before the flag load; pairs with the
 	 * fence in prepare_sleep() (see "Why no item is stranded"). */
@@ -101,7 +102,7 @@ fsesl_doorbell_ring(struct fsesl_doorbell *db)
 	 * sees the 0 -> 1 transition and writes. */
 	if (atomic_exchange_explicit(&db->armed, 1, memory_order_seq_cst) != 0)
 		return;
-	atomic_fetch_add_explicit(&db->writes, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->writes, 1, memory_order_relaxed); /* statistics */
 	do {
 		n = write(db->efd, &one, sizeof(one));
 	} while (n < 0 && errno == EINTR);

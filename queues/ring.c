@@ -164,6 +164,9 @@ ring_wait_turn(struct fsesl_ring_mpsc *r, unsigned int ticket)
 			break;
 		fsesl_wait_ops_linux.wait32(flag, 1, NULL, NULL);
 	}
+	/* Relaxed: the flag is only a hint to the committer of ticket - 1; a
+	 * stale 1 costs at most one spurious wake of this slot's next
+	 * sleeper, which re-checks p_tail. */
 	atomic_store_explicit(flag, 0, memory_order_relaxed);
 	return;
 }
@@ -179,6 +182,8 @@ ring_pass_turn(struct fsesl_ring_mpsc *r, unsigned int ticket)
 	FSESL_FENCE_SC();
 	if (atomic_load_explicit(next, memory_order_relaxed) == 0)
 		return;
+	/* Clear before the wake: a sleeper that was about to FUTEX_WAIT on 1
+	 * then returns at once instead of missing this wake. */
 	atomic_store_explicit(next, 0, memory_order_relaxed);
 	fsesl_wait_ops_linux.wake32(next, 1, NULL);
 	return;
@@ -240,6 +245,8 @@ fsesl_ring_mpsc_enqueue(struct fsesl_ring_mpsc *r, void *item, const struct time
 		atomic_fetch_add_explicit(&r->space_waiters, 1, memory_order_seq_cst);
 		FSESL_FENCE_SC();
 		if (fsesl_ring_mpsc_try_enqueue(r, item)) {
+			/* Relaxed: a stale count costs the consumer one
+			 * needless wake, never a missed one. */
 			atomic_fetch_sub_explicit(&r->space_waiters, 1, memory_order_relaxed);
 			return 0;
 		}
