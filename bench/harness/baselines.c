@@ -28,18 +28,6 @@
 
 #define REQ_BUF (BENCH_TOKEN_MAX + 512)
 
-static bool measuring(struct run_ctl *ctl)
-{
-	/* Acquire: pairs with run_window's release stores. */
-	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_MEASURE;
-}
-
-static bool stopping(struct run_ctl *ctl)
-{
-	/* Acquire: pairs with run_window's release store of PH_STOP. */
-	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_STOP;
-}
-
 static size_t req_cap(const struct bench_env *env)
 {
 	return REQ_BUF + env->o->large_bytes;

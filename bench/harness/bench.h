@@ -170,6 +170,18 @@ struct run_ctl {
 	_Atomic bool progress;
 };
 
+static inline bool measuring(struct run_ctl *ctl)
+{
+	/* Acquire: pairs with run_window's release stores. */
+	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_MEASURE;
+}
+
+static inline bool stopping(struct run_ctl *ctl)
+{
+	/* Acquire: pairs with run_window's release store of PH_STOP. */
+	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_STOP;
+}
+
 /* Called with every completion counted in the window. After the first,
  * a read of a line nobody writes: no contention between workers. */
 static inline void ctl_progress(struct run_ctl *ctl)

@@ -18,18 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool measuring(struct run_ctl *ctl)
-{
-	/* Acquire: pairs with run_window's release stores. */
-	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_MEASURE;
-}
-
-static bool stopping(struct run_ctl *ctl)
-{
-	/* Acquire: pairs with run_window's release store of PH_STOP. */
-	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_STOP;
-}
-
 /* One engine with its servers, set up for a scenario. */
 struct eng {
 	fsesl_engine *e;
