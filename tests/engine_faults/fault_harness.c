@@ -209,6 +209,14 @@ void fh_start(struct fh_env *env, const struct fh_opts *o)
 		snprintf(v, sizeof(v), "%u", o->heartbeat_miss_limit);
 		set_cfg(&cfg, "heartbeat_miss_limit", v);
 	}
+	if (o->connections) {
+		snprintf(v, sizeof(v), "%u", o->connections);
+		set_cfg(&cfg, "connections_per_server", v);
+	}
+	if (o->poll_wait) {
+		set_cfg(&cfg, "wait_mode", "poll");
+		set_cfg(&cfg, "esl_cmd_polling_itv", "200");
+	}
 	/* Debug level: the password check below then sees every log line. */
 	set_cfg(&cfg, "log_level", "debug");
 	cfg.log_fn = fh_log;

@@ -158,6 +158,52 @@ Test(faults, event_flood)
 	run(&c, NULL);
 }
 
+/* ---- the same faults with several connections, and with polling waits ---- */
+
+Test(faults, server_restart_4_connections)
+{
+	/* Each connection keeps its own FIFO: a restart must fail or
+	 * complete each request on the connection that carried it. */
+	struct fh_case c = { .name = "kill_all_4conns", .fault = FSESL_SIM_FAULT_KILL_ALL,
+		.fault_cmds = 50, .allowed = CONN_LOSS, .need_reconnect = true,
+		.with_async = true };
+	struct fh_opts o = { .connections = 4 };
+
+	run(&c, &o);
+}
+
+Test(faults, garbage_bytes_4_connections)
+{
+	struct fh_case c = { .name = "garbage_4conns", .fault = FSESL_SIM_FAULT_GARBAGE,
+		.a = 64, .fault_cmds = 20, .allowed = CONN_LOSS | B(FH_EPROTO),
+		.need_error = true, .need_reconnect = true, .with_async = true };
+	struct fh_opts o = { .connections = 4 };
+
+	run(&c, &o);
+}
+
+Test(faults, close_mid_frame_poll_wait)
+{
+	/* The OpenSIPS-compatible waiter (usleep polling) must see the same
+	 * exactly-once outcomes as the futex one. */
+	struct fh_case c = { .name = "close_mid_frame_poll",
+		.fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME, .fault_cmds = 20,
+		.allowed = CONN_LOSS | B(FH_EPROTO), .need_error = true,
+		.need_reconnect = true, .with_async = true };
+	struct fh_opts o = { .poll_wait = true };
+
+	run(&c, &o);
+}
+
+Test(faults, reply_delay_poll_wait)
+{
+	struct fh_case c = { .name = "delay_poll", .fault = FSESL_SIM_FAULT_DELAY, .a = 600,
+		.fault_cmds = 4, .allowed = CONN_LOSS, .need_error = true };
+	struct fh_opts o = { .poll_wait = true };
+
+	run(&c, &o);
+}
+
 /* ---- wrong password: the engine's credentials, not a simulator fault ---- */
 
 static fsesl_server_t extra_handle[2];
