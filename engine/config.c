@@ -104,6 +104,7 @@ fsesl_config_init(fsesl_config *cfg)
 	cfg->log_fn = NULL;
 	cfg->log_ud = NULL;
 	cfg->log_level = FSESL_LOG_WARN;
+	cfg->reactor_spin_us = 50;
 }
 
 static int
@@ -167,6 +168,7 @@ static const struct uint_setting uint_settings[] = {
 	U("idle_timeout", idle_timeout_s, 0, 31536000, "s"),
 	U("lf_kick_interval_ms", lf_kick_interval_ms, 0, 60000, "ms"),
 	U("event_queue_size", event_queue_size, 1, 16777216, ""),
+	U("reactor_spin_us", reactor_spin_us, 0, 10000, "us"),
 };
 
 int

@@ -270,6 +270,7 @@ struct fsesl_engine {
 	uint64_t now_ns;
 	uint32_t rng;
 	bool work_pending;
+	uint64_t last_busy_ns; /* last turn that drained items or had events */
 	struct call_rcu_data *crdp; /* the reactor's call_rcu worker */
 };
 

@@ -116,6 +116,8 @@ typedef struct fsesl_config {
 	fsesl_log_fn log_fn;                   /* NULL: silent */
 	void *log_ud;
 	int log_level;                         /* FSESL_LOG_WARN */
+	unsigned int reactor_spin_us;          /* busy reactor: poll this long
+	                                        * before sleeping, 50; 0 off */
 } fsesl_config;
 
 /* Fills *cfg with the defaults above. Any thread. */
@@ -128,7 +130,7 @@ FSESL_API void fsesl_config_init(fsesl_config *cfg);
  * ring_shards, max_in_flight, connections_per_server, max_body_bytes,
  * max_abandoned, heartbeat_miss_limit, backoff=1,5,10,30,90,
  * backoff_step_every, idle_timeout, lf_kick_interval_ms, event_queue_size,
- * log_level=error|warn|info|debug).
+ * log_level=error|warn|info|debug, reactor_spin_us).
  * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL).
  */
 FSESL_API int fsesl_config_set(fsesl_config *cfg, const char *name, const char *value,

@@ -1264,6 +1264,45 @@ reactor_shutdown(struct fsesl_engine *e)
 	fsesl_timer_disarm(&e->timers, &e->housekeeping);
 }
 
+static inline void
+cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Polls the rings and the sockets (epoll_wait with timeout 0) for up to
+ * reactor_spin_us. Returns the number of socket events in evs (> 0), or
+ * 0 with e->work_pending / dirty lists set when ring items were taken, or
+ * 0 when the time ran out with nothing.
+ */
+static int
+spin_poll(struct fsesl_engine *e, struct epoll_event *evs)
+{
+	uint64_t until = fsesl_mono_ns() + (uint64_t)e->cfg.reactor_spin_us * 1000ull;
+	unsigned int i;
+	int n;
+
+	for (;;) {
+		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e)) {
+			e->now_ns = e->last_busy_ns = fsesl_mono_ns();
+			e->work_pending = true;
+			return 0;
+		}
+		n = epoll_wait(e->epfd, evs, MAX_EVENTS, 0);
+		if (n > 0)
+			return n;
+		if (fsesl_mono_ns() >= until)
+			return 0;
+		for (i = 0; i < 64; i++)
+			cpu_pause();
+	}
+}
+
 static void *
 reactor_main(void *arg)
 {
@@ -1289,8 +1328,11 @@ reactor_main(void *arg)
 			 * producers skip their write while we run. Relaxed:
 			 * same reasoning as in fsesl_doorbell_awake(). */
 			atomic_store_explicit(&e->sq.db.armed, 1, memory_order_relaxed);
-		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e) == DRAIN_MAX)
+		n = (int)fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e);
+		if (n == DRAIN_MAX)
 			e->work_pending = true;
+		if (n > 0)
+			e->last_busy_ns = e->now_ns;
 		if (atomic_load_explicit(&e->stopping, memory_order_seq_cst))
 			break;
 		backlog_phase(e);
@@ -1298,6 +1340,20 @@ reactor_main(void *arg)
 		write_phase(e);
 		/* 3. poll */
 		timeout = next_timeout_ms(e);
+		if (timeout != 0 && e->cfg.reactor_spin_us &&
+		    e->now_ns - e->last_busy_ns < (uint64_t)e->cfg.reactor_spin_us * 1000ull) {
+			/* Busy: a reply or a submission is likely within
+			 * microseconds, and a sleep/wake pair costs tens of them
+			 * (more in VMs). Poll without sleeping for a bounded
+			 * time; the doorbell stays armed, so producers skip
+			 * their eventfd write meanwhile. */
+			n = spin_poll(e, evs);
+			if (n > 0) {
+				bell = false;
+				goto have_events;
+			}
+			timeout = next_timeout_ms(e);
+		}
 		if (timeout != 0) {
 			(void)fsesl_doorbell_prepare_sleep(&e->sq.db);
 			/* The protocol: re-drain after clearing the flag. */
@@ -1307,8 +1363,11 @@ reactor_main(void *arg)
 			}
 		}
 		n = epoll_wait(e->epfd, evs, MAX_EVENTS, timeout);
-		e->now_ns = fsesl_mono_ns();
 		bell = false;
+have_events:
+		e->now_ns = fsesl_mono_ns();
+		if (n > 0)
+			e->last_busy_ns = e->now_ns;
 		/* 4. read */
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL) {
