@@ -45,6 +45,8 @@ Test(config, set_by_name)
 	cr_assert_eq(c.backoff_s[2], 7);
 	cr_assert_eq(fsesl_config_set(&c, "log_level", "debug", err, sizeof(err)), 0);
 	cr_assert_eq(c.log_level, FSESL_LOG_DEBUG);
+	cr_assert_eq(fsesl_config_set(&c, "reactor_spin_us", "0", err, sizeof(err)), 0);
+	cr_assert_eq(c.reactor_spin_us, 0);
 	cr_assert_eq(fsesl_config_set(&c, "max_body_bytes", "33554432", err, sizeof(err)), 0);
 	cr_assert_eq(c.max_body_bytes, 33554432u);
 }
