@@ -39,6 +39,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -405,6 +406,7 @@ struct sim_conn {
 	bool woke;
 	uint64_t poll_at;
 	bool delay_done; /* DELAY already served for the next command */
+	uint64_t busy_until; /* DELAY / command cost: virtual end of the last one */
 	char *msleep_cmd; /* API event data of the parked msleep */
 	char *msleep_arg;
 
@@ -2068,18 +2070,39 @@ static void sim_conn_process(struct sim_conn *c)
 		n -= k;
 		if (n == 0)
 			break;
-		if (c->f[FSESL_SIM_FAULT_DELAY].on && c->f[FSESL_SIM_FAULT_DELAY].a > 0 &&
-		    !c->delay_done) {
-			/* Only delay a command that is complete. */
+		uint64_t wait_ns = 0;
+		bool delay = c->f[FSESL_SIM_FAULT_DELAY].on && c->f[FSESL_SIM_FAULT_DELAY].a > 0;
+		if (!c->delay_done && (delay || s->cfg.api_cost_us || s->cfg.bgapi_cost_us)) {
+			/* Only a complete command waits: DELAY fault, and the real
+			 * server's per-command cost when configured. */
 			struct fsesl_client_packet probe;
 			int perr = 0;
 			ssize_t r = fsesl_client_packet_parse(p, n, &s->lim, &probe, &perr);
 			if (r == FSESL_PARSE_PARTIAL)
 				break;
-			c->park = PARK_DELAY;
-			c->park_deadline = sim_now_ns() + c->f[FSESL_SIM_FAULT_DELAY].a * 1000000u;
-			s->c.faults[FSESL_SIM_FAULT_DELAY]++;
-			break;
+			if (delay)
+				wait_ns += c->f[FSESL_SIM_FAULT_DELAY].a * 1000000u;
+			if (r > 0 && c->authed && probe.line_len >= 4 &&
+			    !strncasecmp(probe.line, "api ", 4))
+				wait_ns += (uint64_t)s->cfg.api_cost_us * 1000u;
+			else if (r > 0 && c->authed && probe.line_len >= 6 &&
+			    !strncasecmp(probe.line, "bgapi ", 6))
+				wait_ns += (uint64_t)s->cfg.bgapi_cost_us * 1000u;
+			if (wait_ns) {
+				/* Serial virtual time: this command ends wait_ns after the
+				 * previous one, so a late wake-up runs several at once
+				 * and the rate stays 1/cost despite timer latency. */
+				uint64_t now = sim_now_ns();
+				uint64_t start = c->busy_until > now ? c->busy_until : now;
+				c->busy_until = start + wait_ns;
+				if (delay)
+					s->c.faults[FSESL_SIM_FAULT_DELAY]++;
+				if (c->busy_until > now) {
+					c->park = PARK_DELAY;
+					c->park_deadline = c->busy_until;
+					break;
+				}
+			}
 		}
 		struct fsesl_client_packet pkt;
 		int err = 0;
@@ -2739,17 +2762,35 @@ static void *sim_thread(void *arg)
 {
 	struct fsesl_sim *s = arg;
 	struct epoll_event evs[256];
+	bool no_pwait2 = false;
+
+	/* The default 50 µs timer slack would double a 50 µs api_cost_us. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
 	while (s->running) {
 		uint64_t d = sim_min_deadline(s);
-		int timeout = -1;
-		if (d != UINT64_MAX) {
-			uint64_t now = sim_now_ns();
-			timeout = d <= now ? 0 : (int)((d - now + 999999u) / 1000000u);
-		}
+		uint64_t now = sim_now_ns();
+		int n;
 		if (s->dirty)
-			timeout = 0;
-		int n = epoll_wait(s->ep, evs, 256, timeout);
+			d = now;
+		if (d == UINT64_MAX) {
+			n = epoll_wait(s->ep, evs, 256, -1);
+		} else if (!no_pwait2) {
+			/* Nanosecond timeout: api_cost_us parks for tens of µs. */
+			uint64_t w = d <= now ? 0 : d - now;
+			struct timespec ts = {.tv_sec = (time_t)(w / 1000000000u),
+			    .tv_nsec = (long)(w % 1000000000u)};
+			n = epoll_pwait2(s->ep, evs, 256, &ts, NULL);
+			if (n < 0 && errno == ENOSYS) {
+				no_pwait2 = true;
+				continue;
+			}
+		} else {
+			n = epoll_wait(s->ep, evs, 256,
+			    d <= now ? 0 : (int)((d - now + 999999u) / 1000000u));
+		}
+		if (n < 0)
+			n = 0;
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.ptr == &s->efd)
 				sim_drain_ops(s);

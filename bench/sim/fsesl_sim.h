@@ -47,6 +47,12 @@ struct fsesl_sim_config {
 	 * when its 20 ms poll() times out or a byte (a lone LF: a "kick")
 	 * arrives (esl-protocol.md §4.1). */
 	unsigned int event_poll_ms;
+	/* Serial cost of each api / bgapi command on its connection, in µs
+	 * (the connection waits, other connections run). 0: none. The real
+	 * 1.10.12 server: about 50 (20,000 api/s per connection) and 1250
+	 * (800 bgapi/s per connection); real-freeswitch-measurements.md. */
+	unsigned int api_cost_us;
+	unsigned int bgapi_cost_us;
 };
 
 void fsesl_sim_config_init(struct fsesl_sim_config *cfg);

@@ -42,6 +42,10 @@ static void usage(FILE *f)
 	      "                            MS poll tick, like the real server (20); a byte\n"
 	      "                            from the client (a lone LF) wakes it (default 0:\n"
 	      "                            deliver at once)\n"
+	      "  --api-cost-us US          each api command holds its connection US µs\n"
+	      "  --bgapi-cost-us US        each bgapi command holds its connection US µs\n"
+	      "  --realistic               the measured 1.10.12 server: --event-poll-ms 20\n"
+	      "                            --api-cost-us 50 --bgapi-cost-us 1250\n"
 	      "  --max-sessions N          Max-Sessions (default 1000)\n"
 	      "  --idle-cpu PCT            Idle-CPU in HEARTBEAT (default 99)\n"
 	      "  --session-count N         Session-Count in HEARTBEAT (default: the number\n"
@@ -94,6 +98,9 @@ enum {
 	O_NOHB,
 	O_FLOOD,
 	O_POLL,
+	O_API_COST,
+	O_BGAPI_COST,
+	O_REALISTIC,
 };
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -166,6 +173,9 @@ int main(int argc, char **argv)
 	    {"no-heartbeat", no_argument, NULL, O_NOHB},
 	    {"event-flood", required_argument, NULL, O_FLOOD},
 	    {"event-poll-ms", required_argument, NULL, O_POLL},
+	    {"api-cost-us", required_argument, NULL, O_API_COST},
+	    {"bgapi-cost-us", required_argument, NULL, O_BGAPI_COST},
+	    {"realistic", no_argument, NULL, O_REALISTIC},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -234,6 +244,19 @@ int main(int argc, char **argv)
 		case O_POLL:
 			ok = parse_u64(optarg, &v) && v <= 60000;
 			cfg.event_poll_ms = (unsigned int)v;
+			break;
+		case O_API_COST:
+			ok = parse_u64(optarg, &v) && v <= 10000000;
+			cfg.api_cost_us = (unsigned int)v;
+			break;
+		case O_BGAPI_COST:
+			ok = parse_u64(optarg, &v) && v <= 10000000;
+			cfg.bgapi_cost_us = (unsigned int)v;
+			break;
+		case O_REALISTIC:
+			cfg.event_poll_ms = 20;
+			cfg.api_cost_us = 50;
+			cfg.bgapi_cost_us = 1250;
 			break;
 		case O_HOST:
 			cfg.hostname = optarg;

@@ -82,7 +82,7 @@ static void *run_conn(void *arg)
 	unsigned long sent = 0, got = 0;
 	while (got < total) {
 		/* Top the window up with one write. */
-		if (sent < total && sent - got < window / 2) {
+		if (sent < total && sent - got < (window + 1) / 2) {
 			size_t o = 0;
 			while (sent < total && sent - got < window)
 				o += (size_t)sprintf(out + o, "api echo %lu\n\n", ++sent);
@@ -124,6 +124,7 @@ int main(int argc, char **argv)
 {
 	unsigned long total = 2000000, window = 8192;
 	unsigned port = 0, conns = 1;
+	bool realistic = false;
 	fsesl_sim *sim = NULL;
 
 	for (int i = 1; i < argc; i++) {
@@ -131,6 +132,8 @@ int main(int argc, char **argv)
 			total = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "-w") && i + 1 < argc)
 			window = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--realistic"))
+			realistic = true;
 		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
 			conns = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -150,6 +153,12 @@ int main(int argc, char **argv)
 		fsesl_sim_config_init(&cfg);
 		cfg.port = 0;
 		cfg.heartbeat_interval_ms = 0;
+		if (realistic) {
+			/* The measured 1.10.12 server (fsesl-sim --realistic). */
+			cfg.event_poll_ms = 20;
+			cfg.api_cost_us = 50;
+			cfg.bgapi_cost_us = 1250;
+		}
 		if (fsesl_sim_start(&cfg, &sim, &p))
 			die("fsesl_sim_start");
 		port = p;

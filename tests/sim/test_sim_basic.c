@@ -515,3 +515,37 @@ Test(sim, event_poll_holds_events_until_tick_or_kick)
 	tc_close(&t);
 	fsesl_sim_stop(s);
 }
+
+Test(sim, command_cost_keeps_order_and_other_connections_run)
+{
+	struct fsesl_sim_config cfg;
+	uint16_t p;
+	struct tc a, b;
+
+	fsesl_sim_config_init(&cfg);
+	cfg.heartbeat_interval_ms = 0;
+	cfg.api_cost_us = 200;
+	cfg.bgapi_cost_us = 300000;
+	fsesl_sim *s = tc_sim_start(&cfg, &p);
+	cr_assert_eq(tc_connect(&a, p, 5000), 0);
+	cr_assert_eq(tc_connect(&b, p, 5000), 0);
+	tc_login(&a);
+	tc_login(&b);
+	/* a is held 300 ms by its bgapi; b's api commands run meanwhile (its
+	 * replies are not checked against a clock: speed belongs to bench/). */
+	tc_sends(&a, "bgapi echo slow\nJob-UUID: c-1\n\napi echo a\n\n");
+	tc_sends(&b, "api echo 1\n\napi echo 2\n\napi echo 3\n\n");
+	for (int i = 1; i <= 3; i++) {
+		char want[8];
+		snprintf(want, sizeof(want), "%d", i);
+		cr_assert_eq(tc_next(&b), 1);
+		cr_assert(tc_body_is(&b, want));
+	}
+	cr_assert_eq(tc_next(&a), 1);
+	cr_assert(tc_reply_is(&a, "+OK Job-UUID: c-1"));
+	cr_assert_eq(tc_next(&a), 1);
+	cr_assert(tc_body_is(&a, "a"));
+	tc_close(&a);
+	tc_close(&b);
+	fsesl_sim_stop(s);
+}
