@@ -150,6 +150,7 @@ struct fsesl_conn {
 	int fd;
 	enum fsesl_conn_state state;
 	bool was_ready;    /* reached READY since the last failure */
+	bool retry_soon;   /* dropped while READY: immediate retry armed */
 	bool out_armed;    /* EPOLLOUT registered (after a short write) */
 	bool dirty;        /* on the engine's dirty list */
 	struct fsesl_conn *dirty_next;

@@ -959,12 +959,20 @@ fsesl_subscriber_destroy(fsesl_subscriber *s)
 		return;
 	/* Leave every server first, so the reactor holds no pointer to s.
 	 * The handle is only a routing key here: 0 means "no server". */
-	r = ctl_new(NULL, NULL, 0);
-	if (r) {
-		r->kind = FSESL_REQ_SUBDESTROY;
-		r->sub = s;
-		r->len = 0;
-		(void)fsesl_run_ctl(s->e, 0, r, 0);
+	if (fsesl_on_reactor) {
+		/* From another subscriber's or a command's callback: we are
+		 * the reactor, the tables are ours to change directly. */
+		sub_leave_all(s->e, s);
+	} else {
+		r = ctl_new(NULL, NULL, 0);
+		if (r) {
+			r->kind = FSESL_REQ_SUBDESTROY;
+			r->sub = s;
+			r->len = 0;
+			/* ESHUTDOWN: the reactor reads no more and frees its
+			 * entries without touching s, so s may go. */
+			(void)fsesl_run_ctl(s->e, 0, r, 0);
+		}
 	}
 	if (s->has_thr) {
 		atomic_store_explicit(&s->quit, true, memory_order_release);

@@ -401,8 +401,10 @@ srv_has_attempt(const struct fsesl_srv *s)
 {
 	unsigned int i;
 
+	/* A connection that just dropped counts as trying: its immediate
+	 * retry is armed, commands wait for it rather than fail. */
 	for (i = 0; i < s->n_conns; i++)
-		if (s->conns[i].state != FSESL_CONN_IDLE)
+		if (s->conns[i].state != FSESL_CONN_IDLE || s->conns[i].retry_soon)
 			return true;
 	return false;
 }
@@ -434,7 +436,8 @@ srv_down_error(const struct fsesl_srv *s)
 {
 	int err = atomic_load_explicit(&s->st.last_error, memory_order_relaxed);
 
-	return err ? err : FSESL_ENOTCONNECTED;
+	/* Never sent, so never "outcome unknown". */
+	return err && err != FSESL_EDISCONNECTED ? err : FSESL_ENOTCONNECTED;
 }
 
 /* Moves queued requests into flight. */
@@ -614,6 +617,7 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		    fsesl_strerror(err));
 		c->failures = 0;
 		c->was_ready = true;
+		c->retry_soon = true;
 		(void)fsesl_timer_arm(&e->timers, &c->timer, e->now_ns);
 	} else {
 		c->failures++;
@@ -639,6 +643,7 @@ conn_start(struct fsesl_engine *e, struct fsesl_conn *c)
 	struct epoll_event ev;
 	int one = 1, fd, err;
 
+	c->retry_soon = false;
 	if (atomic_load_explicit(&e->stopping, memory_order_relaxed))
 		return;
 	fd = socket(s->addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1162,6 +1167,7 @@ srv_close_all(struct fsesl_engine *e, struct fsesl_srv *s, int err)
 		conn_close_fd(e, c);
 		fsesl_timer_disarm(&e->timers, &c->timer);
 		c->state = FSESL_CONN_IDLE;
+		c->retry_soon = false;
 		conn_fail_fifo(e, c, err);
 	}
 	srv_fail_queued(e, s, err);
