@@ -2340,9 +2340,13 @@ static int sim_listen(struct fsesl_sim *s)
 		close(fd);
 		return e;
 	}
-	socklen_t sl = sizeof(sa);
-	getsockname(fd, (struct sockaddr *)&sa, &sl);
-	s->port = ntohs(sa.sin_port);
+	if (s->port == 0) {
+		/* Written before the thread starts only; a re-listen after REFUSE
+		 * binds the same port, so fsesl_sim_port() never races with it. */
+		socklen_t sl = sizeof(sa);
+		getsockname(fd, (struct sockaddr *)&sa, &sl);
+		s->port = ntohs(sa.sin_port);
+	}
 	struct epoll_event ee = {.events = EPOLLIN, .data.ptr = s};
 	epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ee);
 	s->lfd = fd;
