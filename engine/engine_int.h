@@ -217,6 +217,8 @@ struct fsesl_srv {
 	_Atomic bool hb_wanted;
 	bool hb_internal;
 	bool bg_internal;
+	struct fsesl_timer kick; /* lf_kick_interval_ms: wakes the server's
+	                          * event poll with a lone LF */
 	unsigned int replay_pending; /* replayed subscriptions not answered yet */
 	bool up_pending;             /* UP notice once they are */
 	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
@@ -313,6 +315,7 @@ void fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_load_free(struct fsesl_srv *s);
 void fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s);
+void fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r);
 
 /* reactor.c services for events.c */
@@ -321,6 +324,7 @@ void fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status
 void fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r);
 void fsesl_rx_srv_known(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r);
+void fsesl_rx_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_srv_ref_reactor(struct fsesl_srv *s);
 
 /* cmd.c: submit a prepared control request and wait for its status. */

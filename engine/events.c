@@ -644,6 +644,44 @@ notify_all(struct fsesl_srv *s, enum fsesl_notice kind)
 	}
 }
 
+/*
+ * An idle FreeSWITCH connection writes queued events only when its 20 ms
+ * poll times out; a lone LF between commands ends that poll at once and
+ * draws no reply (esl-protocol.md §4.1). Sent on the event connection
+ * only while it has nothing in flight (so never inside a command's bytes:
+ * the output buffer holds whole packets) and has subscriptions.
+ */
+static void
+kick_fired(struct fsesl_timer *t, void *arg)
+{
+	struct fsesl_srv *s = arg;
+	struct fsesl_engine *e = s->e;
+	struct fsesl_conn *c = event_conn(s);
+
+	(void)t;
+	if (!c)
+		return; /* re-armed when connection 0 is back */
+	if (c->in_flight == 0 && s->subs && c->out.len == c->out.off && c->out.cap) {
+		c->out.off = 0;
+		c->out.len = 1;
+		c->out.p[0] = '\n';
+		fsesl_rx_mark_dirty(e, c);
+	}
+	(void)fsesl_timer_arm(&e->timers, &s->kick,
+	    e->now_ns + (uint64_t)e->cfg.lf_kick_interval_ms * 1000000ull);
+}
+
+void
+fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+
+	if (!e->cfg.lf_kick_interval_ms || s->kick.idx != ~0u)
+		return;
+	fsesl_timer_init(&s->kick, kick_fired, s);
+	(void)fsesl_timer_arm(&e->timers, &s->kick,
+	    e->now_ns + (uint64_t)e->cfg.lf_kick_interval_ms * 1000000ull);
+}
+
 void
 fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 {
@@ -653,6 +691,7 @@ fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 
 	if (c->index != 0)
 		return;
+	fsesl_kick_arm(e, s);
 	/* Replay each distinct name and filter once, in the order: events,
 	 * then filters (esl-protocol.md §4.6). */
 	for (int pass = 0; pass < 2; pass++) {
@@ -704,6 +743,7 @@ void
 fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 {
 
+	fsesl_timer_disarm(&e->timers, &s->kick);
 	while (s->jobs)
 		job_end(e, s->jobs, FSESL_ESHUTDOWN);
 	while (s->subs)

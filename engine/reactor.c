@@ -337,6 +337,13 @@ conn_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c)
 	e->dirty_head = c;
 }
 
+void
+fsesl_rx_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+
+	conn_mark_dirty(e, c);
+}
+
 static void
 conn_set_out(struct fsesl_engine *e, struct fsesl_conn *c, bool on)
 {

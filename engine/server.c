@@ -218,6 +218,7 @@ srv_new(struct fsesl_engine *e, const char *key, const char *host, unsigned int 
 	*err = srv_resolve(s);
 	if (*err)
 		goto out_free;
+	s->kick.idx = ~0u;
 	s->attach.kind = FSESL_REQ_ATTACH;
 	s->attach.srv = s;
 	return s;

@@ -172,3 +172,28 @@ Test(events, bgapi_job_async)
 	cr_assert(WAIT_UNTIL(atomic_load(&job_status) != 1, 10000));
 	cr_assert_eq(atomic_load(&job_status), 0);
 }
+
+Test(events_kick, lone_lf_kicks_idle_event_connection, .timeout = 60)
+{
+	uint16_t p;
+	fsesl_sim *sm = et_sim(&p);
+	fsesl_config c;
+	fsesl_engine *e;
+	fsesl_server_t h;
+	fsesl_subscriber *s = NULL;
+	struct fsesl_sim_counters sc;
+
+	fsesl_config_init(&c);
+	c.lf_kick_interval_ms = 5;
+	e = et_engine(&c);
+	h = et_server(e, p, "ClueCon");
+	cr_assert_eq(fsesl_subscriber_create(e, "k", NULL, &s), 0);
+	cr_assert_eq(fsesl_subscribe(s, h, "HEARTBEAT"), 0);
+	cr_assert(WAIT_UNTIL((fsesl_sim_counters(sm, &sc), sc.kicks >= 3), 10000));
+	/* Kicks draw no reply: the stream stays in step. */
+	cr_assert_eq(et_echo(e, h, "after-kicks", NULL), 0);
+	fsesl_subscriber_destroy(s);
+	cr_assert_eq(fsesl_server_put(e, h), 0);
+	cr_assert_eq(fsesl_engine_stop(e), 0);
+	fsesl_sim_stop(sm);
+}
