@@ -57,6 +57,9 @@
 #define SIM_RUDE                                                                                   \
 	"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
 #define SIM_GREETING "Content-Type: auth/request\n\n"
+#define SIM_NOTICE_SHUTDOWN                                                                       \
+	"Content-Type: text/disconnect-notice\nContent-Length: 31\n\n"                            \
+	"The system is being shut down.\n"
 
 /* Input read per recv(); big so that a deep pipeline costs few syscalls. */
 #define SIM_READ_CHUNK (256u * 1024u)
@@ -1946,6 +1949,65 @@ static void sim_record(struct fsesl_sim *s, const char *line)
 		s->n_rec++;
 }
 
+static bool sim_ci_has(const char *s, size_t n, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (size_t i = 0; i + wl <= n; i++)
+		if (!strncasecmp(s + i, word, wl))
+			return true;
+	return false;
+}
+
+/* 0, 'u' (unload) or 'r' (reload): the words anywhere in the header block,
+ * any case, turn any command into `api bgapi unload|reload
+ * mod_event_socket` (esl-protocol.md §3.0). */
+static int sim_trap_kind(const struct fsesl_client_packet *pkt)
+{
+	bool mod = sim_ci_has(pkt->line, pkt->line_len, "mod_event_socket");
+	bool un = false, re = false;
+
+	for (size_t i = 0; i < pkt->n_headers && !mod; i++)
+		mod = sim_ci_has(pkt->headers[i].name, pkt->headers[i].name_len,
+			  "mod_event_socket") ||
+		    sim_ci_has(pkt->headers[i].value, pkt->headers[i].value_len,
+			"mod_event_socket");
+	if (!mod)
+		return 0;
+	un = sim_ci_has(pkt->line, pkt->line_len, "unload");
+	re = sim_ci_has(pkt->line, pkt->line_len, "reload");
+	for (size_t i = 0; i < pkt->n_headers; i++) {
+		const struct fsesl_header *h = &pkt->headers[i];
+		un = un || sim_ci_has(h->name, h->name_len, "unload") ||
+		    sim_ci_has(h->value, h->value_len, "unload");
+		re = re || sim_ci_has(h->name, h->name_len, "reload") ||
+		    sim_ci_has(h->value, h->value_len, "reload");
+	}
+	return un ? 'u' : re ? 'r' : 0;
+}
+
+static void sim_unlisten(struct fsesl_sim *s);
+
+/* The module goes away: every connection gets the shutdown notice; after
+ * an unload the port refuses connections until fsesl_sim_clear_faults(). */
+static void sim_spring_trap(struct sim_conn *c, int kind)
+{
+	struct fsesl_sim *s = c->s;
+	char uuid[37], body[64];
+
+	s->c.unload_traps++;
+	sim_uuid(uuid);
+	int n = snprintf(body, sizeof(body), "+OK Job-UUID: %s\n", uuid);
+	sim_api_response(c, body, (size_t)n);
+	for (struct sim_conn *x = s->conns; x; x = x->next)
+		if (!x->closing && !x->hard_close)
+			sim_goodbye(x, SIM_NOTICE_SHUTDOWN);
+	if (kind == 'u') {
+		sim_unlisten(s);
+		s->refused = true;
+	}
+}
+
 /* Runs one command packet (esl-protocol.md §3; parse_command's order). */
 static void sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt)
 {
@@ -1966,6 +2028,13 @@ static void sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt)
 	bool first = !c->first_cmd_seen;
 	c->first_cmd_seen = true;
 	c->auth_deadline = 0; /* only the first command is waited for (§2.4) */
+
+	/* The replacement is an api command, so it needs auth like any other. */
+	int trap = c->authed ? sim_trap_kind(pkt) : 0;
+	if (trap) {
+		sim_spring_trap(c, trap);
+		goto out;
+	}
 
 	if (sim_prefix(line, "exit") || sim_prefix(line, "...")) {
 		sim_reply(c, "+OK bye");

@@ -132,6 +132,8 @@ struct fsesl_sim_counters {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	uint64_t faults[FSESL_SIM_FAULT__COUNT]; /* times each fault acted */
+	/* Appended: commands that sprang the unload/reload trap (§3.0). */
+	uint64_t unload_traps;
 };
 void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out);
 

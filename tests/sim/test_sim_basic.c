@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,4 +549,36 @@ Test(sim, command_cost_keeps_order_and_other_connections_run)
 	tc_close(&a);
 	tc_close(&b);
 	fsesl_sim_stop(s);
+}
+
+Test(sim, unload_trap_shuts_every_connection)
+{
+	struct tc a, b;
+	struct fsesl_sim_counters c;
+
+	cr_assert_eq(tc_connect(&a, port, 5000), 0);
+	cr_assert_eq(tc_connect(&b, port, 5000), 0);
+	tc_login(&a);
+	tc_login(&b);
+	/* Any command, any header: here a sendevent header value. */
+	tc_sends(&a, "sendevent CUSTOM\nX-Note: please UNLOAD Mod_Event_Socket\n\n");
+	cr_assert_eq(tc_next(&a), 1);
+	cr_assert_eq(a.msg.type, FSESL_MSG_API_RESPONSE, "the trap answers as api/response");
+	cr_assert_eq(memcmp(a.msg.body, "+OK Job-UUID: ", 14), 0);
+	cr_assert_eq(tc_next(&a), 1);
+	cr_assert(tc_body_is(&a, "The system is being shut down.\n"));
+	cr_assert_eq(tc_next(&a), 0);
+	cr_assert_eq(tc_next(&b), 1);
+	cr_assert(tc_body_is(&b, "The system is being shut down.\n"));
+	cr_assert_eq(tc_next(&b), 0);
+	fsesl_sim_counters(sim, &c);
+	cr_expect_eq(c.unload_traps, 1);
+	tc_close(&a);
+	tc_close(&b);
+	/* The module is gone until the test "reloads" it. */
+	cr_assert_eq(tc_connect(&a, port, 5000), -ECONNREFUSED);
+	fsesl_sim_clear_faults(sim);
+	cr_assert_eq(tc_connect(&a, port, 5000), 0);
+	tc_login(&a);
+	tc_close(&a);
 }
