@@ -95,9 +95,16 @@ fsesl_engine_stop(fsesl_engine *e)
 		return FSESL_ESHUTDOWN; /* a second stop */
 	fsesl_doorbell_ring(&e->sq.db);
 	pthread_join(e->thread, NULL);
-	/* Stops and joins the engine's call_rcu worker (drained by the
-	 * reactor's barrier before it exited). */
-	urcu_bp_call_rcu_data_free(e->crdp);
+	/* Stops the engine's call_rcu worker (drained by the reactor's
+	 * barrier before it exited). liburcu's free waits for the worker to
+	 * say it stopped but does not join it: join it here, or every
+	 * start/stop cycle would leave a thread's stack behind. */
+	{
+		pthread_t rcu_tid = urcu_bp_get_call_rcu_thread(e->crdp);
+
+		urcu_bp_call_rcu_data_free(e->crdp);
+		pthread_join(rcu_tid, NULL);
+	}
 	close(e->epfd);
 	fsesl_registry_destroy(e);
 	fsesl_sq_destroy(&e->sq);

@@ -1424,7 +1424,12 @@ fsesl_reactor_start(struct fsesl_engine *e)
 		goto out_crdp;
 	return 0;
 out_crdp:
-	urcu_bp_call_rcu_data_free(e->crdp);
+	{
+		pthread_t rcu_tid = urcu_bp_get_call_rcu_thread(e->crdp);
+
+		urcu_bp_call_rcu_data_free(e->crdp); /* does not join: we do */
+		pthread_join(rcu_tid, NULL);
+	}
 	e->crdp = NULL;
 out_close:
 	close(e->epfd);
