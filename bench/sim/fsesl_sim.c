@@ -410,6 +410,7 @@ struct sim_conn {
 	uint64_t poll_at;
 	bool delay_done; /* DELAY already served for the next command */
 	uint64_t busy_until; /* DELAY / command cost: virtual end of the last one */
+	uint64_t data_since; /* when the unprocessed input began (command arrival) */
 	char *msleep_cmd; /* API event data of the parked msleep */
 	char *msleep_arg;
 
@@ -2162,7 +2163,8 @@ static void sim_conn_process(struct sim_conn *c)
 				 * previous one, so a late wake-up runs several at once
 				 * and the rate stays 1/cost despite timer latency. */
 				uint64_t now = sim_now_ns();
-				uint64_t start = c->busy_until > now ? c->busy_until : now;
+				uint64_t start = c->busy_until > c->data_since ? c->busy_until :
+											   c->data_since;
 				c->busy_until = start + wait_ns;
 				if (delay)
 					s->c.faults[FSESL_SIM_FAULT_DELAY]++;
@@ -2363,8 +2365,11 @@ static void sim_conn_read(struct sim_conn *c)
 			c->hard_close = true;
 			return;
 		}
+		bool was_empty = sbuf_avail(&c->in) == 0;
 		ssize_t r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
 		if (r > 0) {
+			if (was_empty)
+				c->data_since = sim_now_ns();
 			c->in.len += (size_t)r;
 			c->woke = true;
 			s->c.bytes_in += (uint64_t)r;
