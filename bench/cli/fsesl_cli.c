@@ -35,12 +35,12 @@
 #include "fsesl.h"
 
 enum cli_exit {
-	CLI_OK = 0,      /* every server answered +OK / non-error output */
-	CLI_CMDERR = 1,  /* a server answered -ERR or -USAGE */
-	CLI_USAGE = 2,   /* bad arguments or URL: nothing was sent */
-	CLI_CONN = 3,    /* could not connect, log in, or the connection dropped */
+	CLI_OK = 0, /* every server answered +OK / non-error output */
+	CLI_CMDERR = 1, /* a server answered -ERR or -USAGE */
+	CLI_USAGE = 2, /* bad arguments or URL: nothing was sent */
+	CLI_CONN = 3, /* could not connect, log in, or the connection dropped */
 	CLI_TIMEOUT = 4, /* no reply within the timeout */
-	CLI_FAIL = 5,    /* anything else: protocol error, no memory, unsupported */
+	CLI_FAIL = 5, /* anything else: protocol error, no memory, unsupported */
 };
 
 #define CLI_DEFAULT_URL "fs://:ClueCon@127.0.0.1:8021"
@@ -53,10 +53,10 @@ struct target {
 	/* one command's outcome, filled by the worker thread */
 	pthread_t thread;
 	bool threaded;
-	int err;                  /* 0 or the call's negative code */
-	char *out;                /* output body (malloc'ed) */
+	int err; /* 0 or the call's negative code */
+	char *out; /* output body (malloc'ed) */
 	size_t out_len;
-	int rc;                   /* enum cli_exit */
+	int rc; /* enum cli_exit */
 };
 
 struct cli {
@@ -64,7 +64,7 @@ struct cli {
 	struct target *t;
 	size_t n;
 	bool labels;
-	bool bg;         /* current command is bgapi */
+	bool bg; /* current command is bgapi */
 	const char *cmd; /* current command */
 	int job_timeout_ms;
 	int verbose;
@@ -126,7 +126,7 @@ static void die_usage(const char *fmt, ...)
 
 static void log_to_stderr(int level, const char *msg, void *ud)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	(void)ud;
 	fprintf(stderr, "%s: engine %s: %s\n", prog,
@@ -189,8 +189,7 @@ static int refine_error(struct cli *c, struct target *t, int err)
 
 static bool body_is_error(const char *b, size_t len)
 {
-	return (len >= 4 && memcmp(b, "-ERR", 4) == 0) ||
-	    (len >= 6 && memcmp(b, "-USAGE", 6) == 0);
+	return (len >= 4 && memcmp(b, "-ERR", 4) == 0) || (len >= 6 && memcmp(b, "-USAGE", 6) == 0);
 }
 
 /* ---- running one command on every server ---------------------------- */
@@ -285,10 +284,9 @@ static int run_everywhere(struct cli *c)
 		t->err = 0;
 		t->out = NULL;
 		t->out_len = 0;
-		jobs[i] = (struct job){ c, t };
+		jobs[i] = (struct job){c, t};
 		/* One server: no thread, nothing to overlap with. */
-		t->threaded = c->n > 1 &&
-		    pthread_create(&t->thread, NULL, run_one, &jobs[i]) == 0;
+		t->threaded = c->n > 1 && pthread_create(&t->thread, NULL, run_one, &jobs[i]) == 0;
 		if (!t->threaded)
 			run_one(&jobs[i]);
 	}
@@ -320,8 +318,7 @@ static char *trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
-	    end[-1] == '\r'))
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
 		*--end = '\0';
 	return s;
 }
@@ -483,8 +480,8 @@ static int deliver(struct cli *c, fsesl_delivery *d, long *left)
 		fprintf(stderr, "%s: [%s] connection lost\n", prog, label);
 		break;
 	case FSESL_NOTICE_UP:
-		fprintf(stderr, "%s: [%s] connected, events in the gap may be missing\n",
-		    prog, label);
+		fprintf(
+		    stderr, "%s: [%s] connected, events in the gap may be missing\n", prog, label);
 		break;
 	}
 	return 1;
@@ -492,7 +489,7 @@ static int deliver(struct cli *c, fsesl_delivery *d, long *left)
 
 static int events_mode(struct cli *c, char *list, long count, int sfd)
 {
-	fsesl_sub_opts so = { 0 };
+	fsesl_sub_opts so = {0};
 	fsesl_subscriber *s = NULL;
 	fsesl_delivery d;
 	struct pollfd pfd[2];
@@ -521,8 +518,8 @@ static int events_mode(struct cli *c, char *list, long count, int sfd)
 		}
 	}
 
-	pfd[0] = (struct pollfd){ .fd = fsesl_subscriber_fd(s), .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[0] = (struct pollfd){.fd = fsesl_subscriber_fd(s), .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
 	if (pfd[0].fd < 0) {
 		fprintf(stderr, "%s: no subscriber fd: %s\n", prog, fsesl_strerror(pfd[0].fd));
 		rc = CLI_FAIL;
@@ -618,19 +615,19 @@ static int add_target(struct cli *c, const char *url)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "timeout", required_argument, NULL, 't' },
-		{ "connect-timeout", required_argument, NULL, 'c' },
-		{ "job-timeout", required_argument, NULL, 'j' },
-		{ "events", required_argument, NULL, 'e' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "label", no_argument, NULL, 'l' },
-		{ "set", required_argument, NULL, 's' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"timeout", required_argument, NULL, 't'},
+	    {"connect-timeout", required_argument, NULL, 'c'},
+	    {"job-timeout", required_argument, NULL, 'j'},
+	    {"events", required_argument, NULL, 'e'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"label", no_argument, NULL, 'l'},
+	    {"set", required_argument, NULL, 's'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct cli c = { .job_timeout_ms = 60000 };
+	struct cli c = {.job_timeout_ms = 60000};
 	fsesl_config cfg;
 	char errbuf[256], num[32];
 	char *events = NULL;
@@ -649,10 +646,11 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 't':
 		case 'c':
-			snprintf(num, sizeof(num), "%d", parse_ms(opt == 't' ? "--timeout" :
-			    "--connect-timeout", optarg));
-			if (fsesl_config_set(&cfg, opt == 't' ? "esl_cmd_timeout" :
-			    "esl_connect_timeout", num, errbuf, sizeof(errbuf)) != 0)
+			snprintf(num, sizeof(num), "%d",
+			    parse_ms(opt == 't' ? "--timeout" : "--connect-timeout", optarg));
+			if (fsesl_config_set(&cfg,
+			        opt == 't' ? "esl_cmd_timeout" : "esl_connect_timeout", num, errbuf,
+			        sizeof(errbuf)) != 0)
 				die_usage("%s", errbuf);
 			break;
 		case 'j':
@@ -699,8 +697,8 @@ int main(int argc, char **argv)
 		urls[n_urls++] = argv[first];
 	}
 	if (n_urls == 0)
-		urls[n_urls++] = getenv("FSESL_URL") != NULL ? getenv("FSESL_URL") :
-		    CLI_DEFAULT_URL;
+		urls[n_urls++] =
+		    getenv("FSESL_URL") != NULL ? getenv("FSESL_URL") : CLI_DEFAULT_URL;
 	c.t = targets;
 	for (i = 0; i < n_urls; i++)
 		label_target(&c.t[i], urls[i], i);

@@ -46,11 +46,11 @@ static void on_job(int status, const struct fsesl_event *ev, void *ud)
 
 int main(int argc, char **argv)
 {
-	static const char *def_cmds[] = { "status", "uptime", "version" };
+	static const char *def_cmds[] = {"status", "uptime", "version"};
 	const char *url = argc > 1 ? argv[1] : "fs://:ClueCon@127.0.0.1:8021";
 	const char *const *cmds = argc > 2 ? (const char *const *)argv + 2 : def_cmds;
 	int n = argc > 2 ? argc - 2 : 3, i, err, failed = 0;
-	struct jobs all = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct jobs all = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 	struct fsesl_event *res;
 	struct job *js;
 	fsesl_engine *e;
@@ -67,8 +67,8 @@ int main(int argc, char **argv)
 	/* Blocking: returns when the job's result has come (or 30 s passed). */
 	err = fsesl_bgapi_job(e, srv, cmds[0], 30000, NULL, &res);
 	if (err == 0) {
-		printf("== %s (job %s)\n%s", cmds[0], res->job_uuid ? res->job_uuid : "?",
-		    res->body);
+		printf(
+		    "== %s (job %s)\n%s", cmds[0], res->job_uuid ? res->job_uuid : "?", res->body);
 		fsesl_event_free(res);
 	} else {
 		printf("== %s failed: %s\n", cmds[0], fsesl_strerror(err));
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	if (js == NULL)
 		return 2;
 	for (i = 0; i < n; i++) {
-		js[i] = (struct job){ .all = &all, .cmd = cmds[i] };
+		js[i] = (struct job){.all = &all, .cmd = cmds[i]};
 		pthread_mutex_lock(&all.mu);
 		all.pending++;
 		pthread_mutex_unlock(&all.mu);

@@ -114,9 +114,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", fsesl_strerror(err));
 		return 2;
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = done_pipe[0] };
+	ev = (struct epoll_event){.events = EPOLLIN, .data.fd = done_pipe[0]};
 	epoll_ctl(ep, EPOLL_CTL_ADD, done_pipe[0], &ev);
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = STDIN_FILENO };
+	ev = (struct epoll_event){.events = EPOLLIN, .data.fd = STDIN_FILENO};
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) != 0)
 		stdin_open = stdin_watched = 0; /* e.g. /dev/null: nothing to run */
 
@@ -148,8 +148,8 @@ int main(int argc, char **argv)
 			} else {
 				in_len += (size_t)k;
 			}
-			while ((nl = memchr(in, '\n', in_len)) != NULL ||
-			    in_len == sizeof(in) - 1) {
+			while (
+			    (nl = memchr(in, '\n', in_len)) != NULL || in_len == sizeof(in) - 1) {
 				size_t ll = nl != NULL ? (size_t)(nl - in) : in_len;
 
 				submit(e, srv, in, ll, &outstanding, &failures);
@@ -157,14 +157,14 @@ int main(int argc, char **argv)
 				memmove(in, in + ll, in_len - ll);
 				in_len -= ll;
 			}
-lines_done:
+		lines_done:
 			if (stdin_watched && (!stdin_open || outstanding >= MAX_OUTSTANDING)) {
 				epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
 				stdin_watched = 0;
 			}
 		}
 		if (stdin_open && !stdin_watched && outstanding < MAX_OUTSTANDING) {
-			ev = (struct epoll_event){ .events = EPOLLIN, .data.fd = STDIN_FILENO };
+			ev = (struct epoll_event){.events = EPOLLIN, .data.fd = STDIN_FILENO};
 			epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev);
 			stdin_watched = 1;
 		}

@@ -34,17 +34,21 @@ static const char *hdr(const struct fsesl_event *ev, const char *name)
 int main(int argc, char **argv)
 {
 	static const char *const names[] = {
-		"CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP",
-		"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY",
+	    "CHANNEL_CREATE",
+	    "CHANNEL_ANSWER",
+	    "CHANNEL_BRIDGE",
+	    "CHANNEL_HANGUP",
+	    "CHANNEL_HANGUP_COMPLETE",
+	    "CHANNEL_DESTROY",
 	};
 	const char *url = argc > 1 ? argv[1] : "fs://:ClueCon@127.0.0.1:8021";
 	long want = argc > 2 ? atol(argv[2]) : 0, seen = 0;
-	fsesl_sub_opts so = { 0 };
+	fsesl_sub_opts so = {0};
 	fsesl_subscriber *s = NULL;
 	fsesl_engine *e;
 	fsesl_server_t srv;
 	fsesl_delivery d;
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 	size_t i;
 	int err;
 

@@ -21,7 +21,7 @@
 
 int main(int argc, char **argv)
 {
-	static const char *def[] = { NULL, "fs://:ClueCon@127.0.0.1:8021" };
+	static const char *def[] = {NULL, "fs://:ClueCon@127.0.0.1:8021"};
 	const char *const *urls = argc > 1 ? (const char *const *)argv : def;
 	int n = argc > 1 ? argc - 1 : 1, i, err, best, valid;
 	long wait_s = getenv("FSESL_WAIT_S") != NULL ? atol(getenv("FSESL_WAIT_S")) : 30;

@@ -72,9 +72,9 @@ static int env_int(const char *name, int def)
 
 int main(int argc, char **argv)
 {
-	static const char *const def_url[] = { "fs://:ClueCon@127.0.0.1:8021" };
+	static const char *const def_url[] = {"fs://:ClueCon@127.0.0.1:8021"};
 	int n_threads = env_int("FSESL_THREADS", 8);
-	struct shared sh = { 0 };
+	struct shared sh = {0};
 	pthread_t *tids;
 	struct worker *ws;
 	int i, err, started = 0;
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (i = 0; i < n_threads; i++) {
-		ws[i] = (struct worker){ &sh, i };
+		ws[i] = (struct worker){&sh, i};
 		if (pthread_create(&tids[i], NULL, worker_main, &ws[i]) != 0)
 			break;
 		started++;

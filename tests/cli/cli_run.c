@@ -91,8 +91,8 @@ void cli_pump(struct child *c, struct run *r, const char *until)
 
 		if (until != NULL && strstr(r->out, until) != NULL)
 			return;
-		pfd[0] = (struct pollfd){ .fd = c->out, .events = POLLIN };
-		pfd[1] = (struct pollfd){ .fd = c->err, .events = POLLIN };
+		pfd[0] = (struct pollfd){.fd = c->out, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = c->err, .events = POLLIN};
 		if (poll(pfd, 2, -1) < 0) {
 			cr_assert_eq(errno, EINTR);
 			continue;
@@ -105,16 +105,16 @@ void cli_pump(struct child *c, struct run *r, const char *until)
 				continue;
 			k = read(*fd, buf, sizeof(buf));
 			if (k > 0) {
-				append(i == 0 ? &r->out : &r->err, i == 0 ? &c->out_len : &c->err_len,
-				    buf, (size_t)k);
+				append(i == 0 ? &r->out : &r->err,
+				    i == 0 ? &c->out_len : &c->err_len, buf, (size_t)k);
 			} else if (k == 0 || errno != EINTR) {
 				close(*fd);
 				*fd = -1;
 			}
 		}
 	}
-	cr_assert_null(until, "the tool ended before printing \"%s\"; stdout: %s stderr: %s",
-	    until, r->out, r->err);
+	cr_assert_null(until, "the tool ended before printing \"%s\"; stdout: %s stderr: %s", until,
+	    r->out, r->err);
 }
 
 void cli_finish(struct child *c, struct run *r)
@@ -180,4 +180,3 @@ size_t count_prefixed(const char *s, const char *prefix)
 	}
 	return n;
 }
-

@@ -18,7 +18,7 @@ Test(cli, help_exits_0_and_documents_exit_codes)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "--help", NULL });
+	run_cli(&r, NULL, (const char *const[]){"--help", NULL});
 	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
 	cr_assert_not_null(strstr(r.out, "Usage:"));
 	cr_assert_not_null(strstr(r.out, "Exit status"));
@@ -30,7 +30,7 @@ Test(cli, version_exits_0)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "--version", NULL });
+	run_cli(&r, NULL, (const char *const[]){"--version", NULL});
 	cr_assert_eq(r.status, 0);
 	cr_assert_eq(strncmp(r.out, "fsesl ", 6), 0, "got: %s", r.out);
 	run_free(&r);
@@ -40,7 +40,7 @@ Test(cli, unknown_option_is_usage_error)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "--no-such-option", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){"--no-such-option", "status", NULL});
 	cr_assert_eq(r.status, 2);
 	cr_assert_str_empty(r.out);
 	run_free(&r);
@@ -50,7 +50,7 @@ Test(cli, bad_timeout_value_is_usage_error)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "-t", "soon", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){"-t", "soon", "status", NULL});
 	cr_assert_eq(r.status, 2);
 	cr_assert_not_null(strstr(r.err, "--timeout"));
 	run_free(&r);
@@ -59,16 +59,16 @@ Test(cli, bad_timeout_value_is_usage_error)
 Test(cli, bad_url_is_usage_error_without_password)
 {
 	static const char *const bad[] = {
-		"fs://:Sekr3tPw@127.0.0.1:99999",  /* port out of range */
-		"fs://:Sekr3tPw@[::1",             /* unterminated IPv6 */
-		"fs://:Sekr3tPw@",                 /* no host */
+	    "fs://:Sekr3tPw@127.0.0.1:99999", /* port out of range */
+	    "fs://:Sekr3tPw@[::1", /* unterminated IPv6 */
+	    "fs://:Sekr3tPw@", /* no host */
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct run r;
 
-		run_cli(&r, NULL, (const char *const[]){ bad[i], "api", "status", NULL });
+		run_cli(&r, NULL, (const char *const[]){bad[i], "api", "status", NULL});
 		cr_assert_eq(r.status, 2, "%s: exit %d, stderr: %s", bad[i], r.status, r.err);
 		cr_assert_str_empty(r.out);
 		cr_assert_not_null(strstr(r.err, "URL"), "stderr: %s", r.err);
@@ -81,7 +81,7 @@ Test(cli, api_without_command_is_usage_error)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "fs://:ClueCon@127.0.0.1", "api", NULL });
+	run_cli(&r, NULL, (const char *const[]){"fs://:ClueCon@127.0.0.1", "api", NULL});
 	cr_assert_eq(r.status, 2);
 	run_free(&r);
 }
@@ -90,8 +90,9 @@ Test(cli, events_with_command_is_usage_error)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "--events", "HEARTBEAT",
-	    "fs://:ClueCon@127.0.0.1", "status", NULL });
+	run_cli(&r, NULL,
+	    (const char *const[]){
+	        "--events", "HEARTBEAT", "fs://:ClueCon@127.0.0.1", "status", NULL});
 	cr_assert_eq(r.status, 2);
 	run_free(&r);
 }
@@ -106,7 +107,7 @@ Test(cli, one_shot_api_prints_the_body_unlabelled)
 	struct fsesl_sim_counters sc;
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ u, "api", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){u, "api", "status", NULL});
 	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
 	cr_assert_eq(strncmp(r.out, "UP ", 3), 0, "got: %s", r.out);
 	cr_assert_eq(count_prefixed(r.out, "["), 0);
@@ -116,7 +117,7 @@ Test(cli, one_shot_api_prints_the_body_unlabelled)
 	run_free(&r);
 
 	/* "api" is the default verb. */
-	run_cli(&r, NULL, (const char *const[]){ u, "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){u, "status", NULL});
 	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
 	cr_assert_eq(strncmp(r.out, "UP ", 3), 0, "got: %s", r.out);
 	run_free(&r);
@@ -131,7 +132,7 @@ Test(cli, err_reply_exits_1)
 	char *u = cli_url("ClueCon", port);
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ u, "api", "nosuchcmd", NULL });
+	run_cli(&r, NULL, (const char *const[]){u, "api", "nosuchcmd", NULL});
 	cr_assert_eq(r.status, 1, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(strncmp(r.out, "-ERR", 4), 0, "got: %s", r.out);
 	run_free(&r);
@@ -150,13 +151,13 @@ Test(cli, two_servers_are_labelled_in_url_order)
 
 	snprintf(l1, sizeof(l1), "[127.0.0.1:%u] ", (unsigned)p1);
 	snprintf(l2, sizeof(l2), "[127.0.0.1:%u] ", (unsigned)p2);
-	run_cli(&r, NULL, (const char *const[]){ u1, u2, "api", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){u1, u2, "api", "status", NULL});
 	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
 	cr_assert_gt(count_prefixed(r.out, l1), 0, "got: %s", r.out);
 	cr_assert_gt(count_prefixed(r.out, l2), 0, "got: %s", r.out);
 	/* Every line is labelled, and the first server's block comes first. */
-	cr_assert_eq(count_prefixed(r.out, l1) + count_prefixed(r.out, l2),
-	    count_prefixed(r.out, ""));
+	cr_assert_eq(
+	    count_prefixed(r.out, l1) + count_prefixed(r.out, l2), count_prefixed(r.out, ""));
 	cr_assert_eq(strncmp(r.out, l1, strlen(l1)), 0);
 	first2 = strstr(r.out, l2);
 	for (last1 = r.out; strstr(last1 + 1, l1) != NULL; last1 = strstr(last1 + 1, l1))
@@ -178,7 +179,7 @@ Test(cli, wrong_password_exits_3_without_password)
 	struct run r;
 
 	snprintf(label, sizeof(label), "[127.0.0.1:%u]", (unsigned)port);
-	run_cli(&r, NULL, (const char *const[]){ "-t", "3000", u, "api", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){"-t", "3000", u, "api", "status", NULL});
 	cr_assert_eq(r.status, 3, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_str_empty(r.out);
 	cr_assert_not_null(strstr(r.err, label), "stderr: %s", r.err);
@@ -196,7 +197,7 @@ Test(cli, refused_connection_exits_3)
 	struct run r;
 
 	cr_assert_eq(fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_REFUSE, 0, 0), 0);
-	run_cli(&r, NULL, (const char *const[]){ "-t", "3000", u, "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){"-t", "3000", u, "status", NULL});
 	cr_assert_eq(r.status, 3, "exit %d stderr: %s", r.status, r.err);
 	run_free(&r);
 	free(u);
@@ -212,7 +213,7 @@ Test(cli, one_server_down_still_prints_the_other)
 	struct run r;
 
 	snprintf(l1, sizeof(l1), "[127.0.0.1:%u] UP ", (unsigned)p1);
-	run_cli(&r, NULL, (const char *const[]){ "-t", "3000", u1, u2, "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){"-t", "3000", u1, u2, "status", NULL});
 	cr_assert_eq(r.status, 3, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(count_prefixed(r.out, l1), 1, "got: %s", r.out);
 	run_free(&r);
@@ -230,8 +231,7 @@ Test(cli, piped_lines_run_as_api_until_exit)
 	struct fsesl_sim_counters sc;
 	struct run r;
 
-	run_cli(&r, "status\n\n/help\nnosuchcmd\n/exit\nstatus\n",
-	    (const char *const[]){ u, NULL });
+	run_cli(&r, "status\n\n/help\nnosuchcmd\n/exit\nstatus\n", (const char *const[]){u, NULL});
 	/* The last command run was -ERR; the line after /exit never ran. */
 	cr_assert_eq(r.status, 1, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(strncmp(r.out, "UP ", 3), 0, "got: %s", r.out);
@@ -256,7 +256,7 @@ Test(cli, unanswered_command_exits_4)
 	 * then is the next reply dropped (a one-shot fault acts on the
 	 * connections open at the time), so this is a timeout, not a
 	 * connection failure. The exit code is the last command's. */
-	cli_spawn(&c, &r, (const char *const[]){ "-t", "300", u, NULL });
+	cli_spawn(&c, &r, (const char *const[]){"-t", "300", u, NULL});
 	cli_send(&c, "status\n");
 	cli_pump(&c, &r, "UP ");
 	cr_assert_eq(fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_DROP_REPLY, 1, 0), 0);
@@ -273,7 +273,7 @@ Test(cli, unknown_setting_is_usage_error)
 {
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ "--set", "no_such_setting=1", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){"--set", "no_such_setting=1", "status", NULL});
 	cr_assert_eq(r.status, 2, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_not_null(strstr(r.err, "no_such_setting"), "stderr: %s", r.err);
 	run_free(&r);
@@ -288,8 +288,8 @@ Test(cli, label_option_labels_a_single_server)
 	struct run r;
 
 	snprintf(label, sizeof(label), "[127.0.0.1:%u] ", (unsigned)port);
-	run_cli(&r, NULL, (const char *const[]){ "--label", "--set", "max_in_flight=8", u,
-	    "status", NULL });
+	run_cli(&r, NULL,
+	    (const char *const[]){"--label", "--set", "max_in_flight=8", u, "status", NULL});
 	cr_assert_eq(r.status, 0, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_gt(count_prefixed(r.out, label), 0, "got: %s", r.out);
 	cr_assert_eq(count_prefixed(r.out, label), count_prefixed(r.out, ""));
@@ -306,7 +306,7 @@ Test(cli, command_with_a_line_break_is_refused_before_sending)
 	struct fsesl_sim_counters sc;
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ u, "api", "status\nbgapi hupall", NULL });
+	run_cli(&r, NULL, (const char *const[]){u, "api", "status\nbgapi hupall", NULL});
 	cr_assert_eq(r.status, 2, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_str_empty(r.out);
 	fsesl_sim_counters(s, &sc);

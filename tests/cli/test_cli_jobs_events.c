@@ -22,7 +22,7 @@ Test(cli, bgapi_prints_the_job_result)
 	struct fsesl_sim_counters sc;
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ u, "bgapi", "status", NULL });
+	run_cli(&r, NULL, (const char *const[]){u, "bgapi", "status", NULL});
 	cr_assert_eq(r.status, 0, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(strncmp(r.out, "UP ", 3), 0, "got: %s", r.out);
 	fsesl_sim_counters(s, &sc);
@@ -42,8 +42,7 @@ Test(cli, events_print_one_json_object_per_line)
 	struct run r;
 
 	snprintf(label, sizeof(label), "127.0.0.1:%u", (unsigned)port);
-	run_cli(&r, NULL, (const char *const[]){ "--events", "HEARTBEAT", "--count", "2", u,
-	    NULL });
+	run_cli(&r, NULL, (const char *const[]){"--events", "HEARTBEAT", "--count", "2", u, NULL});
 	cr_assert_eq(r.status, 0, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(count_prefixed(r.out, "{"), 2, "got: %s", r.out);
 	o = cJSON_Parse(r.out); /* the first line */
@@ -64,7 +63,7 @@ Test(cli, bgapi_err_result_exits_1)
 	char *u = cli_url("ClueCon", port);
 	struct run r;
 
-	run_cli(&r, NULL, (const char *const[]){ u, "bgapi", "nosuchcmd", NULL });
+	run_cli(&r, NULL, (const char *const[]){u, "bgapi", "nosuchcmd", NULL});
 	cr_assert_eq(r.status, 1, "exit %d stderr: %s", r.status, r.err);
 	cr_assert_eq(strncmp(r.out, "-ERR", 4), 0, "got: %s", r.out);
 	run_free(&r);
@@ -80,7 +79,7 @@ Test(cli, events_end_with_exit_0_on_sigint)
 	struct child c;
 	struct run r;
 
-	cli_spawn(&c, &r, (const char *const[]){ "--events", "HEARTBEAT", u, NULL });
+	cli_spawn(&c, &r, (const char *const[]){"--events", "HEARTBEAT", u, NULL});
 	/* Each event line is flushed as it is printed: once one is seen, the
 	 * tool is in its loop and SIGINT must end it cleanly. */
 	cli_pump(&c, &r, "\"Event-Name\":\"HEARTBEAT\"");
