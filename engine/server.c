@@ -167,6 +167,12 @@ srv_resolve(struct fsesl_srv *s)
 		s->addrlen = sizeof(*a6);
 		return 0;
 	}
+	if (fsesl_on_reactor) {
+		/* getaddrinfo may block: not on the reactor (a callback). */
+		free(s->addr);
+		s->addr = NULL;
+		return FSESL_EINCALLBACK;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
