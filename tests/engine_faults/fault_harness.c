@@ -213,6 +213,10 @@ void fh_start(struct fh_env *env, const struct fh_opts *o)
 		snprintf(v, sizeof(v), "%u", o->connections);
 		set_cfg(&cfg, "connections_per_server", v);
 	}
+	if (o->max_in_flight) {
+		snprintf(v, sizeof(v), "%u", o->max_in_flight);
+		set_cfg(&cfg, "max_in_flight", v);
+	}
 	if (o->poll_wait) {
 		set_cfg(&cfg, "wait_mode", "poll");
 		set_cfg(&cfg, "esl_cmd_polling_itv", "200");

@@ -67,6 +67,7 @@ struct fh_opts {
 	unsigned int heartbeat_miss_limit; /* 0: engine default */
 	unsigned int max_abandoned;     /* 0: 16 */
 	unsigned int connections;       /* 0: 1 (connections_per_server) */
+	unsigned int max_in_flight;     /* 0: engine default (64) */
 	bool poll_wait;                 /* wait_mode=poll (OpenSIPS style) */
 	bool no_server;                 /* do not fsesl_server_get() */
 	const char *password;           /* NULL: ClueCon */

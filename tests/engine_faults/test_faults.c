@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,6 +179,29 @@ Test(faults, garbage_bytes_4_connections)
 		.a = 64, .fault_cmds = 20, .allowed = CONN_LOSS | B(FH_EPROTO),
 		.need_error = true, .need_reconnect = true, .with_async = true };
 	struct fh_opts o = { .connections = 4 };
+
+	run(&c, &o);
+}
+
+Test(faults, server_restart_with_queued_requests)
+{
+	/* max_in_flight 2 for 16 workers and 32 async requests: most
+	 * requests wait in the engine's queue, unwritten, when the server
+	 * dies; they must still complete exactly once. */
+	struct fh_case c = { .name = "kill_all_queued", .fault = FSESL_SIM_FAULT_KILL_ALL,
+		.fault_cmds = 50, .allowed = CONN_LOSS, .need_reconnect = true,
+		.with_async = true };
+	struct fh_opts o = { .max_in_flight = 2 };
+
+	run(&c, &o);
+}
+
+Test(faults, stall_with_queued_requests)
+{
+	struct fh_case c = { .name = "stall_queued", .fault = FSESL_SIM_FAULT_STALL,
+		.fault_cmds = 4, .allowed = CONN_LOSS, .need_error = true,
+		.with_async = true };
+	struct fh_opts o = { .max_in_flight = 2, .max_abandoned = 2 };
 
 	run(&c, &o);
 }
@@ -410,4 +434,92 @@ Test(faults, bgapi_jobs_through_restart)
 	    fsesl_strerror(jr->other_rc));
 	cr_expect_eq(jr->recovered, JOB_WORKERS, "workers without a job success after the restarts");
 	fh_finish(&env);
+}
+
+/* ---- queued requests after a reconnect ---- */
+
+struct queued_caller {
+	struct fh_env *env;
+	pthread_t tid;
+	unsigned int id;
+	int outcome;
+};
+
+static void *queued_caller_main(void *arg)
+{
+	struct queued_caller *q = arg;
+	char tok[32];
+
+	snprintf(tok, sizeof(tok), "queued-%u", q->id);
+	/* Far longer than any healthy round trip: only a request the engine
+	 * forgot ever reaches it. */
+	q->outcome = fh_echo_once(q->env, tok, 10000, NULL);
+	return NULL;
+}
+
+/*
+ * max_in_flight 2 and 8 callers: 2 requests on the wire, 6 waiting in the
+ * engine. restart: the server stalls, then restarts; the 2 written ones
+ * may fail (outcome unknown), the 6 unwritten ones must be sent on the new
+ * connection. Otherwise: every reply is 100 ms late; each reply frees a
+ * place that the next waiting request must take. Either way, none may
+ * wait for its (10 s) timeout on a healthy server.
+ */
+static void queued_flow(bool restart)
+{
+	enum { N = 8, WINDOW = 2 };
+	struct fh_opts o = { .max_in_flight = WINDOW };
+	struct queued_caller q[N];
+	struct fh_env env;
+	fsesl_server_stats st;
+	unsigned int ok = 0, disc = 0;
+	uint64_t spins = 0;
+
+	fh_start(&env, &o);
+	cr_assert(fh_until_ok(&env, 1000000, 10000));
+	cr_assert_eq(fsesl_sim_fault(env.sim, 0,
+	    restart ? FSESL_SIM_FAULT_STALL : FSESL_SIM_FAULT_DELAY, restart ? 0 : 100, 0), 0);
+	for (unsigned int i = 0; i < N; i++) {
+		q[i].env = &env;
+		q[i].id = i;
+		q[i].outcome = -1;
+		cr_assert_eq(pthread_create(&q[i].tid, NULL, queued_caller_main, &q[i]), 0);
+	}
+	/* Until the engine holds all N (a condition, polled with a bound). */
+	do {
+		memset(&st, 0, sizeof(st));
+		cr_assert_eq(fsesl_server_stats_get(env.e, env.srv, &st), 0);
+		cr_assert_lt(++spins, 100000000ull, "requests never reached the engine");
+		sched_yield();
+	} while (st.in_flight + st.queued < N);
+	cr_expect_leq(st.in_flight, WINDOW);
+
+	if (restart) {
+		fsesl_sim_clear_faults(env.sim);
+		cr_assert_eq(fsesl_sim_fault(env.sim, 0, FSESL_SIM_FAULT_KILL_ALL, 0, 0), 0);
+	}
+	for (unsigned int i = 0; i < N; i++) {
+		pthread_join(q[i].tid, NULL);
+		if (q[i].outcome == FH_OK)
+			ok++;
+		else if (q[i].outcome == FH_EDISCONNECTED)
+			disc++;
+		else
+			cr_expect_fail("request %u: %s (a queued request never written?)", i,
+			    fh_outcome_name(q[i].outcome));
+	}
+	cr_expect_leq(disc, restart ? WINDOW : 0,
+	    "%u requests failed as written, %d were on the wire", disc, restart ? WINDOW : 0);
+	cr_expect_eq(ok + disc, N);
+	fh_finish(&env);
+}
+
+Test(faults, queued_requests_flow_when_places_free)
+{
+	queued_flow(false);
+}
+
+Test(faults, queued_requests_flow_after_reconnect)
+{
+	queued_flow(true);
 }
