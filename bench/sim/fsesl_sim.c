@@ -57,8 +57,8 @@
 #define SIM_RUDE                                                                                   \
 	"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
 #define SIM_GREETING "Content-Type: auth/request\n\n"
-#define SIM_NOTICE_SHUTDOWN                                                                       \
-	"Content-Type: text/disconnect-notice\nContent-Length: 31\n\n"                            \
+#define SIM_NOTICE_SHUTDOWN                                                                        \
+	"Content-Type: text/disconnect-notice\nContent-Length: 31\n\n"                             \
 	"The system is being shut down.\n"
 
 /* Input read per recv(); big so that a deep pipeline costs few syscalls. */
@@ -77,7 +77,8 @@
 
 #define SIM_EVENTS(X)                                                                              \
 	X(CUSTOM)                                                                                  \
-	X(CLONE) X(CHANNEL_CREATE) X(CHANNEL_DESTROY) X(CHANNEL_STATE) X(CHANNEL_CALLSTATE) X(     \
+	X(CLONE)                                                                                   \
+	X(CHANNEL_CREATE) X(CHANNEL_DESTROY) X(CHANNEL_STATE) X(CHANNEL_CALLSTATE) X(              \
 	    CHANNEL_ANSWER) X(CHANNEL_HANGUP) X(CHANNEL_HANGUP_COMPLETE) X(CHANNEL_EXECUTE)        \
 	    X(CHANNEL_EXECUTE_COMPLETE) X(CHANNEL_HOLD) X(CHANNEL_UNHOLD) X(CHANNEL_BRIDGE) X(     \
 	        CHANNEL_UNBRIDGE) X(CHANNEL_PROGRESS) X(CHANNEL_PROGRESS_MEDIA)                    \
@@ -1969,10 +1970,10 @@ static int sim_trap_kind(const struct fsesl_client_packet *pkt)
 	bool un = false, re = false;
 
 	for (size_t i = 0; i < pkt->n_headers && !mod; i++)
-		mod = sim_ci_has(pkt->headers[i].name, pkt->headers[i].name_len,
-			  "mod_event_socket") ||
-		    sim_ci_has(pkt->headers[i].value, pkt->headers[i].value_len,
-			"mod_event_socket");
+		mod = sim_ci_has(
+		          pkt->headers[i].name, pkt->headers[i].name_len, "mod_event_socket") ||
+		      sim_ci_has(
+		          pkt->headers[i].value, pkt->headers[i].value_len, "mod_event_socket");
 	if (!mod)
 		return 0;
 	un = sim_ci_has(pkt->line, pkt->line_len, "unload");
@@ -1980,9 +1981,9 @@ static int sim_trap_kind(const struct fsesl_client_packet *pkt)
 	for (size_t i = 0; i < pkt->n_headers; i++) {
 		const struct fsesl_header *h = &pkt->headers[i];
 		un = un || sim_ci_has(h->name, h->name_len, "unload") ||
-		    sim_ci_has(h->value, h->value_len, "unload");
+		     sim_ci_has(h->value, h->value_len, "unload");
 		re = re || sim_ci_has(h->name, h->name_len, "reload") ||
-		    sim_ci_has(h->value, h->value_len, "reload");
+		     sim_ci_has(h->value, h->value_len, "reload");
 	}
 	return un ? 'u' : re ? 'r' : 0;
 }
@@ -2156,15 +2157,15 @@ static void sim_conn_process(struct sim_conn *c)
 			    !strncasecmp(probe.line, "api ", 4))
 				wait_ns += (uint64_t)s->cfg.api_cost_us * 1000u;
 			else if (r > 0 && c->authed && probe.line_len >= 6 &&
-			    !strncasecmp(probe.line, "bgapi ", 6))
+			         !strncasecmp(probe.line, "bgapi ", 6))
 				wait_ns += (uint64_t)s->cfg.bgapi_cost_us * 1000u;
 			if (wait_ns) {
 				/* Serial virtual time: this command ends wait_ns after the
 				 * previous one, so a late wake-up runs several at once
 				 * and the rate stays 1/cost despite timer latency. */
 				uint64_t now = sim_now_ns();
-				uint64_t start = c->busy_until > c->data_since ? c->busy_until :
-											   c->data_since;
+				uint64_t start =
+				    c->busy_until > c->data_since ? c->busy_until : c->data_since;
 				c->busy_until = start + wait_ns;
 				if (delay)
 					s->c.faults[FSESL_SIM_FAULT_DELAY]++;
@@ -2864,8 +2865,8 @@ static void *sim_thread(void *arg)
 				continue;
 			}
 		} else {
-			n = epoll_wait(s->ep, evs, 256,
-			    d <= now ? 0 : (int)((d - now + 999999u) / 1000000u));
+			n = epoll_wait(
+			    s->ep, evs, 256, d <= now ? 0 : (int)((d - now + 999999u) / 1000000u));
 		}
 		if (n < 0)
 			n = 0;

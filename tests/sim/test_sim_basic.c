@@ -471,7 +471,8 @@ Test(sim, many_connections_each_in_order)
 		static char cmds[CMDS * 32];
 		size_t n = 0;
 		for (int k = 0; k < CMDS; k++)
-			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "api echo %d-%d\n\n", i, k);
+			n += (size_t)snprintf(
+			    cmds + n, sizeof(cmds) - n, "api echo %d-%d\n\n", i, k);
 		tc_send(&t[i], cmds, n);
 	}
 	for (int i = 0; i < N; i++) {
