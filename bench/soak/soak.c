@@ -58,26 +58,48 @@ enum outcome {
 };
 
 static const char *const outcome_name[O__COUNT] = {
-	"ok", "MISMATCH", "ETIMEDOUT", "EDISCONNECTED", "ENOTCONNECTED", "EAUTH",
-	"EREJECTED", "ECONNTIMEOUT", "ECONNREFUSED", "EPROTO", "ESHUTDOWN", "EAGAIN",
-	"other",
+    "ok",
+    "MISMATCH",
+    "ETIMEDOUT",
+    "EDISCONNECTED",
+    "ENOTCONNECTED",
+    "EAUTH",
+    "EREJECTED",
+    "ECONNTIMEOUT",
+    "ECONNREFUSED",
+    "EPROTO",
+    "ESHUTDOWN",
+    "EAGAIN",
+    "other",
 };
 
 static int outcome_of(int rc)
 {
 	switch (rc) {
-	case 0: return O_OK;
-	case -ETIMEDOUT: return O_ETIMEDOUT;
-	case FSESL_EDISCONNECTED: return O_EDISCONNECTED;
-	case FSESL_ENOTCONNECTED: return O_ENOTCONNECTED;
-	case FSESL_EAUTH: return O_EAUTH;
-	case FSESL_EREJECTED: return O_EREJECTED;
-	case FSESL_ECONNTIMEOUT: return O_ECONNTIMEOUT;
-	case -ECONNREFUSED: return O_ECONNREFUSED;
-	case FSESL_EPROTO: return O_EPROTO;
-	case FSESL_ESHUTDOWN: return O_ESHUTDOWN;
-	case -EAGAIN: return O_EAGAIN;
-	default: return O_OTHER;
+	case 0:
+		return O_OK;
+	case -ETIMEDOUT:
+		return O_ETIMEDOUT;
+	case FSESL_EDISCONNECTED:
+		return O_EDISCONNECTED;
+	case FSESL_ENOTCONNECTED:
+		return O_ENOTCONNECTED;
+	case FSESL_EAUTH:
+		return O_EAUTH;
+	case FSESL_EREJECTED:
+		return O_EREJECTED;
+	case FSESL_ECONNTIMEOUT:
+		return O_ECONNTIMEOUT;
+	case -ECONNREFUSED:
+		return O_ECONNREFUSED;
+	case FSESL_EPROTO:
+		return O_EPROTO;
+	case FSESL_ESHUTDOWN:
+		return O_ESHUTDOWN;
+	case -EAGAIN:
+		return O_EAGAIN;
+	default:
+		return O_OTHER;
 	}
 }
 
@@ -91,19 +113,19 @@ struct fault_kind {
 };
 
 static const struct fault_kind faults[] = {
-	{ "delay", FSESL_SIM_FAULT_DELAY, 5, 1200, 0, false },
-	{ "stall", FSESL_SIM_FAULT_STALL, 0, 0, 0, false },
-	{ "close_mid_frame", FSESL_SIM_FAULT_CLOSE_MID_FRAME, 0, 0, 0, false },
-	{ "close_after_msgs", FSESL_SIM_FAULT_CLOSE_AFTER_MSGS, 1, 200, 0, false },
-	{ "close_after_bytes", FSESL_SIM_FAULT_CLOSE_AFTER_BYTES, 1, 4000, 0, false },
-	{ "garbage", FSESL_SIM_FAULT_GARBAGE, 1, 512, 0, false },
-	{ "tiny_writes", FSESL_SIM_FAULT_TINY_WRITES, 1, 7, 0, false },
-	{ "rude_reject", FSESL_SIM_FAULT_RUDE_REJECT, 0, 0, 0, true },
-	{ "refuse", FSESL_SIM_FAULT_REFUSE, 0, 0, 0, true },
-	{ "silent_accept", FSESL_SIM_FAULT_SILENT_ACCEPT, 0, 0, 0, true },
-	{ "no_heartbeat", FSESL_SIM_FAULT_NO_HEARTBEAT, 0, 0, 0, false },
-	{ "event_flood", FSESL_SIM_FAULT_EVENT_FLOOD, 1000, 30000, 0, false },
-	{ "kill_all", FSESL_SIM_FAULT_KILL_ALL, 0, 0, 0, false },
+    {"delay", FSESL_SIM_FAULT_DELAY, 5, 1200, 0, false},
+    {"stall", FSESL_SIM_FAULT_STALL, 0, 0, 0, false},
+    {"close_mid_frame", FSESL_SIM_FAULT_CLOSE_MID_FRAME, 0, 0, 0, false},
+    {"close_after_msgs", FSESL_SIM_FAULT_CLOSE_AFTER_MSGS, 1, 200, 0, false},
+    {"close_after_bytes", FSESL_SIM_FAULT_CLOSE_AFTER_BYTES, 1, 4000, 0, false},
+    {"garbage", FSESL_SIM_FAULT_GARBAGE, 1, 512, 0, false},
+    {"tiny_writes", FSESL_SIM_FAULT_TINY_WRITES, 1, 7, 0, false},
+    {"rude_reject", FSESL_SIM_FAULT_RUDE_REJECT, 0, 0, 0, true},
+    {"refuse", FSESL_SIM_FAULT_REFUSE, 0, 0, 0, true},
+    {"silent_accept", FSESL_SIM_FAULT_SILENT_ACCEPT, 0, 0, 0, true},
+    {"no_heartbeat", FSESL_SIM_FAULT_NO_HEARTBEAT, 0, 0, 0, false},
+    {"event_flood", FSESL_SIM_FAULT_EVENT_FLOOD, 1000, 30000, 0, false},
+    {"kill_all", FSESL_SIM_FAULT_KILL_ALL, 0, 0, 0, false},
 };
 #define N_FAULTS (sizeof(faults) / sizeof(faults[0]))
 
@@ -176,8 +198,8 @@ static int echo(const char *tok)
 	if (rc != 0) {
 		o = outcome_of(rc);
 		if (o == O_OTHER)
-			fprintf(stderr, "fsesl-soak: unexpected error %d %s\n", rc,
-			    fsesl_strerror(rc));
+			fprintf(
+			    stderr, "fsesl-soak: unexpected error %d %s\n", rc, fsesl_strerror(rc));
 	} else {
 		o = matches(r, tok) ? O_OK : O_MISMATCH;
 		if (o == O_MISMATCH) {
@@ -264,7 +286,7 @@ static void *asubmitter(void *arg)
 			bool expect = false;
 
 			if (atomic_compare_exchange_strong_explicit(&aslots[i].busy, &expect, true,
-			    memory_order_acquire, memory_order_relaxed))
+			        memory_order_acquire, memory_order_relaxed))
 				s = &aslots[i];
 		}
 		if (s == NULL) { /* cannot happen: the semaphore counts free slots */
@@ -306,10 +328,18 @@ static void *subscriber(void *arg)
 		if (rc == 0)
 			continue;
 		switch (d.kind) {
-		case FSESL_NOTICE_EVENT: atomic_fetch_add(&ev_events, 1); break;
-		case FSESL_NOTICE_DROPPED: atomic_fetch_add(&ev_dropped, d.count); break;
-		case FSESL_NOTICE_DOWN: atomic_fetch_add(&ev_down, 1); break;
-		case FSESL_NOTICE_UP: atomic_fetch_add(&ev_up, 1); break;
+		case FSESL_NOTICE_EVENT:
+			atomic_fetch_add(&ev_events, 1);
+			break;
+		case FSESL_NOTICE_DROPPED:
+			atomic_fetch_add(&ev_dropped, d.count);
+			break;
+		case FSESL_NOTICE_DOWN:
+			atomic_fetch_add(&ev_down, 1);
+			break;
+		case FSESL_NOTICE_UP:
+			atomic_fetch_add(&ev_up, 1);
+			break;
 		}
 		fsesl_delivery_release(&d);
 	}
@@ -356,19 +386,19 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "seconds", required_argument, NULL, 's' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "seed", required_argument, NULL, 'r' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"seconds", required_argument, NULL, 's'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"seed", required_argument, NULL, 'r'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	unsigned long seconds = 60, nworkers = 16;
 	unsigned long seed = (unsigned long)time(NULL) ^ (unsigned long)getpid();
-	uint64_t injected[N_FAULTS] = { 0 }, survived = 0, unrecovered = 0;
+	uint64_t injected[N_FAULTS] = {0}, survived = 0, unrecovered = 0;
 	struct fsesl_sim_config sc;
 	fsesl_server_stats st;
-	fsesl_sub_opts so = { 0 };
+	fsesl_sub_opts so = {0};
 	fsesl_config cfg;
 	pthread_t *wt, at, stid = 0;
 	char url[128];
@@ -380,11 +410,20 @@ int main(int argc, char **argv)
 		char *ep = NULL;
 
 		switch (c) {
-		case 's': seconds = strtoul(optarg, &ep, 10); break;
-		case 'w': nworkers = strtoul(optarg, &ep, 10); break;
-		case 'r': seed = strtoul(optarg, &ep, 10); break;
-		case 'v': verbose = true; continue;
-		default: usage();
+		case 's':
+			seconds = strtoul(optarg, &ep, 10);
+			break;
+		case 'w':
+			nworkers = strtoul(optarg, &ep, 10);
+			break;
+		case 'r':
+			seed = strtoul(optarg, &ep, 10);
+			break;
+		case 'v':
+			verbose = true;
+			continue;
+		default:
+			usage();
 		}
 		if (ep == NULL || *ep != '\0' || ep == optarg)
 			usage();
@@ -543,9 +582,8 @@ int main(int argc, char **argv)
 	printf("mismatches      %llu\n",
 	    (unsigned long long)(outcomes[O_MISMATCH] + a_outcomes[O_MISMATCH]));
 	printf("async           issued %llu completed %llu double %llu refused %llu ok %llu\n",
-	    (unsigned long long)a_issued, (unsigned long long)a_done,
-	    (unsigned long long)a_double, (unsigned long long)a_submit_err,
-	    (unsigned long long)a_outcomes[O_OK]);
+	    (unsigned long long)a_issued, (unsigned long long)a_done, (unsigned long long)a_double,
+	    (unsigned long long)a_submit_err, (unsigned long long)a_outcomes[O_OK]);
 	printf("faults          injected %llu survived %llu unrecovered %llu:",
 	    (unsigned long long)(survived + unrecovered), (unsigned long long)survived,
 	    (unsigned long long)unrecovered);
@@ -553,7 +591,7 @@ int main(int argc, char **argv)
 		printf(" %s=%llu", faults[i].name, (unsigned long long)injected[i]);
 	printf("\n");
 	printf("engine          connects %llu reconnects %llu connect_failures %llu "
-	    "timeouts %llu late_replies %llu forged %llu\n",
+	       "timeouts %llu late_replies %llu forged %llu\n",
 	    (unsigned long long)st.connects, (unsigned long long)st.reconnects,
 	    (unsigned long long)st.connect_failures, (unsigned long long)st.timeouts,
 	    (unsigned long long)st.late_replies, (unsigned long long)st.forged_events);

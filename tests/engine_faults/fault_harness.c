@@ -36,20 +36,20 @@ static _Atomic uint64_t fh_pw_leaks;
 static _Atomic uint64_t fh_log_lines;
 
 static const char *const outcome_names[FH__COUNT] = {
-	[FH_OK] = "ok",
-	[FH_MISMATCH] = "MISMATCH",
-	[FH_ETIMEDOUT] = "ETIMEDOUT",
-	[FH_EDISCONNECTED] = "EDISCONNECTED",
-	[FH_ENOTCONNECTED] = "ENOTCONNECTED",
-	[FH_EAUTH] = "EAUTH",
-	[FH_EREJECTED] = "EREJECTED",
-	[FH_ECONNTIMEOUT] = "ECONNTIMEOUT",
-	[FH_ECONNREFUSED] = "ECONNREFUSED",
-	[FH_EPROTO] = "EPROTO",
-	[FH_ESHUTDOWN] = "ESHUTDOWN",
-	[FH_EAGAIN] = "EAGAIN",
-	[FH_ECONNRESET] = "ECONNRESET",
-	[FH_OTHER] = "OTHER",
+    [FH_OK] = "ok",
+    [FH_MISMATCH] = "MISMATCH",
+    [FH_ETIMEDOUT] = "ETIMEDOUT",
+    [FH_EDISCONNECTED] = "EDISCONNECTED",
+    [FH_ENOTCONNECTED] = "ENOTCONNECTED",
+    [FH_EAUTH] = "EAUTH",
+    [FH_EREJECTED] = "EREJECTED",
+    [FH_ECONNTIMEOUT] = "ECONNTIMEOUT",
+    [FH_ECONNREFUSED] = "ECONNREFUSED",
+    [FH_EPROTO] = "EPROTO",
+    [FH_ESHUTDOWN] = "ESHUTDOWN",
+    [FH_EAGAIN] = "EAGAIN",
+    [FH_ECONNRESET] = "ECONNRESET",
+    [FH_OTHER] = "OTHER",
 };
 
 const char *fh_outcome_name(int o)
@@ -60,20 +60,34 @@ const char *fh_outcome_name(int o)
 int fh_outcome_of(int rc)
 {
 	switch (rc) {
-	case 0: return FH_OK;
-	case -ETIMEDOUT: return FH_ETIMEDOUT;
-	case FSESL_EDISCONNECTED: return FH_EDISCONNECTED;
-	case FSESL_ENOTCONNECTED: return FH_ENOTCONNECTED;
-	case FSESL_EAUTH: return FH_EAUTH;
-	case FSESL_EREJECTED: return FH_EREJECTED;
-	case FSESL_ECONNTIMEOUT: return FH_ECONNTIMEOUT;
-	case -ECONNREFUSED: return FH_ECONNREFUSED;
-	case FSESL_EPROTO: return FH_EPROTO;
-	case FSESL_ESHUTDOWN: return FH_ESHUTDOWN;
-	case -EAGAIN: return FH_EAGAIN;
-	case -ECONNRESET: return FH_ECONNRESET;
-	case -EPIPE: return FH_ECONNRESET;
-	default: return FH_OTHER;
+	case 0:
+		return FH_OK;
+	case -ETIMEDOUT:
+		return FH_ETIMEDOUT;
+	case FSESL_EDISCONNECTED:
+		return FH_EDISCONNECTED;
+	case FSESL_ENOTCONNECTED:
+		return FH_ENOTCONNECTED;
+	case FSESL_EAUTH:
+		return FH_EAUTH;
+	case FSESL_EREJECTED:
+		return FH_EREJECTED;
+	case FSESL_ECONNTIMEOUT:
+		return FH_ECONNTIMEOUT;
+	case -ECONNREFUSED:
+		return FH_ECONNREFUSED;
+	case FSESL_EPROTO:
+		return FH_EPROTO;
+	case FSESL_ESHUTDOWN:
+		return FH_ESHUTDOWN;
+	case -EAGAIN:
+		return FH_EAGAIN;
+	case -ECONNRESET:
+		return FH_ECONNRESET;
+	case -EPIPE:
+		return FH_ECONNRESET;
+	default:
+		return FH_OTHER;
 	}
 }
 
@@ -195,8 +209,7 @@ void fh_start(struct fh_env *env, const struct fh_opts *o)
 	fsesl_config_init(&cfg);
 	snprintf(v, sizeof(v), "%u", env->cmd_timeout_ms);
 	set_cfg(&cfg, "esl_cmd_timeout", v);
-	snprintf(v, sizeof(v), "%u",
-	    scale * (o->connect_timeout_ms ? o->connect_timeout_ms : 300));
+	snprintf(v, sizeof(v), "%u", scale * (o->connect_timeout_ms ? o->connect_timeout_ms : 300));
 	set_cfg(&cfg, "esl_connect_timeout", v);
 	/* A first step of 0 s keeps reconnects immediate for the first
 	 * backoff_step_every failures, which is all a fault case needs. */
@@ -253,9 +266,9 @@ void fh_finish(struct fh_env *env)
 
 	fds = fh_count_fds();
 	threads = fh_count_threads();
-	cr_expect_eq(fds, env->fds_before, "fds: %d before, %d after stop", env->fds_before,
-	    fds);
-	cr_expect_eq(threads, env->threads_before, "threads: %d before, %d after stop "
+	cr_expect_eq(fds, env->fds_before, "fds: %d before, %d after stop", env->fds_before, fds);
+	cr_expect_eq(threads, env->threads_before,
+	    "threads: %d before, %d after stop "
 	    "(a liburcu call_rcu worker left running? docs/reliability.md)",
 	    env->threads_before, threads);
 	if (threads != env->threads_before)
@@ -298,7 +311,7 @@ int fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_
 
 void fh_pace(int outcome)
 {
-	struct timespec ts = { 0, 1000 * 1000 };
+	struct timespec ts = {0, 1000 * 1000};
 
 	if (outcome != FH_OK && outcome != FH_ETIMEDOUT)
 		nanosleep(&ts, NULL);
@@ -415,8 +428,8 @@ static void *async_main(void *arg)
 		}
 		if (sem_timedwait(&async_window, &ts) != 0)
 			continue;
-		snprintf(slot->token, sizeof(slot->token), "a-%llu-%08x",
-		    (unsigned long long)n, (unsigned int)rand());
+		snprintf(slot->token, sizeof(slot->token), "a-%llu-%08x", (unsigned long long)n,
+		    (unsigned int)rand());
 		snprintf(cmd, sizeof(cmd), "echo %s", slot->token);
 		rc = fsesl_api_async(run->env->e, run->env->srv, cmd, &opts, async_cb, slot);
 		if (rc != 0) {
@@ -450,7 +463,7 @@ static void *sub_main(void *arg)
 			 * until both have come, so the test never depends on
 			 * either race. */
 			bool want = atomic_load(&run->ev_down) > atomic_load(&run->ev_up) ||
-			    (run->need_events && atomic_load(&run->ev_events) == 0);
+			            (run->need_events && atomic_load(&run->ev_events) == 0);
 
 			if (drain_end == 0)
 				drain_end = now_ms() + 5000;
@@ -521,7 +534,7 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	cr_assert(fh_until_ok(env, 1000000, 10000), "%s: the engine never connected", c->name);
 
 	if (c->with_sub) {
-		fsesl_sub_opts so = { 0 };
+		fsesl_sub_opts so = {0};
 
 		so.format = FSESL_EVFMT_PLAIN;
 		so.queue_size = 256;
@@ -555,8 +568,7 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	for (int o = FH_OK + 1; o < FH__COUNT; o++)
 		if (atomic_load(&run->outcomes[o]) != 0)
 			cr_log_info("%s: %llu %s before any fault", c->name,
-			    (unsigned long long)atomic_load(&run->outcomes[o]),
-			    fh_outcome_name(o));
+			    (unsigned long long)atomic_load(&run->outcomes[o]), fh_outcome_name(o));
 
 	atomic_store_explicit(&run->phase, FH_PHASE_FAULT, memory_order_release);
 	if (c->inject != NULL) {
@@ -581,8 +593,8 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	else
 		fsesl_sim_clear_faults(env->sim);
 	atomic_store_explicit(&run->phase, FH_PHASE_RECOVER, memory_order_release);
-	cr_expect(fh_until_ok(env, 1000000, 15000), "%s: no success after the fault cleared",
-	    c->name);
+	cr_expect(
+	    fh_until_ok(env, 1000000, 15000), "%s: no success after the fault cleared", c->name);
 	for (unsigned int i = 0; i < FH_WORKERS; i++)
 		pthread_join(w[i].tid, NULL);
 	atomic_store_explicit(&run->phase, FH_PHASE_DONE, memory_order_release);
@@ -601,7 +613,7 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 		    (unsigned long long)n, fh_outcome_name(o));
 	}
 	cr_log_info("%s: submitted %llu ok %llu timeout %llu disc %llu notconn %llu "
-	    "connto %llu refused %llu rejected %llu auth %llu proto %llu reset %llu",
+	            "connto %llu refused %llu rejected %llu auth %llu proto %llu reset %llu",
 	    c->name, (unsigned long long)atomic_load(&run->submitted),
 	    (unsigned long long)run->outcomes[FH_OK],
 	    (unsigned long long)run->outcomes[FH_ETIMEDOUT],
@@ -615,8 +627,8 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	    (unsigned long long)run->outcomes[FH_ECONNRESET]);
 	cr_expect_eq(sum, atomic_load(&run->submitted), "%s: %llu outcomes for %llu requests",
 	    c->name, (unsigned long long)sum, (unsigned long long)atomic_load(&run->submitted));
-	cr_expect_eq(atomic_load(&run->outcomes[FH_MISMATCH]), 0, "%s: replies mismatched",
-	    c->name);
+	cr_expect_eq(
+	    atomic_load(&run->outcomes[FH_MISMATCH]), 0, "%s: replies mismatched", c->name);
 	cr_expect_eq(atomic_load(&run->unrecovered_workers), 0,
 	    "%s: %llu workers saw no success after the fault cleared", c->name,
 	    (unsigned long long)atomic_load(&run->unrecovered_workers));
@@ -627,17 +639,18 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 		cr_expect_gt(atomic_load(&run->outcomes[c->must_see]), 0,
 		    "%s: no request failed with %s", c->name, fh_outcome_name(c->must_see));
 	if (c->with_sub) {
-		cr_log_info("%s: events %llu dropped %llu (subscriber count %llu) down %llu up %llu",
+		cr_log_info(
+		    "%s: events %llu dropped %llu (subscriber count %llu) down %llu up %llu",
 		    c->name, (unsigned long long)atomic_load(&run->ev_events),
 		    (unsigned long long)atomic_load(&run->ev_dropped),
 		    (unsigned long long)fsesl_subscriber_dropped(run->sub),
 		    (unsigned long long)atomic_load(&run->ev_down),
 		    (unsigned long long)atomic_load(&run->ev_up));
-		cr_expect_eq(atomic_load(&run->sub_rc), 0, "%s: fsesl_subscriber_next: %d",
-		    c->name, atomic_load(&run->sub_rc));
+		cr_expect_eq(atomic_load(&run->sub_rc), 0, "%s: fsesl_subscriber_next: %d", c->name,
+		    atomic_load(&run->sub_rc));
 		if (c->need_events)
-			cr_expect_gt(atomic_load(&run->ev_events), 0, "%s: no event delivered",
-			    c->name);
+			cr_expect_gt(
+			    atomic_load(&run->ev_events), 0, "%s: no event delivered", c->name);
 		if (c->need_down_up) {
 			cr_expect_geq(atomic_load(&run->ev_down), 1, "%s: no DOWN notice", c->name);
 			cr_expect_eq(atomic_load(&run->ev_up), atomic_load(&run->ev_down),
@@ -673,8 +686,8 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 
 			if (calls == -1000)
 				continue; /* the submit call failed: no callback */
-			cr_expect_eq(calls, 1, "%s: async request %llu completed %d times",
-			    c->name, (unsigned long long)i, calls);
+			cr_expect_eq(calls, 1, "%s: async request %llu completed %d times", c->name,
+			    (unsigned long long)i, calls);
 			if (calls != 1)
 				break;
 		}

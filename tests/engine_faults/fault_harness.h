@@ -24,7 +24,7 @@
 /* Outcome buckets: index 0 is success, the rest one per error code. */
 enum fh_outcome {
 	FH_OK = 0,
-	FH_MISMATCH,      /* a reply that is not this request's: must stay 0 */
+	FH_MISMATCH, /* a reply that is not this request's: must stay 0 */
 	FH_ETIMEDOUT,
 	FH_EDISCONNECTED,
 	FH_ENOTCONNECTED,
@@ -35,8 +35,8 @@ enum fh_outcome {
 	FH_EPROTO,
 	FH_ESHUTDOWN,
 	FH_EAGAIN,
-	FH_ECONNRESET,    /* -ECONNRESET / -EPIPE: lost while connecting */
-	FH_OTHER,         /* any other code: never expected */
+	FH_ECONNRESET, /* -ECONNRESET / -EPIPE: lost while connecting */
+	FH_OTHER, /* any other code: never expected */
 	FH__COUNT
 };
 
@@ -61,16 +61,16 @@ struct fh_env {
 
 /* Sim options for fh_start(); zero-initialised means defaults. */
 struct fh_opts {
-	unsigned int sim_heartbeat_ms;  /* 0: none */
-	unsigned int cmd_timeout_ms;    /* 0: 300 */
+	unsigned int sim_heartbeat_ms; /* 0: none */
+	unsigned int cmd_timeout_ms; /* 0: 300 */
 	unsigned int connect_timeout_ms; /* 0: 300 */
 	unsigned int heartbeat_miss_limit; /* 0: engine default */
-	unsigned int max_abandoned;     /* 0: 16 */
-	unsigned int connections;       /* 0: 1 (connections_per_server) */
-	unsigned int max_in_flight;     /* 0: engine default (64) */
-	bool poll_wait;                 /* wait_mode=poll (OpenSIPS style) */
-	bool no_server;                 /* do not fsesl_server_get() */
-	const char *password;           /* NULL: ClueCon */
+	unsigned int max_abandoned; /* 0: 16 */
+	unsigned int connections; /* 0: 1 (connections_per_server) */
+	unsigned int max_in_flight; /* 0: engine default (64) */
+	bool poll_wait; /* wait_mode=poll (OpenSIPS style) */
+	bool no_server; /* do not fsesl_server_get() */
+	const char *password; /* NULL: ClueCon */
 };
 
 /* Counts fds and threads, starts the simulator and an engine, gets the
@@ -144,15 +144,15 @@ struct fh_case {
 	uint64_t a, b;
 	bool kill_after_inject; /* force reconnects into the fault */
 	unsigned int fault_cmds; /* commands the controller runs through the fault */
-	unsigned int allowed;    /* bitmask of 1u << FH_* outcomes allowed */
-	bool need_error;         /* the fault must produce at least one error */
+	unsigned int allowed; /* bitmask of 1u << FH_* outcomes allowed */
+	bool need_error; /* the fault must produce at least one error */
 	bool with_sub;
 	const char *sub_event;
 	bool with_async;
-	bool need_reconnect;     /* the engine's stats must show a reconnect */
-	int must_see;            /* FH_* outcome that must occur (0: none) */
-	bool need_events;        /* the subscriber must receive events */
-	bool need_down_up;       /* the subscriber must hear DOWN, then UP */
+	bool need_reconnect; /* the engine's stats must show a reconnect */
+	int must_see; /* FH_* outcome that must occur (0: none) */
+	bool need_events; /* the subscriber must receive events */
+	bool need_down_up; /* the subscriber must hear DOWN, then UP */
 	/* Instead of fsesl_sim_fault(fault): custom inject / clear steps
 	 * (for faults that are not the simulator's, e.g. a wrong password). */
 	void (*inject)(struct fh_env *env);

@@ -39,8 +39,7 @@ static void expect_nothing_sent(struct fh_env *env, const char *const *bad, size
 	size_t n;
 	bool marker = false;
 
-	cr_assert(fh_echo_once(env, "marker-end", -1, NULL) == FH_OK,
-	    "the marker command failed");
+	cr_assert(fh_echo_once(env, "marker-end", -1, NULL) == FH_OK, "the marker command failed");
 	n = fsesl_sim_recorded(env->sim, &lines);
 	for (size_t i = 0; i < n; i++) {
 		if (strstr(lines[i], "marker-end") != NULL)
@@ -89,7 +88,7 @@ Test(bad_input, null_and_empty_commands)
 	rc = fsesl_command(env.e, env.srv, NULL, NULL, &r);
 	cr_expect_eq(rc, -EINVAL, "command NULL: %d", rc);
 	{
-		struct fsesl_cmd c = { .line = NULL };
+		struct fsesl_cmd c = {.line = NULL};
 
 		rc = fsesl_command(env.e, env.srv, &c, NULL, &r);
 		cr_expect_eq(rc, -EINVAL, "command with NULL line: %d", rc);
@@ -107,7 +106,7 @@ Test(bad_input, oversize_commands)
 	struct fh_env env;
 	size_t big = 32u << 20; /* over every default limit */
 	char *cmd = malloc(big + 1);
-	struct fsesl_cmd c = { .line = "sendevent CUSTOM" };
+	struct fsesl_cmd c = {.line = "sendevent CUSTOM"};
 	fsesl_reply *r = NULL;
 	int rc;
 
@@ -126,7 +125,7 @@ Test(bad_input, oversize_commands)
 	cr_expect_eq(rc, FSESL_ETOOBIG, "body: %d", rc);
 	free(cmd);
 	{
-		static const char *const bad[] = { "AAAAAAAAAAAAAAAA", "sendevent" };
+		static const char *const bad[] = {"AAAAAAAAAAAAAAAA", "sendevent"};
 
 		expect_nothing_sent(&env, bad, 2);
 	}
@@ -136,20 +135,20 @@ Test(bad_input, oversize_commands)
 Test(bad_input, injection_refused)
 {
 	static const char *const inj[] = {
-		"echo a\nINJECTED: 1",
-		"echo a\r\n\r\napi INJECTED",
-		"echo a\n\napi INJECTED",
-		"echo a\rINJECTED",
-		"echo a\n",
+	    "echo a\nINJECTED: 1",
+	    "echo a\r\n\r\napi INJECTED",
+	    "echo a\n\napi INJECTED",
+	    "echo a\rINJECTED",
+	    "echo a\n",
 	};
 	static const char *const unl[] = {
-		"unload mod_event_socket",
-		"reload mod_event_socket",
-		"RELOAD Mod_Event_Socket",
-		"echo x unload y mod_event_socket",
+	    "unload mod_event_socket",
+	    "reload mod_event_socket",
+	    "RELOAD Mod_Event_Socket",
+	    "echo x unload y mod_event_socket",
 	};
-	static const char *const bad[] = { "INJECTED", "mod_event_socket",
-		"Mod_Event_Socket", "unload", "reload", "RELOAD" };
+	static const char *const bad[] = {
+	    "INJECTED", "mod_event_socket", "Mod_Event_Socket", "unload", "reload", "RELOAD"};
 	struct fh_env env;
 	fsesl_reply *r = NULL;
 	int rc;
@@ -170,13 +169,13 @@ Test(bad_input, injection_refused)
 
 	/* Generic commands: the line, header names and values. */
 	{
-		struct fsesl_header h_val = { "X-Ok", 4, "a\nINJECTED: 1", 13 };
-		struct fsesl_header h_nul = { "X-Ok", 4, "a\0INJECTED", 10 };
-		struct fsesl_header h_colon = { "X:INJECTED", 10, "v", 1 };
-		struct fsesl_header h_lfname = { "X\nINJECTED", 10, "v", 1 };
-		struct fsesl_header h_cl = { "Content-Length", 14, "5", 1 };
-		struct fsesl_header h_unl = { "X-Note", 6, "unload mod_event_socket", 23 };
-		struct fsesl_cmd c = { .line = "sendevent CUSTOM" };
+		struct fsesl_header h_val = {"X-Ok", 4, "a\nINJECTED: 1", 13};
+		struct fsesl_header h_nul = {"X-Ok", 4, "a\0INJECTED", 10};
+		struct fsesl_header h_colon = {"X:INJECTED", 10, "v", 1};
+		struct fsesl_header h_lfname = {"X\nINJECTED", 10, "v", 1};
+		struct fsesl_header h_cl = {"Content-Length", 14, "5", 1};
+		struct fsesl_header h_unl = {"X-Note", 6, "unload mod_event_socket", 23};
+		struct fsesl_cmd c = {.line = "sendevent CUSTOM"};
 
 		c.line = "sendevent CUSTOM\n\napi INJECTED";
 		rc = fsesl_command(env.e, env.srv, &c, NULL, &r);
@@ -214,14 +213,14 @@ Test(bad_input, injection_refused)
 
 Test(bad_input, injection_refused_in_subscriptions)
 {
-	static const char *const bad[] = { "INJECTED" };
+	static const char *const bad[] = {"INJECTED"};
 	struct fh_env env;
 	int rc;
 
 	start_recording(&env);
 	{
 		fsesl_subscriber *s = NULL;
-		fsesl_sub_opts so = { 0 };
+		fsesl_sub_opts so = {0};
 
 		rc = fsesl_subscriber_create(env.e, "inj", &so, &s);
 		cr_assert_eq(rc, 0, "fsesl_subscriber_create: %d", rc);
@@ -240,26 +239,26 @@ Test(bad_input, injection_refused_in_subscriptions)
 Test(bad_input, malformed_urls)
 {
 	static const char *const urls[] = {
-		"",
-		"fs://",
-		"fs:/",
-		"http://:pw@127.0.0.1:8021",
-		"fs://:pw@",
-		"fs://:pw@:8021",
-		"fs://:pw@127.0.0.1:0",
-		"fs://:pw@127.0.0.1:65536",
-		"fs://:pw@127.0.0.1:99999999999999999999",
-		"fs://:pw@127.0.0.1:80x",
-		"fs://:pw@127.0.0.1:-1",
-		"fs://:pw@[::1",
-		"fs://:pw@[::1]x",
-		"fs://:pw@127.0.0.1:8021?",
-		"fs://:p%zzw@127.0.0.1",
-		"fs://:pw@host name",
-		"fs://:pw@host\nname",
+	    "",
+	    "fs://",
+	    "fs:/",
+	    "http://:pw@127.0.0.1:8021",
+	    "fs://:pw@",
+	    "fs://:pw@:8021",
+	    "fs://:pw@127.0.0.1:0",
+	    "fs://:pw@127.0.0.1:65536",
+	    "fs://:pw@127.0.0.1:99999999999999999999",
+	    "fs://:pw@127.0.0.1:80x",
+	    "fs://:pw@127.0.0.1:-1",
+	    "fs://:pw@[::1",
+	    "fs://:pw@[::1]x",
+	    "fs://:pw@127.0.0.1:8021?",
+	    "fs://:p%zzw@127.0.0.1",
+	    "fs://:pw@host name",
+	    "fs://:pw@host\nname",
 	};
 	struct fh_env env;
-	struct fh_opts o = { .no_server = true };
+	struct fh_opts o = {.no_server = true};
 	fsesl_server_t h = 0;
 	int rc;
 
@@ -288,19 +287,18 @@ Test(bad_input, password_injection_never_sent)
 	/* A password with an encoded LF would put a second command after
 	 * `auth`: refused at get(), or at the latest before the auth line. */
 	struct fh_env env;
-	struct fh_opts o = { .no_server = true };
-	static const char *const bad[] = { "INJECTED" };
+	struct fh_opts o = {.no_server = true};
+	static const char *const bad[] = {"INJECTED"};
 	char url[160];
 	fsesl_server_t h = 0;
 	int rc;
 
 	fh_start(&env, &o);
 	fsesl_sim_record_commands(env.sim, true);
-	snprintf(url, sizeof(url), "fs://:pw%%0A%%0Aapi%%20INJECTED@127.0.0.1:%u",
-	    (unsigned)env.port);
+	snprintf(
+	    url, sizeof(url), "fs://:pw%%0A%%0Aapi%%20INJECTED@127.0.0.1:%u", (unsigned)env.port);
 	rc = fsesl_server_get(env.e, url, &h);
-	cr_expect(rc == FSESL_EURL || rc == FSESL_EINJECTION, "get: %d %s", rc,
-	    fsesl_strerror(rc));
+	cr_expect(rc == FSESL_EURL || rc == FSESL_EINJECTION, "get: %d %s", rc, fsesl_strerror(rc));
 	if (rc == 0) {
 		fsesl_reply *r = NULL;
 
@@ -324,7 +322,7 @@ Test(bad_input, stale_handles)
 	fsesl_server_stats st;
 	fsesl_reply *r = NULL;
 	fsesl_subscriber *s = NULL;
-	fsesl_sub_opts so = { 0 };
+	fsesl_sub_opts so = {0};
 	char url[128];
 	int rc;
 
@@ -365,20 +363,20 @@ Test(bad_input, stale_handles)
 Test(bad_input, bad_settings)
 {
 	static const char *const bad[][2] = {
-		{ "no_such_setting", "1" },
-		{ "esl_cmd_timeout", "" },
-		{ "esl_cmd_timeout", "abc" },
-		{ "esl_cmd_timeout", "-1" },
-		{ "esl_cmd_timeout", "0" },
-		{ "esl_cmd_timeout", "99999999999999999999999" },
-		{ "esl_cmd_timeout", "10ms" },
-		{ "ring_size", "1000" },
-		{ "ring_size", "0" },
-		{ "wait_mode", "spin" },
-		{ "log_level", "loud" },
-		{ "backoff", "1,2,3,4,5,6,7,8,9" },
-		{ "backoff", "x" },
-		{ "max_body_bytes", "1" },
+	    {"no_such_setting", "1"},
+	    {"esl_cmd_timeout", ""},
+	    {"esl_cmd_timeout", "abc"},
+	    {"esl_cmd_timeout", "-1"},
+	    {"esl_cmd_timeout", "0"},
+	    {"esl_cmd_timeout", "99999999999999999999999"},
+	    {"esl_cmd_timeout", "10ms"},
+	    {"ring_size", "1000"},
+	    {"ring_size", "0"},
+	    {"wait_mode", "spin"},
+	    {"log_level", "loud"},
+	    {"backoff", "1,2,3,4,5,6,7,8,9"},
+	    {"backoff", "x"},
+	    {"max_body_bytes", "1"},
 	};
 	fsesl_config cfg, ref;
 	char err[128];
@@ -475,9 +473,10 @@ Test(bad_input, stop_with_callers_blocked)
 		if (st.in_flight + st.queued >= N + 1)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		cr_assert_lt(t.tv_sec - t0.tv_sec, 20, "requests never reached the engine "
-		    "(in_flight %llu queued %llu)", (unsigned long long)st.in_flight,
-		    (unsigned long long)st.queued);
+		cr_assert_lt(t.tv_sec - t0.tv_sec, 20,
+		    "requests never reached the engine "
+		    "(in_flight %llu queued %llu)",
+		    (unsigned long long)st.in_flight, (unsigned long long)st.queued);
 		sched_yield();
 	}
 
@@ -524,7 +523,7 @@ static void nested_cb(int status, const fsesl_reply *reply, void *ud)
 static void outer_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct in_cb *x = ud;
-	struct fsesl_cmd c = { .line = "api echo from-callback" };
+	struct fsesl_cmd c = {.line = "api echo from-callback"};
 	struct fsesl_event *ev = NULL;
 	fsesl_reply *r = NULL;
 
@@ -533,12 +532,10 @@ static void outer_cb(int status, const fsesl_reply *reply, void *ud)
 	x->api_rc = fsesl_api(x->env->e, x->env->srv, "echo from-callback", NULL, &r);
 	x->bgapi_rc = fsesl_bgapi(x->env->e, x->env->srv, "echo from-callback", NULL, &r);
 	x->cmd_rc = fsesl_command(x->env->e, x->env->srv, &c, NULL, &r);
-	x->job_rc = fsesl_bgapi_job(x->env->e, x->env->srv, "echo from-callback", 1000, NULL,
-	    &ev);
+	x->job_rc = fsesl_bgapi_job(x->env->e, x->env->srv, "echo from-callback", 1000, NULL, &ev);
 	x->stop_rc = fsesl_engine_stop(x->env->e);
 	/* Async submission is allowed from a callback. */
-	x->nested_rc = fsesl_api_async(x->env->e, x->env->srv, "echo nested", NULL, nested_cb,
-	    x);
+	x->nested_rc = fsesl_api_async(x->env->e, x->env->srv, "echo nested", NULL, nested_cb, x);
 	pthread_mutex_lock(&x->mu);
 	x->done++;
 	if (x->nested_rc != 0)

@@ -58,7 +58,8 @@ Test(cycles, restarts_do_not_grow_the_address_space, .timeout = 120)
 	cr_expect_lt(after - before, 256 * 1024,
 	    "VmSize grew %ld MiB over 100 engine start/stop cycles (%ld KiB per cycle): "
 	    "a thread left unjoined each time? (liburcu's call_rcu_data_free() does not "
-	    "join its worker)", (after - before) / 1024, (after - before) / 100);
+	    "join its worker)",
+	    (after - before) / 1024, (after - before) / 100);
 	cr_expect_eq(fh_count_threads(), threads);
 	cr_expect_eq(fh_count_fds(), fds);
 }

@@ -26,8 +26,9 @@
 #define B FH_BIT
 /* Errors any fault that breaks the connection may legitimately cause: a
  * reconnect on a loaded machine may also exceed the connect timeout. */
-#define CONN_LOSS (B(FH_EDISCONNECTED) | B(FH_ENOTCONNECTED) | B(FH_ETIMEDOUT) | \
-	B(FH_ECONNRESET) | B(FH_ECONNTIMEOUT))
+#define CONN_LOSS                                                                                  \
+	(B(FH_EDISCONNECTED) | B(FH_ENOTCONNECTED) | B(FH_ETIMEDOUT) | B(FH_ECONNRESET) |          \
+	    B(FH_ECONNTIMEOUT))
 
 static void run(const struct fh_case *c, const struct fh_opts *o)
 {
@@ -45,28 +46,38 @@ Test(faults, reply_delay)
 	 * engine must keep each abandoned request's FIFO place and throw
 	 * the late reply away, or every later reply would shift. A recycled
 	 * connection meets the delay on its auth reply too. */
-	struct fh_case c = { .name = "delay", .fault = FSESL_SIM_FAULT_DELAY, .a = 600,
-		.fault_cmds = 4, .allowed = CONN_LOSS, .need_error = true,
-		.with_async = true };
+	struct fh_case c = {.name = "delay",
+	    .fault = FSESL_SIM_FAULT_DELAY,
+	    .a = 600,
+	    .fault_cmds = 4,
+	    .allowed = CONN_LOSS,
+	    .need_error = true,
+	    .with_async = true};
 
 	run(&c, NULL);
 }
 
 Test(faults, stall)
 {
-	struct fh_case c = { .name = "stall", .fault = FSESL_SIM_FAULT_STALL,
-		.fault_cmds = 4, .allowed = CONN_LOSS,
-		.need_error = true, .with_async = true };
+	struct fh_case c = {.name = "stall",
+	    .fault = FSESL_SIM_FAULT_STALL,
+	    .fault_cmds = 4,
+	    .allowed = CONN_LOSS,
+	    .need_error = true,
+	    .with_async = true};
 
 	run(&c, NULL);
 }
 
 Test(faults, close_mid_frame)
 {
-	struct fh_case c = { .name = "close_mid_frame",
-		.fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME, .fault_cmds = 20,
-		.allowed = CONN_LOSS | B(FH_EPROTO), .need_error = true,
-		.need_reconnect = true, .with_async = true };
+	struct fh_case c = {.name = "close_mid_frame",
+	    .fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME,
+	    .fault_cmds = 20,
+	    .allowed = CONN_LOSS | B(FH_EPROTO),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .with_async = true};
 
 	run(&c, NULL);
 }
@@ -75,19 +86,27 @@ Test(faults, close_after_messages)
 {
 	/* Every connection, new ones included, dies after 40 messages:
 	 * repeated reconnects under load. */
-	struct fh_case c = { .name = "close_after_msgs",
-		.fault = FSESL_SIM_FAULT_CLOSE_AFTER_MSGS, .a = 40, .fault_cmds = 100,
-		.allowed = CONN_LOSS | B(FH_EPROTO), .need_error = true,
-		.need_reconnect = true };
+	struct fh_case c = {.name = "close_after_msgs",
+	    .fault = FSESL_SIM_FAULT_CLOSE_AFTER_MSGS,
+	    .a = 40,
+	    .fault_cmds = 100,
+	    .allowed = CONN_LOSS | B(FH_EPROTO),
+	    .need_error = true,
+	    .need_reconnect = true};
 
 	run(&c, NULL);
 }
 
 Test(faults, garbage_bytes)
 {
-	struct fh_case c = { .name = "garbage", .fault = FSESL_SIM_FAULT_GARBAGE, .a = 64,
-		.fault_cmds = 20, .allowed = CONN_LOSS | B(FH_EPROTO), .need_error = true,
-		.need_reconnect = true, .with_async = true };
+	struct fh_case c = {.name = "garbage",
+	    .fault = FSESL_SIM_FAULT_GARBAGE,
+	    .a = 64,
+	    .fault_cmds = 20,
+	    .allowed = CONN_LOSS | B(FH_EPROTO),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .with_async = true};
 
 	run(&c, NULL);
 }
@@ -97,52 +116,72 @@ Test(faults, tiny_writes)
 	/* Replies in 1-byte pieces must be reassembled, never misframed.
 	 * Slowness may cost timeouts, and enough of them (max_abandoned) a
 	 * recycled connection; nothing else. */
-	struct fh_case c = { .name = "tiny_writes", .fault = FSESL_SIM_FAULT_TINY_WRITES,
-		.a = 1, .b = 0, .fault_cmds = 200, .allowed = CONN_LOSS,
-		.with_async = true };
+	struct fh_case c = {.name = "tiny_writes",
+	    .fault = FSESL_SIM_FAULT_TINY_WRITES,
+	    .a = 1,
+	    .b = 0,
+	    .fault_cmds = 200,
+	    .allowed = CONN_LOSS,
+	    .with_async = true};
 
 	run(&c, NULL);
 }
 
 Test(faults, rude_rejection)
 {
-	struct fh_case c = { .name = "rude_reject", .fault = FSESL_SIM_FAULT_RUDE_REJECT,
-		.kill_after_inject = true, .fault_cmds = 6,
-		.allowed = CONN_LOSS | B(FH_EREJECTED), .need_error = true,
-		.need_reconnect = true,
-		.must_see = FH_EREJECTED };
+	struct fh_case c = {.name = "rude_reject",
+	    .fault = FSESL_SIM_FAULT_RUDE_REJECT,
+	    .kill_after_inject = true,
+	    .fault_cmds = 6,
+	    .allowed = CONN_LOSS | B(FH_EREJECTED),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .must_see = FH_EREJECTED};
 
 	run(&c, NULL);
 }
 
 Test(faults, refused_connection)
 {
-	struct fh_case c = { .name = "refuse", .fault = FSESL_SIM_FAULT_REFUSE,
-		.kill_after_inject = true, .fault_cmds = 6,
-		.allowed = CONN_LOSS | B(FH_ECONNREFUSED), .need_error = true,
-		.need_reconnect = true,
-		.must_see = FH_ECONNREFUSED };
+	struct fh_case c = {.name = "refuse",
+	    .fault = FSESL_SIM_FAULT_REFUSE,
+	    .kill_after_inject = true,
+	    .fault_cmds = 6,
+	    .allowed = CONN_LOSS | B(FH_ECONNREFUSED),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .must_see = FH_ECONNREFUSED};
 
 	run(&c, NULL);
 }
 
 Test(faults, silent_accept)
 {
-	struct fh_case c = { .name = "silent_accept", .fault = FSESL_SIM_FAULT_SILENT_ACCEPT,
-		.kill_after_inject = true, .fault_cmds = 4,
-		.allowed = CONN_LOSS, .need_error = true, .need_reconnect = true,
-		.must_see = FH_ECONNTIMEOUT };
+	struct fh_case c = {.name = "silent_accept",
+	    .fault = FSESL_SIM_FAULT_SILENT_ACCEPT,
+	    .kill_after_inject = true,
+	    .fault_cmds = 4,
+	    .allowed = CONN_LOSS,
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .must_see = FH_ECONNTIMEOUT};
 
 	run(&c, NULL);
 }
 
 Test(faults, server_restart)
 {
-	struct fh_case c = { .name = "kill_all", .fault = FSESL_SIM_FAULT_KILL_ALL,
-		.fault_cmds = 50, .allowed = CONN_LOSS, .need_reconnect = true,
-		.with_sub = true, .sub_event = "HEARTBEAT", .with_async = true,
-		.need_events = true, .need_down_up = true };
-	struct fh_opts o = { .sim_heartbeat_ms = 100 };
+	struct fh_case c = {.name = "kill_all",
+	    .fault = FSESL_SIM_FAULT_KILL_ALL,
+	    .fault_cmds = 50,
+	    .allowed = CONN_LOSS,
+	    .need_reconnect = true,
+	    .with_sub = true,
+	    .sub_event = "HEARTBEAT",
+	    .with_async = true,
+	    .need_events = true,
+	    .need_down_up = true};
+	struct fh_opts o = {.sim_heartbeat_ms = 100};
 
 	run(&c, &o);
 }
@@ -151,10 +190,15 @@ Test(faults, event_flood)
 {
 	/* 20,000 events/s into a 256-deep subscriber queue: commands keep
 	 * working and the subscriber hears about what it lost. */
-	struct fh_case c = { .name = "event_flood", .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
-		.a = 20000, .fault_cmds = 400, .allowed = CONN_LOSS,
-		.with_sub = true, .sub_event = "CUSTOM sim::flood", .with_async = true,
-		.need_events = true };
+	struct fh_case c = {.name = "event_flood",
+	    .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
+	    .a = 20000,
+	    .fault_cmds = 400,
+	    .allowed = CONN_LOSS,
+	    .with_sub = true,
+	    .sub_event = "CUSTOM sim::flood",
+	    .with_async = true,
+	    .need_events = true};
 
 	run(&c, NULL);
 }
@@ -165,20 +209,28 @@ Test(faults, server_restart_4_connections)
 {
 	/* Each connection keeps its own FIFO: a restart must fail or
 	 * complete each request on the connection that carried it. */
-	struct fh_case c = { .name = "kill_all_4conns", .fault = FSESL_SIM_FAULT_KILL_ALL,
-		.fault_cmds = 50, .allowed = CONN_LOSS, .need_reconnect = true,
-		.with_async = true };
-	struct fh_opts o = { .connections = 4 };
+	struct fh_case c = {.name = "kill_all_4conns",
+	    .fault = FSESL_SIM_FAULT_KILL_ALL,
+	    .fault_cmds = 50,
+	    .allowed = CONN_LOSS,
+	    .need_reconnect = true,
+	    .with_async = true};
+	struct fh_opts o = {.connections = 4};
 
 	run(&c, &o);
 }
 
 Test(faults, garbage_bytes_4_connections)
 {
-	struct fh_case c = { .name = "garbage_4conns", .fault = FSESL_SIM_FAULT_GARBAGE,
-		.a = 64, .fault_cmds = 20, .allowed = CONN_LOSS | B(FH_EPROTO),
-		.need_error = true, .need_reconnect = true, .with_async = true };
-	struct fh_opts o = { .connections = 4 };
+	struct fh_case c = {.name = "garbage_4conns",
+	    .fault = FSESL_SIM_FAULT_GARBAGE,
+	    .a = 64,
+	    .fault_cmds = 20,
+	    .allowed = CONN_LOSS | B(FH_EPROTO),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .with_async = true};
+	struct fh_opts o = {.connections = 4};
 
 	run(&c, &o);
 }
@@ -188,20 +240,26 @@ Test(faults, server_restart_with_queued_requests)
 	/* max_in_flight 2 for 16 workers and 32 async requests: most
 	 * requests wait in the engine's queue, unwritten, when the server
 	 * dies; they must still complete exactly once. */
-	struct fh_case c = { .name = "kill_all_queued", .fault = FSESL_SIM_FAULT_KILL_ALL,
-		.fault_cmds = 50, .allowed = CONN_LOSS, .need_reconnect = true,
-		.with_async = true };
-	struct fh_opts o = { .max_in_flight = 2 };
+	struct fh_case c = {.name = "kill_all_queued",
+	    .fault = FSESL_SIM_FAULT_KILL_ALL,
+	    .fault_cmds = 50,
+	    .allowed = CONN_LOSS,
+	    .need_reconnect = true,
+	    .with_async = true};
+	struct fh_opts o = {.max_in_flight = 2};
 
 	run(&c, &o);
 }
 
 Test(faults, stall_with_queued_requests)
 {
-	struct fh_case c = { .name = "stall_queued", .fault = FSESL_SIM_FAULT_STALL,
-		.fault_cmds = 4, .allowed = CONN_LOSS, .need_error = true,
-		.with_async = true };
-	struct fh_opts o = { .max_in_flight = 2, .max_abandoned = 2 };
+	struct fh_case c = {.name = "stall_queued",
+	    .fault = FSESL_SIM_FAULT_STALL,
+	    .fault_cmds = 4,
+	    .allowed = CONN_LOSS,
+	    .need_error = true,
+	    .with_async = true};
+	struct fh_opts o = {.max_in_flight = 2, .max_abandoned = 2};
 
 	run(&c, &o);
 }
@@ -210,20 +268,27 @@ Test(faults, close_mid_frame_poll_wait)
 {
 	/* The OpenSIPS-compatible waiter (usleep polling) must see the same
 	 * exactly-once outcomes as the futex one. */
-	struct fh_case c = { .name = "close_mid_frame_poll",
-		.fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME, .fault_cmds = 20,
-		.allowed = CONN_LOSS | B(FH_EPROTO), .need_error = true,
-		.need_reconnect = true, .with_async = true };
-	struct fh_opts o = { .poll_wait = true };
+	struct fh_case c = {.name = "close_mid_frame_poll",
+	    .fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME,
+	    .fault_cmds = 20,
+	    .allowed = CONN_LOSS | B(FH_EPROTO),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .with_async = true};
+	struct fh_opts o = {.poll_wait = true};
 
 	run(&c, &o);
 }
 
 Test(faults, reply_delay_poll_wait)
 {
-	struct fh_case c = { .name = "delay_poll", .fault = FSESL_SIM_FAULT_DELAY, .a = 600,
-		.fault_cmds = 4, .allowed = CONN_LOSS, .need_error = true };
-	struct fh_opts o = { .poll_wait = true };
+	struct fh_case c = {.name = "delay_poll",
+	    .fault = FSESL_SIM_FAULT_DELAY,
+	    .a = 600,
+	    .fault_cmds = 4,
+	    .allowed = CONN_LOSS,
+	    .need_error = true};
+	struct fh_opts o = {.poll_wait = true};
 
 	run(&c, &o);
 }
@@ -260,11 +325,14 @@ static void auth_clear(struct fh_env *env)
 
 Test(faults, auth_failure)
 {
-	struct fh_case c = { .name = "auth_failure", .inject = auth_inject,
-		.clear = auth_clear, .fault_cmds = 6,
-		.allowed = CONN_LOSS | B(FH_EAUTH), .need_error = true,
-		.need_reconnect = true,
-		.must_see = FH_EAUTH };
+	struct fh_case c = {.name = "auth_failure",
+	    .inject = auth_inject,
+	    .clear = auth_clear,
+	    .fault_cmds = 6,
+	    .allowed = CONN_LOSS | B(FH_EAUTH),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .must_see = FH_EAUTH};
 
 	run(&c, NULL);
 }
@@ -273,8 +341,8 @@ Test(faults, auth_failure)
 
 /* Waits (on the subscriber, bounded) until fsesl_server_load's validity
  * equals `want`. Counts DOWN/UP notices on the way. */
-static bool wait_load_valid(struct fh_env *env, fsesl_subscriber *s, bool want,
-    unsigned int max_waits, unsigned int *downs)
+static bool wait_load_valid(
+    struct fh_env *env, fsesl_subscriber *s, bool want, unsigned int max_waits, unsigned int *downs)
 {
 	for (unsigned int i = 0; i < max_waits; i++) {
 		fsesl_delivery d;
@@ -298,8 +366,8 @@ Test(faults, heartbeat_stops)
 {
 	/* The simulator beats every 100 ms; the engine expects one per
 	 * second and gives up after one missed interval. */
-	struct fh_opts o = { .sim_heartbeat_ms = 100, .heartbeat_miss_limit = 1 };
-	fsesl_sub_opts so = { 0 };
+	struct fh_opts o = {.sim_heartbeat_ms = 100, .heartbeat_miss_limit = 1};
+	fsesl_sub_opts so = {0};
 	fsesl_subscriber *s = NULL;
 	struct fh_env env;
 	unsigned int downs = 0;
@@ -312,8 +380,7 @@ Test(faults, heartbeat_stops)
 	rc = fsesl_subscribe(s, env.srv, "HEARTBEAT");
 	cr_assert_eq(rc, 0, "fsesl_subscribe: %d %s", rc, fsesl_strerror(rc));
 
-	cr_assert(wait_load_valid(&env, s, true, 100, &downs),
-	    "no valid load from heartbeats");
+	cr_assert(wait_load_valid(&env, s, true, 100, &downs), "no valid load from heartbeats");
 	cr_assert_eq(fsesl_sim_fault(env.sim, 0, FSESL_SIM_FAULT_NO_HEARTBEAT, 0, 0), 0);
 	cr_expect(wait_load_valid(&env, s, false, 100, &downs),
 	    "load still valid with heartbeats stopped");
@@ -364,7 +431,7 @@ static int job_once(struct job_run *jr, const char *tok)
 	if (rc == FSESL_EJOBLOST)
 		atomic_fetch_add(&jr->lost, 1);
 	else if (rc == FSESL_EDISCONNECTED || rc == FSESL_ENOTCONNECTED || rc == -ETIMEDOUT ||
-	    rc == FSESL_ECONNTIMEOUT || rc == -ECONNRESET)
+	         rc == FSESL_ECONNTIMEOUT || rc == -ECONNRESET)
 		atomic_fetch_add(&jr->conn, 1);
 	else {
 		atomic_fetch_add(&jr->other, 1);
@@ -430,9 +497,10 @@ Test(faults, bgapi_jobs_through_restart)
 	    (unsigned long long)jr->other);
 	cr_expect_eq(jr->ok + jr->mismatch + jr->lost + jr->conn + jr->other, jr->submitted);
 	cr_expect_eq(jr->mismatch, 0, "a job got another job's result");
-	cr_expect_eq(jr->other, 0, "unexpected job error %d %s", jr->other_rc,
-	    fsesl_strerror(jr->other_rc));
-	cr_expect_eq(jr->recovered, JOB_WORKERS, "workers without a job success after the restarts");
+	cr_expect_eq(
+	    jr->other, 0, "unexpected job error %d %s", jr->other_rc, fsesl_strerror(jr->other_rc));
+	cr_expect_eq(
+	    jr->recovered, JOB_WORKERS, "workers without a job success after the restarts");
 	fh_finish(&env);
 }
 
@@ -468,7 +536,7 @@ static void *queued_caller_main(void *arg)
 static void queued_flow(bool restart)
 {
 	enum { N = 8, WINDOW = 2 };
-	struct fh_opts o = { .max_in_flight = WINDOW };
+	struct fh_opts o = {.max_in_flight = WINDOW};
 	struct queued_caller q[N];
 	struct fh_env env;
 	fsesl_server_stats st;
@@ -477,8 +545,10 @@ static void queued_flow(bool restart)
 
 	fh_start(&env, &o);
 	cr_assert(fh_until_ok(&env, 1000000, 10000));
-	cr_assert_eq(fsesl_sim_fault(env.sim, 0,
-	    restart ? FSESL_SIM_FAULT_STALL : FSESL_SIM_FAULT_DELAY, restart ? 0 : 100, 0), 0);
+	cr_assert_eq(
+	    fsesl_sim_fault(env.sim, 0, restart ? FSESL_SIM_FAULT_STALL : FSESL_SIM_FAULT_DELAY,
+	        restart ? 0 : 100, 0),
+	    0);
 	for (unsigned int i = 0; i < N; i++) {
 		q[i].env = &env;
 		q[i].id = i;

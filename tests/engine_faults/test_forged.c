@@ -21,8 +21,8 @@ TestSuite(forged, .timeout = 60);
 /* Takes deliveries until an event named `name` whose header `hdr` equals
  * `val` arrives; counts every event named `name` carrying a Command header
  * on the way. Bounded by `max_waits` waits of 100 ms. */
-static bool until_marker(fsesl_subscriber *s, const char *name, const char *hdr,
-    const char *val, unsigned int max_waits, unsigned int *forged_seen)
+static bool until_marker(fsesl_subscriber *s, const char *name, const char *hdr, const char *val,
+    unsigned int max_waits, unsigned int *forged_seen)
 {
 	for (unsigned int i = 0; i < max_waits; i++) {
 		fsesl_delivery d;
@@ -50,17 +50,22 @@ static bool until_marker(fsesl_subscriber *s, const char *name, const char *hdr,
 Test(forged, heartbeat_dropped_and_counted)
 {
 	static const char *const forged_kv[] = {
-		"Command", "sendevent HEARTBEAT",
-		"Event-Calling-Function", "parse_command",
-		"Idle-CPU", "0.000000",
-		"Session-Count", "999",
-		"Max-Sessions", "1000",
-		"Event-Info", "forged",
+	    "Command",
+	    "sendevent HEARTBEAT",
+	    "Event-Calling-Function",
+	    "parse_command",
+	    "Idle-CPU",
+	    "0.000000",
+	    "Session-Count",
+	    "999",
+	    "Max-Sessions",
+	    "1000",
+	    "Event-Info",
+	    "forged",
 	};
-	struct fsesl_sim_load genuine = { .idle_cpu = 77.5, .session_count = 3,
-		.max_sessions = 500 };
+	struct fsesl_sim_load genuine = {.idle_cpu = 77.5, .session_count = 3, .max_sessions = 500};
 	struct fh_env env;
-	fsesl_sub_opts so = { 0 };
+	fsesl_sub_opts so = {0};
 	fsesl_subscriber *s = NULL;
 	fsesl_server_stats st;
 	fsesl_load ld;
@@ -78,8 +83,8 @@ Test(forged, heartbeat_dropped_and_counted)
 	(void)fsesl_server_load(env.e, env.srv, &ld);
 
 	fsesl_sim_set_load(env.sim, &genuine);
-	rc = fsesl_sim_fire_event(env.sim, "HEARTBEAT", NULL, forged_kv,
-	    sizeof(forged_kv) / sizeof(forged_kv[0]), NULL);
+	rc = fsesl_sim_fire_event(
+	    env.sim, "HEARTBEAT", NULL, forged_kv, sizeof(forged_kv) / sizeof(forged_kv[0]), NULL);
 	cr_assert_eq(rc, 0, "fsesl_sim_fire_event: %d", rc);
 	fsesl_sim_fire_heartbeat(env.sim); /* the genuine marker */
 	cr_assert(until_marker(s, "HEARTBEAT", "Event-Info", "System Ready", 100, &forged_seen),
@@ -103,18 +108,25 @@ Test(forged, heartbeat_dropped_and_counted)
 Test(forged, background_job_dropped_and_counted)
 {
 	static const char *const forged_kv[] = {
-		"Command", "sendevent BACKGROUND_JOB",
-		"Event-Calling-Function", "parse_command",
-		"Job-UUID", "forged-job",
-		"Job-Command", "status",
+	    "Command",
+	    "sendevent BACKGROUND_JOB",
+	    "Event-Calling-Function",
+	    "parse_command",
+	    "Job-UUID",
+	    "forged-job",
+	    "Job-Command",
+	    "status",
 	};
 	static const char *const genuine_kv[] = {
-		"Event-Calling-Function", "api_exec",
-		"Job-UUID", "marker-job",
-		"Job-Command", "status",
+	    "Event-Calling-Function",
+	    "api_exec",
+	    "Job-UUID",
+	    "marker-job",
+	    "Job-Command",
+	    "status",
 	};
 	struct fh_env env;
-	fsesl_sub_opts so = { 0 };
+	fsesl_sub_opts so = {0};
 	fsesl_subscriber *s = NULL;
 	fsesl_server_stats st;
 	unsigned int forged_seen = 0;

@@ -93,7 +93,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int wait_fd(int fd, short ev, int ms)
 {
-	struct pollfd p = { .fd = fd, .events = ev };
+	struct pollfd p = {.fd = fd, .events = ev};
 
 	return poll(&p, 1, ms) == 1 ? 0 : -1;
 }
