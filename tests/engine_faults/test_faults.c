@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -592,4 +593,84 @@ Test(faults, queued_requests_flow_when_places_free)
 Test(faults, queued_requests_flow_after_reconnect)
 {
 	queued_flow(true);
+}
+
+/* ---- async bgapi jobs: exactly one callback each, through restarts ---- */
+
+enum { AJ_N = 240, AJ_WINDOW = 16 };
+
+struct aj_slot {
+	char token[32];
+	_Atomic int calls;
+	_Atomic int status;
+	_Atomic int mismatch;
+};
+
+static struct aj_slot aj_slots[AJ_N];
+static sem_t aj_window;
+
+static void aj_cb(int status, const struct fsesl_event *ev, void *ud)
+{
+	struct aj_slot *sl = ud;
+
+	if (status == 0) {
+		size_t tl = strlen(sl->token), len = ev != NULL ? ev->body_len : 0;
+
+		if (ev != NULL && len == tl + 1 && ev->body[tl] == '\n')
+			len = tl;
+		if (ev == NULL || len != tl || memcmp(ev->body, sl->token, tl) != 0)
+			atomic_store(&sl->mismatch, 1);
+	}
+	atomic_store(&sl->status, status);
+	atomic_fetch_add(&sl->calls, 1);
+	sem_post(&aj_window);
+}
+
+Test(faults, bgapi_job_async_exactly_once)
+{
+	/* A job completes through its BACKGROUND_JOB, a lost connection
+	 * (FSESL_EJOBLOST), a timeout or the engine's stop: whichever comes
+	 * first must be the only callback. */
+	struct fh_env env;
+	unsigned int ok = 0, issued = 0;
+	int rc;
+
+	fh_start(&env, NULL);
+	cr_assert(fh_until_ok(&env, 1000000, 10000));
+	memset(aj_slots, 0, sizeof(aj_slots));
+	cr_assert_eq(sem_init(&aj_window, 0, AJ_WINDOW), 0);
+	for (unsigned int i = 0; i < AJ_N; i++) {
+		struct aj_slot *sl = &aj_slots[i];
+		char cmd[48];
+
+		cr_assert_eq(sem_wait(&aj_window), 0);
+		snprintf(sl->token, sizeof(sl->token), "aj-%u", i);
+		snprintf(cmd, sizeof(cmd), "echo %s", sl->token);
+		rc = fsesl_bgapi_job_async(env.e, env.srv, cmd, -1, NULL, aj_cb, sl);
+		if (rc != 0) {
+			atomic_store(&sl->calls, -1000); /* no callback for a failed call */
+			sem_post(&aj_window);
+		} else {
+			issued++;
+		}
+		if (i % 40 == 39)
+			cr_assert_eq(
+			    fsesl_sim_fault(env.sim, 0, FSESL_SIM_FAULT_KILL_ALL, 0, 0), 0);
+	}
+	/* Stop completes whatever is still pending. */
+	fh_finish(&env);
+	for (unsigned int i = 0; i < AJ_N; i++) {
+		int calls = atomic_load(&aj_slots[i].calls);
+
+		if (calls == -1000)
+			continue;
+		cr_expect_eq(calls, 1, "job %u: %d callbacks", i, calls);
+		cr_expect_eq(
+		    atomic_load(&aj_slots[i].mismatch), 0, "job %u: another job's result", i);
+		if (atomic_load(&aj_slots[i].status) == 0)
+			ok++;
+	}
+	cr_log_info("async jobs: issued %u ok %u", issued, ok);
+	cr_expect_gt(ok, 0);
+	sem_destroy(&aj_window);
 }
