@@ -756,12 +756,16 @@ fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 /* Subscriber API (any thread)                                           */
 /* ------------------------------------------------------------------ */
 
+/* The ring has one consumer: in callback mode that is the dispatcher. */
+static _Thread_local bool in_dispatcher;
+
 static void *
 dispatcher_main(void *arg)
 {
 	struct fsesl_subscriber *s = arg;
 	fsesl_delivery d;
 
+	in_dispatcher = true;
 	while (!atomic_load_explicit(&s->quit, memory_order_acquire)) {
 		if (fsesl_subscriber_next(s, &d, -1) != 1)
 			continue;
@@ -938,6 +942,8 @@ fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
 	if (!s || !d)
 		return -EINVAL;
 	memset(d, 0, sizeof(*d));
+	if (s->cb && !in_dispatcher)
+		return -EINVAL; /* callback mode: the dispatcher consumes */
 	if (timeout_ms > 0)
 		end = fsesl_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {

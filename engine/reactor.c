@@ -751,6 +751,9 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	r->next = NULL;
 	c->in_flight--;
 	FSESL_STAT_SUB(s->st.in_flight, 1);
+	/* A place is free: requests waiting for one move up this turn. */
+	if (s->q_head)
+		srv_mark_dirty(e, s);
 	if (r->kind != FSESL_REQ_CMD) {
 		fsesl_events_reply(e, r, m);
 		return;

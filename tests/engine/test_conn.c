@@ -318,3 +318,41 @@ Test(conn, pool_of_two_no_head_of_line, .timeout = 60)
 	cr_assert_eq(fsesl_engine_stop(e), 0);
 	fsesl_sim_stop(s);
 }
+
+static _Atomic int window_done, window_ok;
+
+static void
+window_cb(int status, const fsesl_reply *r, void *ud)
+{
+	(void)r;
+	(void)ud;
+	if (status == 0)
+		atomic_fetch_add(&window_ok, 1);
+	atomic_fetch_add(&window_done, 1);
+}
+
+/* More requests than places: each reply must pull the next one onto the
+ * wire, with no new submission to stir the engine. */
+Test(conn, queued_requests_move_up_as_places_free, .timeout = 60)
+{
+	uint16_t port;
+	fsesl_sim *s = et_sim(&port);
+	fsesl_config c = cfg_fast();
+	fsesl_engine *e;
+	fsesl_server_t h;
+	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
+	int i;
+
+	c.max_in_flight = 1;
+	e = et_engine(&c);
+	h = et_server(e, port, "ClueCon");
+	cr_assert_eq(et_echo(e, h, "warm", NULL), 0);
+	o.timeout_ms = 30000;
+	for (i = 0; i < 32; i++)
+		cr_assert_eq(fsesl_api_async(e, h, "echo queued", &o, window_cb, NULL), 0);
+	cr_assert(WAIT_UNTIL(atomic_load(&window_done) == 32, 20000));
+	cr_assert_eq(atomic_load(&window_ok), 32);
+	cr_assert_eq(fsesl_server_put(e, h), 0);
+	cr_assert_eq(fsesl_engine_stop(e), 0);
+	fsesl_sim_stop(s);
+}
