@@ -497,6 +497,53 @@ static void *sub_main(void *arg)
 	return NULL;
 }
 
+/* Callback mode: the engine's dispatcher thread runs this; it only
+ * counts, and posts a semaphore so that the controller can wait for the
+ * notices it needs without sleeping. */
+static sem_t sub_sem;
+
+static void sub_cb(const fsesl_delivery *d, void *ud)
+{
+	struct fh_run *run = ud;
+
+	switch (d->kind) {
+	case FSESL_NOTICE_EVENT:
+		atomic_fetch_add(&run->ev_events, 1);
+		break;
+	case FSESL_NOTICE_DROPPED:
+		atomic_fetch_add(&run->ev_dropped, d->count);
+		break;
+	case FSESL_NOTICE_DOWN:
+		atomic_fetch_add(&run->ev_down, 1);
+		break;
+	case FSESL_NOTICE_UP:
+		atomic_fetch_add(&run->ev_up, 1);
+		break;
+	}
+	sem_post(&sub_sem);
+}
+
+/* The callback-mode counterpart of sub_main()'s final drain. */
+static void sub_cb_drain(struct fh_run *run)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while (now_ms() < end) {
+		struct timespec ts;
+
+		if (atomic_load(&run->ev_down) <= atomic_load(&run->ev_up) &&
+		    (!run->need_events || atomic_load(&run->ev_events) > 0))
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)sem_timedwait(&sub_sem, &ts);
+	}
+}
+
 static void drive(struct fh_run *run, unsigned int n, const char *tag)
 {
 	char tok[48];
@@ -538,11 +585,17 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 
 		so.format = FSESL_EVFMT_PLAIN;
 		so.queue_size = 256;
+		if (c->sub_callback) {
+			cr_assert_eq(sem_init(&sub_sem, 0, 0), 0);
+			so.cb = sub_cb;
+			so.ud = run;
+		}
 		rc = fsesl_subscriber_create(env->e, c->name, &so, &run->sub);
 		cr_assert_eq(rc, 0, "fsesl_subscriber_create: %d %s", rc, fsesl_strerror(rc));
 		rc = fsesl_subscribe(run->sub, env->srv, c->sub_event ? c->sub_event : "HEARTBEAT");
 		cr_assert_eq(rc, 0, "fsesl_subscribe: %d %s", rc, fsesl_strerror(rc));
-		cr_assert_eq(pthread_create(&sub_tid, NULL, sub_main, run), 0);
+		if (!c->sub_callback)
+			cr_assert_eq(pthread_create(&sub_tid, NULL, sub_main, run), 0);
 	}
 	if (c->with_async) {
 		static struct fh_async_slot slots[FH_ASYNC_SLOTS];
@@ -600,8 +653,10 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	atomic_store_explicit(&run->phase, FH_PHASE_DONE, memory_order_release);
 	if (c->with_async)
 		pthread_join(async_tid, NULL);
-	if (c->with_sub)
+	if (c->with_sub && !c->sub_callback)
 		pthread_join(sub_tid, NULL);
+	else if (c->with_sub)
+		sub_cb_drain(run);
 
 	for (int o = 0; o < FH__COUNT; o++) {
 		uint64_t n = atomic_load(&run->outcomes[o]);
@@ -661,8 +716,11 @@ void fh_run_case(struct fh_env *env, const struct fh_case *c)
 	}
 
 	if (c->with_sub) {
+		/* In callback mode, destroy waits out a running callback. */
 		fsesl_subscriber_destroy(run->sub);
 		run->sub = NULL;
+		if (c->sub_callback)
+			sem_destroy(&sub_sem);
 	}
 	if (c->need_reconnect) {
 		fsesl_server_stats st;

@@ -147,6 +147,7 @@ struct fh_case {
 	unsigned int allowed; /* bitmask of 1u << FH_* outcomes allowed */
 	bool need_error; /* the fault must produce at least one error */
 	bool with_sub;
+	bool sub_callback; /* callback mode (dispatcher thread), not a queue */
 	const char *sub_event;
 	bool with_async;
 	bool need_reconnect; /* the engine's stats must show a reconnect */

@@ -204,6 +204,40 @@ Test(faults, event_flood)
 	run(&c, NULL);
 }
 
+Test(faults, event_flood_callback_subscriber)
+{
+	/* The same flood into a subscriber whose callback runs on the
+	 * engine's dispatcher thread. */
+	struct fh_case c = {.name = "event_flood_cb",
+	    .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
+	    .a = 20000,
+	    .fault_cmds = 400,
+	    .allowed = CONN_LOSS,
+	    .with_sub = true,
+	    .sub_callback = true,
+	    .sub_event = "CUSTOM sim::flood",
+	    .need_events = true};
+
+	run(&c, NULL);
+}
+
+Test(faults, server_restart_callback_subscriber)
+{
+	struct fh_case c = {.name = "kill_all_cb",
+	    .fault = FSESL_SIM_FAULT_KILL_ALL,
+	    .fault_cmds = 50,
+	    .allowed = CONN_LOSS,
+	    .need_reconnect = true,
+	    .with_sub = true,
+	    .sub_callback = true,
+	    .sub_event = "HEARTBEAT",
+	    .need_events = true,
+	    .need_down_up = true};
+	struct fh_opts o = {.sim_heartbeat_ms = 100};
+
+	run(&c, &o);
+}
+
 /* ---- the same faults with several connections, and with polling waits ---- */
 
 Test(faults, server_restart_4_connections)
