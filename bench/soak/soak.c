@@ -53,6 +53,7 @@ enum outcome {
 	O_EPROTO,
 	O_ESHUTDOWN,
 	O_EAGAIN,
+	O_ECONNRESET,
 	O_OTHER,
 	O__COUNT
 };
@@ -70,6 +71,7 @@ static const char *const outcome_name[O__COUNT] = {
     "EPROTO",
     "ESHUTDOWN",
     "EAGAIN",
+    "ECONNRESET",
     "other",
 };
 
@@ -98,6 +100,9 @@ static int outcome_of(int rc)
 		return O_ESHUTDOWN;
 	case -EAGAIN:
 		return O_EAGAIN;
+	case -ECONNRESET:
+	case -EPIPE:
+		return O_ECONNRESET; /* lost while connecting, before READY */
 	default:
 		return O_OTHER;
 	}
