@@ -149,12 +149,10 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	itv = e->cfg.esl_cmd_polling_itv;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
-	/* Window: see engine.c's shutdown handshake. seq_cst pairs with
-	 * stop()'s store and the reactor's load. */
-	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
-		err = FSESL_ESHUTDOWN;
-		goto out_leave;
+	err = fsesl_window_enter(e);
+	if (err) {
+		free(r);
+		return err;
 	}
 	err = fsesl_srv_acquire(e, h, &s);
 	if (err)
@@ -163,8 +161,7 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	r->submit_ns = fsesl_mono_ns();
 	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
 	err = fsesl_submit(e, r, opts && opts->nonblock, &dl);
-	/* release: our push happens before the reactor's last drain. */
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	if (err) {
 		fsesl_srv_unref(s);
 		free(r);
@@ -194,7 +191,7 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 		fsesl_req_free(r);
 	return err;
 out_leave:
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	free(r);
 	return err;
 }
@@ -215,10 +212,10 @@ run_async(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 		return err;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_req_set_async(r, cb, ud);
-	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
-		err = FSESL_ESHUTDOWN;
-		goto out_leave;
+	err = fsesl_window_enter(e);
+	if (err) {
+		free(r);
+		return err;
 	}
 	err = fsesl_srv_acquire(e, h, &s);
 	if (err)
@@ -227,14 +224,14 @@ run_async(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	r->submit_ns = fsesl_mono_ns();
 	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
 	err = fsesl_submit(e, r, opts && opts->nonblock, &dl);
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	if (err) {
 		fsesl_srv_unref(s);
 		free(r);
 	}
 	return err;
 out_leave:
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	free(r);
 	return err;
 }
@@ -309,10 +306,10 @@ fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
 	}
 	r->timeout_ms = timeout_ms ? timeout_ms : e->cfg.esl_cmd_timeout;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
-	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
-		err = FSESL_ESHUTDOWN;
-		goto out_leave;
+	err = fsesl_window_enter(e);
+	if (err) {
+		free(r);
+		return err;
 	}
 	if (h != 0 || r->kind != FSESL_REQ_SUBDESTROY) {
 		err = fsesl_srv_acquire(e, h, &s);
@@ -323,7 +320,7 @@ fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
 	r->submit_ns = fsesl_mono_ns();
 	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
 	err = fsesl_submit(e, r, false, timeout_ms ? &dl : NULL);
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	if (err) {
 		if (s)
 			fsesl_srv_unref(s);
@@ -341,7 +338,7 @@ fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
 		fsesl_req_free(r);
 	return err;
 out_leave:
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	free(r);
 	return err;
 }
@@ -403,11 +400,9 @@ job_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 	struct fsesl_srv *s;
 	int err;
 
-	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
-		err = FSESL_ESHUTDOWN;
-		goto out;
-	}
+	err = fsesl_window_enter(e);
+	if (err)
+		return err;
 	err = fsesl_srv_acquire(e, h, &s);
 	if (err)
 		goto out;
@@ -418,7 +413,7 @@ job_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 	if (err)
 		fsesl_srv_unref(s);
 out:
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 	return err;
 }
 

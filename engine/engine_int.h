@@ -277,6 +277,32 @@ struct fsesl_engine {
 	struct call_rcu_data *crdp; /* the reactor's call_rcu worker */
 };
 
+/*
+ * The submit window (engine.c's shutdown handshake). enter: increment,
+ * then read `stopping`, both seq_cst: they pair with stop()'s store of
+ * `stopping` and the reactor's later load of in_submit, so either the
+ * caller sees the flag or the reactor sees the count. leave: release, so
+ * the caller's ring push is visible to the reactor's last drain.
+ */
+static inline int
+fsesl_window_enter(struct fsesl_engine *e)
+{
+
+	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
+		atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+		return FSESL_ESHUTDOWN;
+	}
+	return 0;
+}
+
+static inline void
+fsesl_window_leave(struct fsesl_engine *e)
+{
+
+	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+}
+
 /* Relaxed counter bump: every stat has one writer or tolerates races. */
 #define FSESL_STAT_ADD(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 #define FSESL_STAT_SUB(field, n) atomic_fetch_sub_explicit(&(field), (n), memory_order_relaxed)

@@ -280,22 +280,14 @@ static int
 enter(struct fsesl_engine *e)
 {
 
-	/* seq_cst pair: this increment, then the load of stopping; stop()
-	 * stores stopping, then the reactor loads in_submit. */
-	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
-		atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
-		return FSESL_ESHUTDOWN;
-	}
-	return 0;
+	return fsesl_window_enter(e);
 }
 
 static void
 leave(struct fsesl_engine *e)
 {
 
-	/* release: our ring pushes are visible to the reactor's last drain. */
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+	fsesl_window_leave(e);
 }
 
 int
