@@ -149,6 +149,8 @@ deliver(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, 
 			rang = true;
 		}
 	}
+	/* Relaxed: the dispatch loop holds a reference for as long as this
+	 * runs, and the ring push publishes the pointer (ck's fences). */
 	if (ev)
 		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
 	if (!sub->owed_drops && push(sub, kind, h, ev, 0)) {
@@ -1021,6 +1023,7 @@ fsesl_subscriber_destroy(fsesl_subscriber *s)
 		}
 	}
 	if (s->has_thr) {
+		/* release: pairs with the dispatcher's acquire load. */
 		atomic_store_explicit(&s->quit, true, memory_order_release);
 		/* Wake the dispatcher: write the eventfd directly, since the
 		 * coalescing flag may say "already signalled". */
@@ -1064,6 +1067,8 @@ fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 	err = fsesl_srv_acquire(e, srv, &s);
 	if (err)
 		return err;
+	/* Relaxed: a flag that only elects which caller asks the reactor;
+	 * the request itself goes through the ring. */
 	if (!atomic_load_explicit(&s->hb_wanted, memory_order_relaxed) &&
 	    !atomic_exchange_explicit(&s->hb_wanted, true, memory_order_relaxed))
 		want = true;
