@@ -212,3 +212,27 @@ Test(basic, stats_count)
 	cr_assert_geq(es.submitted, 10);
 	cr_assert_eq(fsesl_server_stats_get(eng, 0, &st), FSESL_EBADHANDLE);
 }
+
+/* A reply bigger than the read buffer (128 KiB): it grows, and the next
+ * reply is still in step. */
+Test(basic, large_reply)
+{
+	size_t n = 300 * 1024, len;
+	char *tok = malloc(n + 1);
+	char *cmd = malloc(n + 8);
+	fsesl_reply *r = NULL;
+	size_t i;
+
+	cr_assert(tok && cmd);
+	for (i = 0; i < n; i++)
+		tok[i] = (char)('a' + i % 26);
+	tok[n] = '\0';
+	snprintf(cmd, n + 8, "echo %s", tok);
+	cr_assert_eq(fsesl_api(eng, srv, cmd, NULL, &r), 0);
+	cr_assert_eq(memcmp(fsesl_reply_body(r, &len), tok, n), 0);
+	cr_assert_eq(len, n);
+	fsesl_reply_free(r);
+	cr_assert_eq(et_echo(eng, srv, "after-large", NULL), 0);
+	free(tok);
+	free(cmd);
+}
