@@ -391,13 +391,23 @@ pick_conn(struct fsesl_engine *e, struct fsesl_srv *s)
 {
 	struct fsesl_conn *best = NULL;
 	unsigned int i;
+	/* With a pool and subscriptions, connection 0 carries the events:
+	 * keep commands off it while another connection can take them, since
+	 * a busy pipeline starves the server's event flushing (§4.3). */
+	unsigned int first = s->n_conns > 1 && s->subs ? 1 : 0;
 
-	for (i = 0; i < s->n_conns; i++) {
+	for (i = first; i < s->n_conns; i++) {
 		struct fsesl_conn *c = &s->conns[i];
 
 		if (c->state != FSESL_CONN_READY || c->in_flight >= e->cfg.max_in_flight)
 			continue;
 		if (!best || c->in_flight < best->in_flight)
+			best = c;
+	}
+	if (!best && first) {
+		struct fsesl_conn *c = &s->conns[0];
+
+		if (c->state == FSESL_CONN_READY && c->in_flight < e->cfg.max_in_flight)
 			best = c;
 	}
 	return best;
