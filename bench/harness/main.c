@@ -72,7 +72,7 @@ static void usage(FILE *f)
 	    "                      with the simulator, off with --url; 0 off)\n"
 	    "  --in-flight N       commands in flight in that scenario (default 10 x N)\n"
 	    "  --polling-itv US    OpenSIPS esl_cmd_polling_itv of the baseline (default 1000)\n"
-	    "  --timeout-ms MS     a reply later than this counts as lost (default 5000)\n"
+	    "  --timeout-ms MS     a reply later than this counts as lost (default 30000)\n"
 	    "  --only LIST         run only these scenarios: exact names, families (bare,\n"
 	    "                      opensips, per_worker, futex, poll1000, poll100, async,\n"
 	    "                      many_conns) or globs ('futex_*'), comma-separated\n"
@@ -196,7 +196,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	c->o.duration_s = 1.5;
 	c->o.large_bytes = 4000;
 	c->o.password = "ClueCon";
-	c->o.timeout_ms = 5000;
+	c->o.timeout_ms = 30000; /* a stalled shared VM is not a lost reply */
 	c->workers[0] = 1, c->workers[1] = 16, c->workers[2] = 64, c->n_workers = 3;
 	c->windows[0] = 16, c->windows[1] = 64, c->n_windows = 2;
 	c->servers = 2;
