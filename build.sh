@@ -60,8 +60,11 @@ case "$cmd" in
   tsan)
     deps
     configure_build build-tsan -DFSESL_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+    # Criterion's runner cannot start under TSan (Criterion issue 274), so
+    # the TSan run covers the plain drivers labelled "tsan": the queues
+    # harness and the soak, which exercise every thread of the engine.
     TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
-      ctest --test-dir build-tsan --output-on-failure -j "$JOBS" "$@" ;;
+      ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -L tsan "$@" ;;
   fuzz)
     deps
     CC=clang configure_build build-fuzz -DFSESL_FUZZ=ON -DBUILD_TESTING=OFF

@@ -196,7 +196,6 @@ struct fsesl_srv {
 	struct fsesl_srv_stats st;
 
 	/* Reactor only. */
-	struct fsesl_req attach;    /* embedded control item */
 	_Atomic bool attach_sent;   /* the attach item was submitted */
 	bool attach_done;           /* ... and the reactor has taken it */
 	bool known;                 /* on the reactor's server list */
@@ -222,6 +221,9 @@ struct fsesl_srv {
 	unsigned int replay_pending; /* replayed subscriptions not answered yet */
 	bool up_pending;             /* UP notice once they are */
 	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
+	/* Last: struct fsesl_req ends in a flexible array, and a struct that
+	 * embeds one anywhere else is a GNU extension clang refuses. */
+	struct fsesl_req attach; /* embedded control item */
 };
 
 struct fsesl_handle {

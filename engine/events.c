@@ -43,7 +43,12 @@ struct fsesl_subscriber {
 	struct fsesl_ring_mpsc q; /* producer: the reactor only */
 	struct fsesl_doorbell db; /* consumer wake-up */
 	_Atomic uint64_t dropped;
-	uint64_t owed_drops; /* reactor only: DROPPED notice still to send */
+	/* Drops not yet reported. The reactor adds to it and, at the next
+	 * delivery, claims it (exchange) to queue a DROPPED notice in the gap's
+	 * place; a consumer that finds its queue empty claims it too, so a
+	 * subscriber learns of drops even when no further event comes. The
+	 * exchange makes each drop reported exactly once. */
+	_Atomic uint64_t owed_drops;
 	uint64_t stamp;      /* reactor only: one delivery per event */
 	fsesl_event_cb cb;
 	void *ud;
@@ -143,23 +148,26 @@ deliver(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, 
 {
 	bool rang = false;
 
-	if (sub->owed_drops) {
-		if (push(sub, FSESL_NOTICE_DROPPED, h, NULL, sub->owed_drops)) {
-			sub->owed_drops = 0;
+	if (atomic_load_explicit(&sub->owed_drops, memory_order_relaxed)) {
+		uint64_t owed = atomic_exchange_explicit(&sub->owed_drops, 0, memory_order_relaxed);
+
+		if (owed && push(sub, FSESL_NOTICE_DROPPED, h, NULL, owed))
 			rang = true;
-		}
+		else if (owed)
+			atomic_fetch_add_explicit(&sub->owed_drops, owed, memory_order_relaxed);
 	}
 	/* Relaxed: the dispatch loop holds a reference for as long as this
 	 * runs, and the ring push publishes the pointer (ck's fences). */
 	if (ev)
 		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
-	if (!sub->owed_drops && push(sub, kind, h, ev, 0)) {
+	if (!atomic_load_explicit(&sub->owed_drops, memory_order_relaxed) &&
+	    push(sub, kind, h, ev, 0)) {
 		rang = true;
 	} else {
 		if (ev)
 			atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_relaxed);
 		if (kind == FSESL_NOTICE_EVENT) {
-			sub->owed_drops++;
+			atomic_fetch_add_explicit(&sub->owed_drops, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&sub->dropped, 1, memory_order_relaxed);
 		}
 	}
@@ -579,8 +587,19 @@ fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		if (!s->hb_internal) {
 			s->hb_internal = true;
 			if (entry_add(s, NULL, 0, false, "HEARTBEAT", NULL) &&
-			    entry_users(s, false, "HEARTBEAT", NULL) == 1 && (c = event_conn(s)))
-				send_internal(e, c, false, "HEARTBEAT", NULL, false, FSESL_EVFMT_PLAIN);
+			    entry_users(s, false, "HEARTBEAT", NULL) == 1 && (c = event_conn(s))) {
+				if (r->op == FSESL_SUB_ADD) {
+					/* A worker asked: it returns once the server
+					 * has the subscription, like fsesl_subscribe,
+					 * so a heartbeat fired after the call counts. */
+					r->kind = FSESL_REQ_SUBCTL;
+					fsesl_rx_send_on(e, c, r);
+					break;
+				}
+				/* From a callback: nobody may wait on the reactor. */
+				send_internal(e, c, false, "HEARTBEAT", NULL, false,
+				    FSESL_EVFMT_PLAIN);
+			}
 		}
 		fsesl_rx_req_finish(e, r, 0);
 		break;
@@ -957,6 +976,18 @@ fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
 		(void)fsesl_doorbell_prepare_sleep(&s->db);
 		if (fsesl_ring_mpsc_dequeue(&s->q, &item))
 			break;
+		/* Drained: drops the reactor has not reported yet (no event
+		 * came after them to carry the notice) are reported now. */
+		{
+			uint64_t owed = atomic_exchange_explicit(&s->owed_drops, 0,
+			    memory_order_relaxed);
+
+			if (owed) {
+				d->kind = FSESL_NOTICE_DROPPED;
+				d->count = owed;
+				return 1;
+			}
+		}
 		if (timeout_ms == 0 || atomic_load_explicit(&s->quit, memory_order_acquire))
 			return 0;
 		wait = -1;
@@ -1086,14 +1117,20 @@ fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 	}
 	urcu_bp_read_unlock();
 	if (want) {
-		/* First call for this server: the engine subscribes itself;
-		 * nobody waits (the load is valid after the first beat). */
-		r = ctl_new(NULL, NULL, 0);
+		/* First call for this server: the engine subscribes itself and
+		 * waits for the server's +OK (the load is valid after the first
+		 * beat that follows). */
+		r = ctl_new("HEARTBEAT", NULL, 0);
 		if (r) {
+			const char *hb = "HEARTBEAT";
+			ssize_t n = fsesl_encode_event(r->buf, r->len, FSESL_EVFMT_PLAIN, &hb, 1);
+
 			r->kind = FSESL_REQ_HBWANT;
-			r->len = 0;
+			r->len = n > 0 ? (size_t)n : 0;
+			/* 0xff: from a callback, or not encodable: do not wait. */
+			r->op = n > 0 && !fsesl_on_reactor ? FSESL_SUB_ADD : 0xff;
 			r->sub = NULL;
-			err = fsesl_run_ctl(e, srv, r, 0);
+			err = fsesl_run_ctl(e, srv, r, e->cfg.esl_cmd_timeout);
 			if (err && err != -ETIMEDOUT)
 				atomic_store_explicit(&s->hb_wanted, false, memory_order_relaxed);
 		}

@@ -895,7 +895,11 @@ conn_parse(struct fsesl_engine *e, struct fsesl_conn *c)
 		used = fsesl_msg_parse(c->in.p + c->in.off, c->in.len - c->in.off, c->parse_last,
 		    &e->lim, &m, &perr);
 		if (used == FSESL_PARSE_PARTIAL) {
-			c->parse_last = c->in.len - c->in.off;
+			/* Resume the terminator search only while the header
+			 * block is incomplete; once it is (header_bytes set),
+			 * only the body is missing and the next call must look
+			 * at the headers again (proto/fsesl_proto.h). */
+			c->parse_last = m.header_bytes ? 0 : c->in.len - c->in.off;
 			break;
 		}
 		if (used < 0) {

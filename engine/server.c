@@ -542,16 +542,25 @@ void
 fsesl_registry_destroy(struct fsesl_engine *e)
 {
 	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
 	struct fsesl_handle *h;
 	struct fsesl_srv *s;
 
+	/* Step the iterator past a node before freeing it; and no
+	 * for_each_entry: its end test computes container_of(NULL). */
 	urcu_bp_read_lock();
-	cds_lfht_for_each_entry(e->handles, &it, h, node) {
-		if (cds_lfht_del(e->handles, &h->node) == 0)
+	cds_lfht_first(e->handles, &it);
+	while ((n = cds_lfht_iter_get_node(&it)) != NULL) {
+		h = caa_container_of(n, struct fsesl_handle, node);
+		cds_lfht_next(e->handles, &it);
+		if (cds_lfht_del(e->handles, n) == 0)
 			free(h);
 	}
-	cds_lfht_for_each_entry(e->servers, &it, s, node) {
-		if (cds_lfht_del(e->servers, &s->node) == 0)
+	cds_lfht_first(e->servers, &it);
+	while ((n = cds_lfht_iter_get_node(&it)) != NULL) {
+		s = caa_container_of(n, struct fsesl_srv, node);
+		cds_lfht_next(e->servers, &it);
+		if (cds_lfht_del(e->servers, n) == 0)
 			fsesl_srv_free_now(s);
 	}
 	urcu_bp_read_unlock();
