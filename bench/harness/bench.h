@@ -6,6 +6,7 @@
 #ifndef FSESL_BENCH_H
 #define FSESL_BENCH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -289,6 +290,27 @@ ssize_t encode_request(
 /* Checks a raw reply against its request; 0 ok, -1 mismatch (w updated). */
 int check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
     const struct rawreply *rep, unsigned large_bytes);
+
+/* ------------------------------------------------------------------ */
+/* Events on a real server (--url): paced sendevent (flood.c)           */
+/* ------------------------------------------------------------------ */
+
+#define FLOOD_SUBCLASS "sim::flood" /* the simulator's EVENT_FLOOD uses it too */
+
+struct flood {
+	struct rawconn c;
+	pthread_t tid;
+	_Atomic bool stop;
+	bool running;
+	unsigned rate;
+	uint64_t sent; /* read after flood_stop */
+	uint64_t errors; /* read after flood_stop */
+	char err[160];
+};
+/* Opens its own connection to t and fires CUSTOM FLOOD_SUBCLASS events at
+ * `rate` per second until flood_stop. 0 or negative (f->err says why). */
+int flood_start(struct flood *f, const struct bench_target *t, unsigned rate);
+void flood_stop(struct flood *f);
 
 /* ------------------------------------------------------------------ */
 /* Scenario runners                                                     */

@@ -167,8 +167,11 @@ static const char *cmd_line(
 struct drain {
 	fsesl_subscriber *sub;
 	_Atomic bool stop;
-	uint64_t events, dropped;
+	_Atomic uint64_t events; /* written by the drain thread only */
+	_Atomic uint64_t dropped;
 	uint64_t sent0; /* raw mode: the simulator's count at the start */
+	struct flood floods[BENCH_MAX_SERVERS]; /* --url: our own sendevents */
+	unsigned n_floods;
 	pthread_t tid;
 	bool running;
 	bool raw;
@@ -187,9 +190,11 @@ static void *drain_main(void *arg)
 			continue;
 		}
 		if (dl.kind == FSESL_NOTICE_EVENT)
-			d->events++;
+			/* Relaxed: a counter; drain_stop reads it after join, or
+			 * polls it only to see that it moved. */
+			atomic_fetch_add_explicit(&d->events, 1, memory_order_relaxed);
 		else if (dl.kind == FSESL_NOTICE_DROPPED)
-			d->dropped += dl.count;
+			atomic_fetch_add_explicit(&d->dropped, dl.count, memory_order_relaxed);
 		fsesl_delivery_release(&dl);
 	}
 	return NULL;
@@ -221,7 +226,7 @@ static int drain_start(
 		for (unsigned i = 0; rc == 0 && i < g->n_srv; i++) {
 			fsesl_reply *rep = NULL;
 			struct fsesl_cmd cmd = {
-			    "event plain CUSTOM sim::flood", NULL, 0, NULL, 0, 0};
+			    "event plain CUSTOM " FLOOD_SUBCLASS, NULL, 0, NULL, 0, 0};
 			rc = fsesl_command(g->e, g->srv[i], &cmd, NULL, &rep);
 			if (rc == 0 && fsesl_reply_ok(rep) != 1)
 				rc = FSESL_EREFUSED;
@@ -231,7 +236,7 @@ static int drain_start(
 		d->sent0 = env->sim ? simhost_events_sent() : 0;
 	} else {
 		for (unsigned i = 0; rc == 0 && i < g->n_srv; i++)
-			rc = fsesl_subscribe(d->sub, g->srv[i], "CUSTOM sim::flood");
+			rc = fsesl_subscribe(d->sub, g->srv[i], "CUSTOM " FLOOD_SUBCLASS);
 		if (rc == 0 && pthread_create(&d->tid, NULL, drain_main, d) != 0)
 			rc = -EAGAIN;
 		if (rc == 0)
@@ -243,15 +248,42 @@ static int drain_start(
 		r->errors++;
 		snprintf(r->first_error, sizeof(r->first_error), "event subscription: %s",
 		    fsesl_strerror(rc));
+		return rc;
 	}
-	return rc;
+	/* A real server: fire the events ourselves, split over its servers. */
+	for (unsigned i = 0; !env->sim && i < g->n_srv; i++) {
+		rc = flood_start(&d->floods[i], &env->targets[i], (rate + g->n_srv - 1) / g->n_srv);
+		if (rc != 0) {
+			r->errors++;
+			snprintf(r->first_error, sizeof(r->first_error), "event flood: %s",
+			    d->floods[i].err);
+			return rc;
+		}
+		d->n_floods++;
+	}
+	if (d->n_floods)
+		snprintf(r->note, sizeof(r->note),
+		    "events fired by our own sendevent connection (its CPU is in cpu/cmd)");
+	return 0;
 }
 
 static void drain_stop(struct drain *d, const struct bench_env *env, struct result *r)
 {
 	if (env->sim)
 		(void)simhost_flood(0);
+	for (unsigned i = 0; i < d->n_floods; i++) {
+		flood_stop(&d->floods[i]);
+		r->errors += d->floods[i].errors;
+		if (d->floods[i].errors && !r->first_error[0])
+			snprintf(r->first_error, sizeof(r->first_error), "%s", d->floods[i].err);
+	}
 	if (d->running) {
+		/* Events were fired: hold on (bounded) until the first arrives, so
+		 * that a stalled moment never reports a flood that did nothing. */
+		uint64_t limit = now_ns() + (uint64_t)env->o->timeout_ms * 1000000u;
+		while (!atomic_load_explicit(&d->events, memory_order_relaxed) &&
+		       !atomic_load_explicit(&d->dropped, memory_order_relaxed) && now_ns() < limit)
+			sleep_ns(1000000);
 		/* Release: pairs with the acquire load in drain_main(). */
 		atomic_store_explicit(&d->stop, true, memory_order_release);
 		pthread_join(d->tid, NULL);

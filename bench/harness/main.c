@@ -44,6 +44,7 @@ struct cli {
 	unsigned open_rate;
 	unsigned many_conns;
 	bool many_set;
+	bool event_rate_set;
 	unsigned in_flight;
 	unsigned polling_itv;
 	const char *only;
@@ -66,7 +67,8 @@ static void usage(FILE *f)
 	    "  --conns N           connections per server for the pool scenario (default 4)\n"
 	    "  --mix KIND          small|large|bgapi|mixed for the main scenarios (default small)\n"
 	    "  --large-bytes N     reply size of the large mix (default 4000)\n"
-	    "  --event-rate N      events/s during the events scenario (default 10000, 0 off)\n"
+	    "  --event-rate N      events/s during the events scenario (default 10000, 0 off;\n"
+	    "                      with --url off unless given: sendevent CUSTOM sim::flood)\n"
 	    "  --rate N            open-loop arrival rate, commands/s (default 5000, 0 off)\n"
 	    "  --many-conns N      connections of the many-connections scenario (default 1000\n"
 	    "                      with the simulator, off with --url; 0 off)\n"
@@ -268,6 +270,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case O_EVRATE:
 			if (parse_uint(optarg, 0, 1000000, &c->event_rate))
 				return die_usage("--event-rate: '%s' is not 0..1000000", optarg);
+			c->event_rate_set = true;
 			break;
 		case O_RATE:
 			if (parse_uint(optarg, 0, 10000000, &c->open_rate))
@@ -499,7 +502,9 @@ static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct
 	/* bgapi jobs end to end: the reply, then the BACKGROUND_JOB event. */
 	s = add(p, K_ENGINE, "futex", w16, "futex_%uw_jobs", w16);
 	s->mix = MIX_JOB;
-	if (c->event_rate && sim) {
+	/* Against real servers the events are our own sendevents, fired at
+	 * every subscriber of theirs too: only when asked for. */
+	if (c->event_rate && (sim || c->event_rate_set)) {
 		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_events_%u", w16, c->event_rate);
 		s->event_rate = c->event_rate;
 		s->mix = c->mix;
