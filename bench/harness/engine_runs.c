@@ -255,7 +255,7 @@ static int drain_start(
 		rc = flood_start(&d->floods[i], &env->targets[i], (rate + g->n_srv - 1) / g->n_srv);
 		if (rc != 0) {
 			r->errors++;
-			snprintf(r->first_error, sizeof(r->first_error), "event flood: %s",
+			snprintf(r->first_error, sizeof(r->first_error), "event flood: %.120s",
 			    d->floods[i].err);
 			return rc;
 		}
