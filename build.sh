@@ -6,14 +6,15 @@
 #   ./build.sh test    install what is missing, build, run every test
 #   ./build.sh asan    the unit tests again under ASan+UBSan
 #   ./build.sh tsan    the suite under ThreadSanitizer
-#   ./build.sh fuzz    bounded libFuzzer runs (clang)
+#   ./build.sh fuzz    bounded libFuzzer runs (clang), FSESL_FUZZ_SECONDS each
+#   ./build.sh format  check the house style (.clang-format)
 #   ./build.sh deps    only install the Debian packages
 #
 # Extra arguments after `bench` go to fsesl-bench.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(build-essential cmake pkg-config clang libclang-rt-14-dev
+PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
           liburcu-dev libck-dev libcriterion-dev libcjson-dev uuid-dev libedit-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
@@ -67,13 +68,26 @@ case "$cmd" in
       ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -L tsan "$@" ;;
   fuzz)
     deps
-    CC=clang configure_build build-fuzz -DFSESL_FUZZ=ON -DBUILD_TESTING=OFF
+    CC=clang cmake -S . -B build-fuzz -DFSESL_FUZZ=ON -DBUILD_TESTING=OFF \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    targets=()
+    for src in tests/fuzz/fuzz_*.c; do
+      n=$(basename "$src" .c); targets+=("fuzz-${n#fuzz_}")
+    done
+    cmake --build build-fuzz -j "$JOBS" --target "${targets[@]}" >/dev/null
     secs=${FSESL_FUZZ_SECONDS:-60}
-    for f in build-fuzz/tests/fuzz/fuzz-*; do
-      [ -x "$f" ] || continue
-      name=$(basename "$f"); corpus="build-fuzz/corpus-$name"; mkdir -p "$corpus"
+    for name in "${targets[@]}"; do
+      corpus="build-fuzz/corpus-$name"; mkdir -p "$corpus"
       echo "== $name (${secs}s)"
-      "$f" -max_total_time="$secs" -print_final_stats=1 "$corpus" tests/fuzz/seeds/"${name#fuzz-}" 2>&1 | tail -n 5
+      # A crash, leak or sanitizer report makes the fuzzer exit non-zero,
+      # and pipefail makes this script fail with it.
+      build-fuzz/tests/fuzz/"$name" -max_total_time="$secs" -print_final_stats=1 \
+        "$corpus" tests/fuzz/seeds/"${name#fuzz-}" 2>&1 | tail -n 5
     done ;;
-  *) echo "usage: $0 bench|test|asan|tsan|fuzz|deps" >&2; exit 2 ;;
+  format)
+    deps
+    # The house style (.clang-format) on every tracked C file.
+    git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+    echo "format: ok" ;;
+  *) echo "usage: $0 bench|test|asan|tsan|fuzz|format|deps" >&2; exit 2 ;;
 esac
