@@ -40,7 +40,7 @@ enum cmd_kind { CMD_API, CMD_BGAPI, CMD_RAW };
 
 struct cmd_in {
 	enum cmd_kind kind;
-	const char *text;           /* api / bgapi */
+	const char *text; /* api / bgapi */
 	const struct fsesl_cmd *raw; /* raw */
 };
 
@@ -144,8 +144,7 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	err = req_build(e, in, opts, &r);
 	if (err)
 		return err;
-	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode :
-	                                                       e->cfg.wait_mode;
+	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
 	itv = e->cfg.esl_cmd_polling_itv;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
@@ -240,7 +239,7 @@ int
 fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
     fsesl_reply **reply)
 {
-	struct cmd_in in = { CMD_API, cmd, NULL };
+	struct cmd_in in = {CMD_API, cmd, NULL};
 
 	return run_blocking(e, srv, &in, opts, reply);
 }
@@ -249,7 +248,7 @@ int
 fsesl_bgapi(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
     fsesl_reply **reply)
 {
-	struct cmd_in in = { CMD_BGAPI, cmd, NULL };
+	struct cmd_in in = {CMD_BGAPI, cmd, NULL};
 
 	return run_blocking(e, srv, &in, opts, reply);
 }
@@ -258,7 +257,7 @@ int
 fsesl_command(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd *cmd,
     const fsesl_cmd_opts *opts, fsesl_reply **reply)
 {
-	struct cmd_in in = { CMD_RAW, NULL, cmd };
+	struct cmd_in in = {CMD_RAW, NULL, cmd};
 
 	return run_blocking(e, srv, &in, opts, reply);
 }
@@ -267,7 +266,7 @@ int
 fsesl_api_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
     fsesl_reply_cb cb, void *ud)
 {
-	struct cmd_in in = { CMD_API, cmd, NULL };
+	struct cmd_in in = {CMD_API, cmd, NULL};
 
 	return run_async(e, srv, &in, opts, cb, ud);
 }
@@ -276,7 +275,7 @@ int
 fsesl_command_async(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd *cmd,
     const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud)
 {
-	struct cmd_in in = { CMD_RAW, NULL, cmd };
+	struct cmd_in in = {CMD_RAW, NULL, cmd};
 
 	return run_async(e, srv, &in, opts, cb, ud);
 }
@@ -288,8 +287,8 @@ fsesl_command_async(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd 
  * reactor answers these itself, or the server does).
  */
 int
-fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
-    unsigned int timeout_ms)
+fsesl_run_ctl(
+    struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, unsigned int timeout_ms)
 {
 	struct fsesl_srv *s = NULL;
 	struct timespec dl;
@@ -364,8 +363,8 @@ job_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
 }
 
 static int
-job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms,
-    const fsesl_cmd_opts *opts, struct fsesl_req **out)
+job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fsesl_cmd_opts *opts,
+    struct fsesl_req **out)
 {
 	struct fsesl_req *r;
 	size_t cap;
@@ -438,8 +437,7 @@ fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_ti
 	err = job_build(e, cmd, job_timeout_ms, opts, &r);
 	if (err)
 		return err;
-	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode :
-	                                                       e->cfg.wait_mode;
+	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
 	itv = e->cfg.esl_cmd_polling_itv;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
 	err = job_submit(e, srv, r, opts && opts->nonblock, &dl);

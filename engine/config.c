@@ -80,7 +80,7 @@ fsesl_strerror(int err)
 void
 fsesl_config_init(fsesl_config *cfg)
 {
-	static const unsigned int backoff[] = { 1, 5, 10, 30, 90 };
+	static const unsigned int backoff[] = {1, 5, 10, 30, 90};
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->event_heartbeat_interval = 1;
@@ -122,8 +122,7 @@ cfg_err(char *errbuf, size_t errlen, const char *fmt, ...)
 
 /* Strict unsigned decimal in [lo, hi]: no sign, no spaces, no suffix. */
 static int
-parse_uint(const char *v, unsigned long long lo, unsigned long long hi,
-    unsigned long long *out)
+parse_uint(const char *v, unsigned long long lo, unsigned long long hi, unsigned long long *out)
 {
 	unsigned long long x = 0;
 	const char *p;
@@ -151,29 +150,31 @@ struct uint_setting {
 	bool is_size; /* size_t field */
 };
 
-#define U(name, field, lo, hi, unit) \
-	{ name, offsetof(fsesl_config, field), lo, hi, unit, false }
+#define U(name, field, lo, hi, unit)                                                               \
+	{                                                                                          \
+		name, offsetof(fsesl_config, field), lo, hi, unit, false                           \
+	}
 
 static const struct uint_setting uint_settings[] = {
-	U("event_heartbeat_interval", event_heartbeat_interval, 1, 86400, "s"),
-	U("esl_connect_timeout", esl_connect_timeout, 1, 3600000, "ms"),
-	U("esl_cmd_timeout", esl_cmd_timeout, 1, 86400000, "ms"),
-	U("esl_cmd_polling_itv", esl_cmd_polling_itv, 1, 10000000, "us"),
-	U("ring_shards", ring_shards, 0, 1024, ""),
-	U("max_in_flight", max_in_flight, 1, 65536, ""),
-	U("connections_per_server", connections_per_server, 1, 64, ""),
-	U("max_abandoned", max_abandoned, 1, 1000000, ""),
-	U("heartbeat_miss_limit", heartbeat_miss_limit, 1, 1000, ""),
-	U("backoff_step_every", backoff_step_every, 1, 1000000, ""),
-	U("idle_timeout", idle_timeout_s, 0, 31536000, "s"),
-	U("lf_kick_interval_ms", lf_kick_interval_ms, 0, 60000, "ms"),
-	U("event_queue_size", event_queue_size, 1, 16777216, ""),
-	U("reactor_spin_us", reactor_spin_us, 0, 10000, "us"),
+    U("event_heartbeat_interval", event_heartbeat_interval, 1, 86400, "s"),
+    U("esl_connect_timeout", esl_connect_timeout, 1, 3600000, "ms"),
+    U("esl_cmd_timeout", esl_cmd_timeout, 1, 86400000, "ms"),
+    U("esl_cmd_polling_itv", esl_cmd_polling_itv, 1, 10000000, "us"),
+    U("ring_shards", ring_shards, 0, 1024, ""),
+    U("max_in_flight", max_in_flight, 1, 65536, ""),
+    U("connections_per_server", connections_per_server, 1, 64, ""),
+    U("max_abandoned", max_abandoned, 1, 1000000, ""),
+    U("heartbeat_miss_limit", heartbeat_miss_limit, 1, 1000, ""),
+    U("backoff_step_every", backoff_step_every, 1, 1000000, ""),
+    U("idle_timeout", idle_timeout_s, 0, 31536000, "s"),
+    U("lf_kick_interval_ms", lf_kick_interval_ms, 0, 60000, "ms"),
+    U("event_queue_size", event_queue_size, 1, 16777216, ""),
+    U("reactor_spin_us", reactor_spin_us, 0, 10000, "us"),
 };
 
 int
-fsesl_config_set(fsesl_config *cfg, const char *name, const char *value, char *errbuf,
-    size_t errlen)
+fsesl_config_set(
+    fsesl_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen)
 {
 	unsigned long long x;
 	size_t i;
@@ -196,8 +197,8 @@ fsesl_config_set(fsesl_config *cfg, const char *name, const char *value, char *e
 	}
 	if (strcmp(name, "ring_size") == 0) {
 		if (parse_uint(value, 4, 1u << 24, &x) != 0 || (x & (x - 1)) != 0)
-			return cfg_err(errbuf, errlen,
-			    "ring_size: want a power of two from 4 to 16777216");
+			return cfg_err(
+			    errbuf, errlen, "ring_size: want a power of two from 4 to 16777216");
 		cfg->ring_size = (unsigned int)x;
 		return 0;
 	}
@@ -218,7 +219,7 @@ fsesl_config_set(fsesl_config *cfg, const char *name, const char *value, char *e
 		return 0;
 	}
 	if (strcmp(name, "log_level") == 0) {
-		static const char *const lv[] = { "error", "warn", "info", "debug" };
+		static const char *const lv[] = {"error", "warn", "info", "debug"};
 
 		for (i = 0; i < 4; i++) {
 			if (strcmp(value, lv[i]) == 0) {

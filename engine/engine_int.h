@@ -35,7 +35,7 @@
 
 struct fsesl_timer {
 	uint64_t when_ns; /* CLOCK_MONOTONIC */
-	uint64_t seq;     /* FIFO among equal deadlines (libuv's start_id) */
+	uint64_t seq; /* FIFO among equal deadlines (libuv's start_id) */
 	unsigned int idx; /* position in the heap, UINT_MAX when not armed */
 	void (*fn)(struct fsesl_timer *t, void *arg);
 	void *arg;
@@ -59,7 +59,7 @@ enum fsesl_req_kind {
 	FSESL_REQ_SUBDESTROY, /* a subscriber leaves every server */
 	FSESL_REQ_HBWANT, /* the engine's own HEARTBEAT subscription */
 	FSESL_REQ_INTERNAL, /* replayed subscription: nobody waits */
-	FSESL_REQ_JOB,      /* bgapi waiting for its BACKGROUND_JOB */
+	FSESL_REQ_JOB, /* bgapi waiting for its BACKGROUND_JOB */
 };
 
 enum fsesl_subctl_op {
@@ -77,7 +77,7 @@ struct fsesl_req {
 	uint8_t kind;
 	bool is_async;
 	struct fsesl_req *next; /* server queue or connection FIFO (intrusive) */
-	struct fsesl_srv *srv;  /* holds one server reference until the reactor
+	struct fsesl_srv *srv; /* holds one server reference until the reactor
 	                         * is done with the request */
 	uint64_t submit_ns;
 	uint64_t written_ns;
@@ -120,7 +120,7 @@ struct fsesl_reply {
 	struct fsesl_header *headers; /* NUL-terminated copies */
 	const char *content_type;
 	const char *reply_text; /* full Reply-Text value, or NULL */
-	const char *body;       /* "" if none */
+	const char *body; /* "" if none */
 	size_t body_len;
 	/* one allocation: headers[] and strings follow */
 };
@@ -132,10 +132,10 @@ struct fsesl_reply *fsesl_reply_from_msg(const struct fsesl_msg *m);
 /* ------------------------------------------------------------------ */
 
 enum fsesl_conn_state {
-	FSESL_CONN_IDLE = 0,   /* not started, or in backoff (timer armed) */
+	FSESL_CONN_IDLE = 0, /* not started, or in backoff (timer armed) */
 	FSESL_CONN_CONNECTING, /* non-blocking connect in progress */
-	FSESL_CONN_GREETING,   /* waiting for auth/request */
-	FSESL_CONN_AUTH,       /* auth sent, waiting for its reply */
+	FSESL_CONN_GREETING, /* waiting for auth/request */
+	FSESL_CONN_AUTH, /* auth sent, waiting for its reply */
 	FSESL_CONN_READY,
 };
 
@@ -149,10 +149,10 @@ struct fsesl_conn {
 	unsigned int index;
 	int fd;
 	enum fsesl_conn_state state;
-	bool was_ready;    /* reached READY since the last failure */
-	bool retry_soon;   /* dropped while READY: immediate retry armed */
-	bool out_armed;    /* EPOLLOUT registered (after a short write) */
-	bool dirty;        /* on the engine's dirty list */
+	bool was_ready; /* reached READY since the last failure */
+	bool retry_soon; /* dropped while READY: immediate retry armed */
+	bool out_armed; /* EPOLLOUT registered (after a short write) */
+	bool dirty; /* on the engine's dirty list */
 	struct fsesl_conn *dirty_next;
 	struct fsesl_buf in, out;
 	size_t parse_last; /* bytes already seen by a PARTIAL parse */
@@ -160,7 +160,7 @@ struct fsesl_conn {
 	unsigned int in_flight;
 	unsigned int failures; /* consecutive failed attempts */
 	struct fsesl_timer timer; /* connect timeout or backoff */
-	bool backlog;      /* parsed-but-unhandled bytes left (message cap) */
+	bool backlog; /* parsed-but-unhandled bytes left (message cap) */
 	struct fsesl_conn *backlog_next;
 };
 
@@ -172,8 +172,8 @@ struct fsesl_conn {
 
 struct fsesl_srv_stats {
 	_Atomic uint64_t commands_sent, replies, timeouts, late_replies, in_flight, queued,
-	    connects, reconnects, connect_failures, bytes_in, bytes_out, events_in,
-	    forged_events, unknown_jobs;
+	    connects, reconnects, connect_failures, bytes_in, bytes_out, events_in, forged_events,
+	    unknown_jobs;
 	_Atomic int connected_conns;
 	_Atomic int last_error;
 	_Atomic uint64_t hist[FSESL_LATENCY_BUCKETS];
@@ -184,7 +184,7 @@ struct fsesl_srv {
 	struct rcu_head rcu;
 	struct fsesl_engine *e;
 	_Atomic uint32_t refs; /* handles + unfinished requests; DEAD bit */
-	char key[300];         /* "host:port" */
+	char key[300]; /* "host:port" */
 	char host[256];
 	uint16_t port;
 	unsigned long hash;
@@ -196,10 +196,10 @@ struct fsesl_srv {
 	struct fsesl_srv_stats st;
 
 	/* Reactor only. */
-	_Atomic bool attach_sent;   /* the attach item was submitted */
-	bool attach_done;           /* ... and the reactor has taken it */
-	bool known;                 /* on the reactor's server list */
-	bool dirty;                 /* on the dirty-server list */
+	_Atomic bool attach_sent; /* the attach item was submitted */
+	bool attach_done; /* ... and the reactor has taken it */
+	bool known; /* on the reactor's server list */
+	bool dirty; /* on the dirty-server list */
 	struct fsesl_srv *dirty_next;
 	struct fsesl_srv *list_next;
 	struct fsesl_conn *conns;
@@ -219,7 +219,7 @@ struct fsesl_srv {
 	struct fsesl_timer kick; /* lf_kick_interval_ms: wakes the server's
 	                          * event poll with a lone LF */
 	unsigned int replay_pending; /* replayed subscriptions not answered yet */
-	bool up_pending;             /* UP notice once they are */
+	bool up_pending; /* UP notice once they are */
 	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
 	/* Last: struct fsesl_req ends in a flexible array, and a struct that
 	 * embeds one anywhere else is a GNU extension clang refuses. */
@@ -329,12 +329,11 @@ void fsesl_srv_creds(struct fsesl_srv *s, char *user, size_t ulen, char *pw, siz
 /* reactor.c */
 int fsesl_reactor_start(struct fsesl_engine *e);
 void fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r);
-int fsesl_submit(struct fsesl_engine *e, struct fsesl_req *r, bool nonblock,
-    const struct timespec *deadline);
+int fsesl_submit(
+    struct fsesl_engine *e, struct fsesl_req *r, bool nonblock, const struct timespec *deadline);
 
 /* events.c (reactor side) */
-void fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s,
-    const struct fsesl_msg *m);
+void fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_msg *m);
 void fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r);
 /* A control request's reply (FIFO head of kind SUBCTL / INTERNAL). */
 void fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fsesl_msg *m);
@@ -356,12 +355,11 @@ void fsesl_rx_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_srv_ref_reactor(struct fsesl_srv *s);
 
 /* cmd.c: submit a prepared control request and wait for its status. */
-int fsesl_run_ctl(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r,
-    unsigned int timeout_ms);
+int fsesl_run_ctl(
+    struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, unsigned int timeout_ms);
 
 /* timers (reactor.c) */
-void fsesl_timer_init(struct fsesl_timer *t, void (*fn)(struct fsesl_timer *, void *),
-    void *arg);
+void fsesl_timer_init(struct fsesl_timer *t, void (*fn)(struct fsesl_timer *, void *), void *arg);
 int fsesl_timer_arm(struct fsesl_heap *h, struct fsesl_timer *t, uint64_t when_ns);
 void fsesl_timer_disarm(struct fsesl_heap *h, struct fsesl_timer *t);
 

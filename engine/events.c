@@ -49,7 +49,7 @@ struct fsesl_subscriber {
 	 * subscriber learns of drops even when no further event comes. The
 	 * exchange makes each drop reported exactly once. */
 	_Atomic uint64_t owed_drops;
-	uint64_t stamp;      /* reactor only: one delivery per event */
+	uint64_t stamp; /* reactor only: one delivery per event */
 	fsesl_event_cb cb;
 	void *ud;
 	pthread_t thr;
@@ -191,7 +191,7 @@ name_matches(const char *want, const struct fsesl_event *ev)
 			return true;
 		n = strlen(want + 7);
 		return ev->subclass && strlen(ev->subclass) == n &&
-		    strcasecmp(ev->subclass, want + 7) == 0;
+		       strcasecmp(ev->subclass, want + 7) == 0;
 	}
 	return strcasecmp(want, ev->name) == 0;
 }
@@ -235,8 +235,8 @@ static struct fsesl_conn *event_conn(struct fsesl_srv *s);
 static struct fsesl_sub_entry *entry_add(struct fsesl_srv *s, struct fsesl_subscriber *sub,
     fsesl_server_t h, bool filt, const char *a, const char *b);
 static unsigned int entry_users(struct fsesl_srv *s, bool filt, const char *a, const char *b);
-static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt,
-    const char *a, const char *b, bool remove, enum fsesl_event_format fmt);
+static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
+    const char *b, bool remove, enum fsesl_event_format fmt);
 static void notify_all(struct fsesl_srv *s, enum fsesl_notice kind);
 static bool replaying; /* reactor only: send_internal marks replays */
 
@@ -263,8 +263,10 @@ job_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
 	fsesl_job_unlink(r->srv, r);
 	r->status = status;
 	(void)fsesl_cpl_complete(&r->cpl,
-	    status == 0 ? FSESL_CPL_DONE :
-	    status == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
+	    status == 0                 ? FSESL_CPL_DONE
+	    : status == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED
+	                                : FSESL_CPL_FAILED,
+	    e->ops);
 	fsesl_rx_req_done(e, r);
 }
 
@@ -308,7 +310,8 @@ job_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		s->bg_internal = true;
 		if (entry_add(s, NULL, 0, false, "BACKGROUND_JOB", NULL) &&
 		    entry_users(s, false, "BACKGROUND_JOB", NULL) == 1 && c)
-			send_internal(e, c, false, "BACKGROUND_JOB", NULL, false, FSESL_EVFMT_PLAIN);
+			send_internal(
+			    e, c, false, "BACKGROUND_JOB", NULL, false, FSESL_EVFMT_PLAIN);
 	}
 	/* Registered before the bgapi is written: the result may race the
 	 * reply (esl-protocol.md §4.6). */
@@ -383,7 +386,8 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 	h->ev = ev;
 	stamp++;
 	for (en = s->subs; en; en = en->next) {
-		if (!en->sub || en->is_filter || en->sub->stamp == stamp || !name_matches(en->a, ev))
+		if (!en->sub || en->is_filter || en->sub->stamp == stamp ||
+		    !name_matches(en->a, ev))
 			continue;
 		en->sub->stamp = stamp;
 		deliver(en->sub, FSESL_NOTICE_EVENT, en->handle, h);
@@ -396,8 +400,8 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 /* ------------------------------------------------------------------ */
 
 static struct fsesl_sub_entry *
-entry_find(struct fsesl_srv *s, struct fsesl_subscriber *sub, bool filt, const char *a,
-    const char *b)
+entry_find(
+    struct fsesl_srv *s, struct fsesl_subscriber *sub, bool filt, const char *a, const char *b)
 {
 	struct fsesl_sub_entry *en;
 
@@ -416,9 +420,8 @@ entry_users(struct fsesl_srv *s, bool filt, const char *a, const char *b)
 	unsigned int n = 0;
 
 	for (en = s->subs; en; en = en->next)
-		if (en->is_filter == filt &&
-		    (filt ? strcmp(en->a, a) == 0 && strcmp(en->b, b) == 0 :
-		            strcasecmp(en->a, a) == 0))
+		if (en->is_filter == filt && (filt ? strcmp(en->a, a) == 0 && strcmp(en->b, b) == 0
+		                                   : strcasecmp(en->a, a) == 0))
 			n++;
 	return n;
 }
@@ -474,8 +477,8 @@ event_conn(struct fsesl_srv *s)
 /* A request the reactor makes itself (replays, nixevent for a destroyed
  * subscriber): one reference, no waiter; the reply is only logged. */
 static bool
-send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
-    const char *b, bool remove, enum fsesl_event_format fmt)
+send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a, const char *b,
+    bool remove, enum fsesl_event_format fmt)
 {
 	struct fsesl_req *r;
 	size_t cap = strlen(a) + (b ? strlen(b) : 0) + 64;
@@ -485,11 +488,11 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 	if (!r)
 		return false;
 	if (filt)
-		n = remove ? fsesl_encode_filter_delete(r->buf, cap, a, b) :
-		             fsesl_encode_filter(r->buf, cap, a, b);
+		n = remove ? fsesl_encode_filter_delete(r->buf, cap, a, b)
+		           : fsesl_encode_filter(r->buf, cap, a, b);
 	else
-		n = remove ? fsesl_encode_nixevent(r->buf, cap, &a, 1) :
-		             fsesl_encode_event(r->buf, cap, fmt, &a, 1);
+		n = remove ? fsesl_encode_nixevent(r->buf, cap, &a, 1)
+		           : fsesl_encode_event(r->buf, cap, fmt, &a, 1);
 	if (n < 0) {
 		free(r);
 		return false;
@@ -597,8 +600,8 @@ fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
 					break;
 				}
 				/* From a callback: nobody may wait on the reactor. */
-				send_internal(e, c, false, "HEARTBEAT", NULL, false,
-				    FSESL_EVFMT_PLAIN);
+				send_internal(
+				    e, c, false, "HEARTBEAT", NULL, false, FSESL_EVFMT_PLAIN);
 			}
 		}
 		fsesl_rx_req_finish(e, r, 0);
@@ -634,8 +637,9 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 			notify_all(s, FSESL_NOTICE_UP);
 		}
 		if (!ok)
-			fsesl_log(e, FSESL_LOG_WARN, "%s: server refused a replayed subscription: %.*s",
-			    s->key, (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
+			fsesl_log(e, FSESL_LOG_WARN,
+			    "%s: server refused a replayed subscription: %.*s", s->key,
+			    (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
 			    m->reply_text ? m->reply_text : "");
 		fsesl_rx_req_done(e, r);
 		return;
@@ -688,8 +692,8 @@ kick_fired(struct fsesl_timer *t, void *arg)
 		c->out.p[0] = '\n';
 		fsesl_rx_mark_dirty(e, c);
 	}
-	(void)fsesl_timer_arm(&e->timers, &s->kick,
-	    e->now_ns + (uint64_t)e->cfg.lf_kick_interval_ms * 1000000ull);
+	(void)fsesl_timer_arm(
+	    &e->timers, &s->kick, e->now_ns + (uint64_t)e->cfg.lf_kick_interval_ms * 1000000ull);
 }
 
 void
@@ -699,8 +703,8 @@ fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s)
 	if (!e->cfg.lf_kick_interval_ms || s->kick.idx != ~0u)
 		return;
 	fsesl_timer_init(&s->kick, kick_fired, s);
-	(void)fsesl_timer_arm(&e->timers, &s->kick,
-	    e->now_ns + (uint64_t)e->cfg.lf_kick_interval_ms * 1000000ull);
+	(void)fsesl_timer_arm(
+	    &e->timers, &s->kick, e->now_ns + (uint64_t)e->cfg.lf_kick_interval_ms * 1000000ull);
 }
 
 void
@@ -722,14 +726,14 @@ fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 			dup = false;
 			for (x = s->subs; x != en; x = x->next)
 				if (x->is_filter == en->is_filter &&
-				    (en->is_filter ? !strcmp(x->a, en->a) && !strcmp(x->b, en->b) :
-				                     !strcasecmp(x->a, en->a)))
+				    (en->is_filter ? !strcmp(x->a, en->a) && !strcmp(x->b, en->b)
+				                   : !strcasecmp(x->a, en->a)))
 					dup = true;
 			if (dup)
 				continue;
 			replaying = true;
 			if (send_internal(e, c, en->is_filter, en->a, en->b, false,
-			    en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
+			        en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
 				s->replay_pending++;
 			replaying = false;
 		}
@@ -797,8 +801,8 @@ dispatcher_main(void *arg)
 }
 
 int
-fsesl_subscriber_create(fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts,
-    fsesl_subscriber **out)
+fsesl_subscriber_create(
+    fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out)
 {
 	struct fsesl_subscriber *s;
 	unsigned int qs, size = 4;
@@ -886,8 +890,8 @@ map_enc(ssize_t n)
 }
 
 static int
-subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op op,
-    const char *a, const char *b)
+subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op op, const char *a,
+    const char *b)
 {
 	struct fsesl_req *r;
 	ssize_t n;
@@ -979,8 +983,8 @@ fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
 		/* Drained: drops the reactor has not reported yet (no event
 		 * came after them to carry the notice) are reported now. */
 		{
-			uint64_t owed = atomic_exchange_explicit(&s->owed_drops, 0,
-			    memory_order_relaxed);
+			uint64_t owed =
+			    atomic_exchange_explicit(&s->owed_drops, 0, memory_order_relaxed);
 
 			if (owed) {
 				d->kind = FSESL_NOTICE_DROPPED;
@@ -1152,8 +1156,9 @@ fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n)
 	for (i = 0; i < n; i++) {
 		if (fsesl_server_load(e, srvs[i], &ld) != 0 || !ld.valid)
 			continue;
-		cap = ld.hb.max_sessions > ld.hb.session_count ?
-		    (double)(ld.hb.max_sessions - ld.hb.session_count) : 0.0;
+		cap = ld.hb.max_sessions > ld.hb.session_count
+		          ? (double)(ld.hb.max_sessions - ld.hb.session_count)
+		          : 0.0;
 		cap *= ld.hb.idle_cpu / 100.0;
 		if (cap > best) {
 			best = cap;
@@ -1162,4 +1167,3 @@ fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n)
 	}
 	return idx;
 }
-

@@ -37,7 +37,7 @@ extern "C" {
 #define FSESL_VERSION_MAJOR 0
 #define FSESL_VERSION_MINOR 1
 #define FSESL_VERSION_PATCH 0
-#define FSESL_VERSION_HEX \
+#define FSESL_VERSION_HEX                                                                          \
 	((FSESL_VERSION_MAJOR << 16) | (FSESL_VERSION_MINOR << 8) | FSESL_VERSION_PATCH)
 FSESL_API const char *fsesl_version(void);
 
@@ -46,23 +46,23 @@ FSESL_API const char *fsesl_version(void);
 /* ------------------------------------------------------------------ */
 
 enum fsesl_error {
-	FSESL_EAUTH = -1001,        /* server refused our password (-ERR invalid) */
-	FSESL_EREJECTED = -1002,    /* text/rude-rejection: the server's ACL */
-	FSESL_EPROTO = -1003,       /* the server broke the protocol; reconnecting */
+	FSESL_EAUTH = -1001, /* server refused our password (-ERR invalid) */
+	FSESL_EREJECTED = -1002, /* text/rude-rejection: the server's ACL */
+	FSESL_EPROTO = -1003, /* the server broke the protocol; reconnecting */
 	FSESL_EDISCONNECTED = -1004, /* connection lost after the command was
 	                              * written: outcome unknown */
 	FSESL_ENOTCONNECTED = -1005, /* server down; the command was not sent */
-	FSESL_ESHUTDOWN = -1006,    /* the engine is stopping or stopped */
-	FSESL_EINJECTION = -1007,   /* CR, LF or NUL in a one-line value */
-	FSESL_EUNLOAD = -1008,      /* would unload/reload mod_event_socket */
-	FSESL_EINCALLBACK = -1009,  /* blocking call from a reactor callback */
-	FSESL_EURL = -1010,         /* malformed URL */
+	FSESL_ESHUTDOWN = -1006, /* the engine is stopping or stopped */
+	FSESL_EINJECTION = -1007, /* CR, LF or NUL in a one-line value */
+	FSESL_EUNLOAD = -1008, /* would unload/reload mod_event_socket */
+	FSESL_EINCALLBACK = -1009, /* blocking call from a reactor callback */
+	FSESL_EURL = -1010, /* malformed URL */
 	FSESL_ECONNTIMEOUT = -1011, /* connect/greeting/auth over esl_connect_timeout */
-	FSESL_EBADHANDLE = -1012,   /* unknown, released or stale handle */
-	FSESL_ETOOBIG = -1013,      /* command or body over a limit */
-	FSESL_ECONFIG = -1014,      /* unknown setting or bad value */
-	FSESL_EJOBLOST = -1015,     /* bgapi job: connection lost, outcome unknown */
-	FSESL_EREFUSED = -1016,     /* the server answered -ERR (e.g. permission
+	FSESL_EBADHANDLE = -1012, /* unknown, released or stale handle */
+	FSESL_ETOOBIG = -1013, /* command or body over a limit */
+	FSESL_ECONFIG = -1014, /* unknown setting or bad value */
+	FSESL_EJOBLOST = -1015, /* bgapi job: connection lost, outcome unknown */
+	FSESL_EREFUSED = -1016, /* the server answered -ERR (e.g. permission
 	                             * denied) to a subscription or a job */
 };
 
@@ -75,8 +75,8 @@ FSESL_API const char *fsesl_strerror(int err);
 
 enum fsesl_wait_mode {
 	FSESL_WAIT_DEFAULT = -1, /* per call: use the engine's */
-	FSESL_WAIT_FUTEX = 0,    /* spin briefly, then sleep on a futex */
-	FSESL_WAIT_POLL = 1,     /* OpenSIPS: usleep(esl_cmd_polling_itv) loop */
+	FSESL_WAIT_FUTEX = 0, /* spin briefly, then sleep on a futex */
+	FSESL_WAIT_POLL = 1, /* OpenSIPS: usleep(esl_cmd_polling_itv) loop */
 };
 
 enum fsesl_log_level {
@@ -94,29 +94,29 @@ typedef void (*fsesl_log_fn)(int level, const char *msg, void *ud);
 typedef struct fsesl_config {
 	/* OpenSIPS names, units and defaults. */
 	unsigned int event_heartbeat_interval; /* s, 1: expected HEARTBEAT period */
-	unsigned int esl_connect_timeout;      /* ms, 5000: connect+greeting+auth */
-	unsigned int esl_cmd_timeout;          /* ms, 5000: default per command */
-	unsigned int esl_cmd_polling_itv;      /* us, 1000: poll wait mode's sleep */
+	unsigned int esl_connect_timeout; /* ms, 5000: connect+greeting+auth */
+	unsigned int esl_cmd_timeout; /* ms, 5000: default per command */
+	unsigned int esl_cmd_polling_itv; /* us, 1000: poll wait mode's sleep */
 	/* Ours. */
-	enum fsesl_wait_mode wait_mode;        /* FSESL_WAIT_FUTEX */
-	unsigned int ring_size;                /* per shard, power of two, 4096 */
-	unsigned int ring_shards;              /* 0 = per CPU */
-	unsigned int max_in_flight;            /* per connection, 64 */
-	unsigned int connections_per_server;   /* 1 */
-	size_t max_body_bytes;                 /* 16 MiB */
-	unsigned int max_abandoned;            /* timed-out places per connection
+	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_FUTEX */
+	unsigned int ring_size; /* per shard, power of two, 4096 */
+	unsigned int ring_shards; /* 0 = per CPU */
+	unsigned int max_in_flight; /* per connection, 64 */
+	unsigned int connections_per_server; /* 1 */
+	size_t max_body_bytes; /* 16 MiB */
+	unsigned int max_abandoned; /* timed-out places per connection
 	                                        * before it is recycled, 256 */
-	unsigned int heartbeat_miss_limit;     /* 3 intervals, then dead */
+	unsigned int heartbeat_miss_limit; /* 3 intervals, then dead */
 	unsigned int backoff_s[FSESL_MAX_BACKOFF_STEPS]; /* 1,5,10,30,90 */
-	unsigned int backoff_steps;            /* 5 */
-	unsigned int backoff_step_every;       /* 20 failures per step */
-	unsigned int idle_timeout_s;           /* 86400 */
-	unsigned int lf_kick_interval_ms;      /* 0 = off */
-	unsigned int event_queue_size;         /* per subscriber, 4096 */
-	fsesl_log_fn log_fn;                   /* NULL: silent */
+	unsigned int backoff_steps; /* 5 */
+	unsigned int backoff_step_every; /* 20 failures per step */
+	unsigned int idle_timeout_s; /* 86400 */
+	unsigned int lf_kick_interval_ms; /* 0 = off */
+	unsigned int event_queue_size; /* per subscriber, 4096 */
+	fsesl_log_fn log_fn; /* NULL: silent */
 	void *log_ud;
-	int log_level;                         /* FSESL_LOG_WARN */
-	unsigned int reactor_spin_us;          /* busy reactor: poll this long
+	int log_level; /* FSESL_LOG_WARN */
+	unsigned int reactor_spin_us; /* busy reactor: poll this long
 	                                        * before sleeping, 50; 0 off */
 } fsesl_config;
 
@@ -133,8 +133,8 @@ FSESL_API void fsesl_config_init(fsesl_config *cfg);
  * log_level=error|warn|info|debug, reactor_spin_us).
  * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL).
  */
-FSESL_API int fsesl_config_set(fsesl_config *cfg, const char *name, const char *value,
-    char *errbuf, size_t errlen);
+FSESL_API int fsesl_config_set(
+    fsesl_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Engine                                                               */
@@ -183,8 +183,8 @@ typedef struct fsesl_server_stats {
 	uint64_t replies;
 	uint64_t timeouts;
 	uint64_t late_replies; /* replies to timed-out requests, discarded */
-	uint64_t in_flight;    /* written, reply not yet read */
-	uint64_t queued;       /* waiting for an in-flight slot */
+	uint64_t in_flight; /* written, reply not yet read */
+	uint64_t queued; /* waiting for an in-flight slot */
 	uint64_t connects;
 	uint64_t reconnects;
 	uint64_t connect_failures;
@@ -199,14 +199,13 @@ typedef struct fsesl_server_stats {
 } fsesl_server_stats;
 
 /* Any thread; a consistent-enough snapshot of relaxed counters. */
-FSESL_API int fsesl_server_stats_get(fsesl_engine *e, fsesl_server_t srv,
-    fsesl_server_stats *out);
+FSESL_API int fsesl_server_stats_get(fsesl_engine *e, fsesl_server_t srv, fsesl_server_stats *out);
 
 typedef struct fsesl_engine_stats {
 	uint64_t submitted;
 	uint64_t doorbell_writes; /* eventfd writes: syscalls on the submit side */
 	uint64_t loop_iterations;
-	uint64_t futex_wakes;     /* FUTEX_WAKE calls by the reactor */
+	uint64_t futex_wakes; /* FUTEX_WAKE calls by the reactor */
 	uint64_t servers;
 } fsesl_engine_stats;
 FSESL_API void fsesl_engine_stats_get(fsesl_engine *e, fsesl_engine_stats *out);
@@ -239,13 +238,16 @@ FSESL_API void fsesl_reply_free(fsesl_reply *r);
 /* ------------------------------------------------------------------ */
 
 typedef struct fsesl_cmd_opts {
-	int timeout_ms;                 /* < 0: esl_cmd_timeout */
+	int timeout_ms; /* < 0: esl_cmd_timeout */
 	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_DEFAULT: the engine's */
-	bool nonblock;                  /* ring full: -EAGAIN instead of waiting */
-	unsigned int enc_flags;         /* FSESL_ENC_ALLOW_UNLOAD */
+	bool nonblock; /* ring full: -EAGAIN instead of waiting */
+	unsigned int enc_flags; /* FSESL_ENC_ALLOW_UNLOAD */
 } fsesl_cmd_opts;
 
-#define FSESL_CMD_OPTS_INIT { -1, FSESL_WAIT_DEFAULT, false, 0 }
+#define FSESL_CMD_OPTS_INIT                                                                        \
+	{                                                                                          \
+		-1, FSESL_WAIT_DEFAULT, false, 0                                                   \
+	}
 
 /*
  * Blocking commands. Any thread except the reactor (FSESL_EINCALLBACK).
@@ -277,8 +279,8 @@ FSESL_API int fsesl_command(fsesl_engine *e, fsesl_server_t srv, const struct fs
 typedef void (*fsesl_reply_cb)(int status, const fsesl_reply *reply, void *ud);
 FSESL_API int fsesl_api_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
     const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud);
-FSESL_API int fsesl_command_async(fsesl_engine *e, fsesl_server_t srv,
-    const struct fsesl_cmd *cmd, const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud);
+FSESL_API int fsesl_command_async(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd *cmd,
+    const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud);
 FSESL_API fsesl_reply *fsesl_reply_dup(const fsesl_reply *r);
 
 /* ------------------------------------------------------------------ */
@@ -305,10 +307,10 @@ FSESL_API int fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const c
 typedef struct fsesl_subscriber fsesl_subscriber;
 
 enum fsesl_notice {
-	FSESL_NOTICE_EVENT = 0,   /* an event */
-	FSESL_NOTICE_DROPPED,     /* `count` events were dropped (queue full) */
-	FSESL_NOTICE_DOWN,        /* the server connection was lost */
-	FSESL_NOTICE_UP,          /* back, subscriptions restored; events in
+	FSESL_NOTICE_EVENT = 0, /* an event */
+	FSESL_NOTICE_DROPPED, /* `count` events were dropped (queue full) */
+	FSESL_NOTICE_DOWN, /* the server connection was lost */
+	FSESL_NOTICE_UP, /* back, subscriptions restored; events in
 	                           * the gap may be missing */
 };
 
@@ -317,8 +319,8 @@ typedef struct fsesl_delivery {
 	fsesl_server_t server;
 	const struct fsesl_event *event; /* kind EVENT; shared, immutable: valid
 	                                  * until fsesl_delivery_release() */
-	uint64_t count;            /* kind DROPPED */
-	void *_priv;               /* private: the engine's reference */
+	uint64_t count; /* kind DROPPED */
+	void *_priv; /* private: the engine's reference */
 } fsesl_delivery;
 
 /* Releases what a delivery holds (from fsesl_subscriber_next; a callback's
@@ -329,9 +331,9 @@ FSESL_API void fsesl_delivery_release(fsesl_delivery *d);
 typedef void (*fsesl_event_cb)(const fsesl_delivery *d, void *ud);
 
 typedef struct fsesl_sub_opts {
-	unsigned int queue_size;       /* 0: event_queue_size */
+	unsigned int queue_size; /* 0: event_queue_size */
 	enum fsesl_event_format format; /* wire format asked of the server */
-	fsesl_event_cb cb;             /* non-NULL: run on a dispatcher thread */
+	fsesl_event_cb cb; /* non-NULL: run on a dispatcher thread */
 	void *ud;
 } fsesl_sub_opts;
 
@@ -347,8 +349,8 @@ typedef struct fsesl_sub_opts {
  * (FSESL_EREFUSED on -ERR); while the server is down they are recorded and
  * applied on (re)connect, and return 0.
  */
-FSESL_API int fsesl_subscriber_create(fsesl_engine *e, const char *tag,
-    const fsesl_sub_opts *opts, fsesl_subscriber **out);
+FSESL_API int fsesl_subscriber_create(
+    fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out);
 FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
 /* "HEARTBEAT", "ALL", "CUSTOM sofia::register". Reference-counted per
  * subscriber and per event: the first reference sends `event`, the last
@@ -356,10 +358,10 @@ FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
 FSESL_API int fsesl_subscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event);
 FSESL_API int fsesl_unsubscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event);
 /* Server-side filters, reference-counted the same way. */
-FSESL_API int fsesl_filter_add(fsesl_subscriber *s, fsesl_server_t srv, const char *header,
-    const char *value);
-FSESL_API int fsesl_filter_del(fsesl_subscriber *s, fsesl_server_t srv, const char *header,
-    const char *value);
+FSESL_API int fsesl_filter_add(
+    fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value);
+FSESL_API int fsesl_filter_del(
+    fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value);
 /* Queue mode: waits up to timeout_ms (-1 forever, 0 poll) for the next
  * delivery. 1 delivered, 0 timeout, negative error. */
 FSESL_API int fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms);
@@ -372,8 +374,8 @@ FSESL_API uint64_t fsesl_subscriber_dropped(const fsesl_subscriber *s);
 /* ------------------------------------------------------------------ */
 
 typedef struct fsesl_load {
-	bool valid;              /* false: none yet, or too old (missed beats) */
-	uint64_t age_ms;         /* since the heartbeat arrived */
+	bool valid; /* false: none yet, or too old (missed beats) */
+	uint64_t age_ms; /* since the heartbeat arrived */
 	struct fsesl_heartbeat hb;
 } fsesl_load;
 

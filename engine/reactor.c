@@ -37,9 +37,9 @@
 
 _Thread_local bool fsesl_on_reactor;
 
-#define DRAIN_MAX 4096u       /* ring items per turn */
-#define MSGS_PER_TURN 1024u   /* messages parsed per connection per turn */
-#define RECVS_PER_TURN 4u     /* recv calls per connection per turn */
+#define DRAIN_MAX 4096u /* ring items per turn */
+#define MSGS_PER_TURN 1024u /* messages parsed per connection per turn */
+#define RECVS_PER_TURN 4u /* recv calls per connection per turn */
 #define IN_BUF_INIT (128u * 1024u)
 #define OUT_BUF_INIT (16u * 1024u)
 #define HOUSEKEEPING_NS (250ull * 1000000ull)
@@ -230,8 +230,8 @@ req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
 	}
 	r->status = err;
 	r->reply = NULL;
-	(void)fsesl_cpl_complete(&r->cpl,
-	    err == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
+	(void)fsesl_cpl_complete(
+	    &r->cpl, err == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
 	req_done(e, r);
 }
 
@@ -641,7 +641,8 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		FSESL_STAT_ADD(s->st.connect_failures, 1);
 		fsesl_log(e, FSESL_LOG_WARN, "%s: connect attempt %u failed: %s", s->key,
 		    c->failures, fsesl_strerror(err));
-		(void)fsesl_timer_arm(&e->timers, &c->timer, e->now_ns + backoff_ns(e, c->failures));
+		(void)fsesl_timer_arm(
+		    &e->timers, &c->timer, e->now_ns + backoff_ns(e, c->failures));
 		/* Requests waiting for this attempt get its specific error now
 		 * (not after the next attempt has started), unless another
 		 * connection of the pool is up or still trying. */
@@ -691,8 +692,8 @@ conn_start(struct fsesl_engine *e, struct fsesl_conn *c)
 	}
 	/* One bound for connect + greeting + auth, as OpenSIPS's timeout
 	 * but not per phase. */
-	(void)fsesl_timer_arm(&e->timers, &c->timer,
-	    e->now_ns + (uint64_t)e->cfg.esl_connect_timeout * 1000000ull);
+	(void)fsesl_timer_arm(
+	    &e->timers, &c->timer, e->now_ns + (uint64_t)e->cfg.esl_connect_timeout * 1000000ull);
 	return;
 out_fail:
 	if (c->state == FSESL_CONN_IDLE)
@@ -892,8 +893,8 @@ conn_parse(struct fsesl_engine *e, struct fsesl_conn *c)
 			conn_set_backlog(e, c);
 			return true;
 		}
-		used = fsesl_msg_parse(c->in.p + c->in.off, c->in.len - c->in.off, c->parse_last,
-		    &e->lim, &m, &perr);
+		used = fsesl_msg_parse(
+		    c->in.p + c->in.off, c->in.len - c->in.off, c->parse_last, &e->lim, &m, &perr);
 		if (used == FSESL_PARSE_PARTIAL) {
 			/* Resume the terminator search only while the header
 			 * block is incomplete; once it is (header_bytes set),
@@ -949,8 +950,8 @@ conn_on_readable(struct fsesl_engine *e, struct fsesl_conn *c)
 			continue;
 		}
 		if (n == 0) {
-			conn_fail(e, c,
-			    c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED : -ECONNRESET);
+			conn_fail(
+			    e, c, c->state == FSESL_CONN_READY ? FSESL_EDISCONNECTED : -ECONNRESET);
 			return;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -991,8 +992,7 @@ conn_on_event(struct fsesl_engine *e, struct fsesl_conn *c, uint32_t evs)
 /* Intake (phase 1)                                                      */
 /* ------------------------------------------------------------------ */
 
-static void
-srv_ensure_known(struct fsesl_engine *e, struct fsesl_srv *s);
+static void srv_ensure_known(struct fsesl_engine *e, struct fsesl_srv *s);
 
 void
 fsesl_rx_srv_known(struct fsesl_engine *e, struct fsesl_srv *s)
@@ -1013,8 +1013,8 @@ fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req 
 	}
 	if (r->is_async && r->timer.idx == ~0u) {
 		fsesl_timer_init(&r->timer, async_deadline, r);
-		(void)fsesl_timer_arm(&e->timers, &r->timer,
-		    r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull);
+		(void)fsesl_timer_arm(
+		    &e->timers, &r->timer, r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull);
 	}
 	memcpy(c->out.p + c->out.len, r->buf, r->len);
 	c->out.len += r->len;
@@ -1089,7 +1089,7 @@ fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r)
 	if (r->is_async) {
 		fsesl_timer_init(&r->timer, async_deadline, r);
 		if (fsesl_timer_arm(&e->timers, &r->timer,
-		    r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull) != 0) {
+		        r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull) != 0) {
 			req_fail(e, r, -ENOMEM);
 			return;
 		}
@@ -1118,8 +1118,8 @@ intake_cb(void *item, void *arg)
 }
 
 int
-fsesl_submit(struct fsesl_engine *e, struct fsesl_req *r, bool nonblock,
-    const struct timespec *deadline)
+fsesl_submit(
+    struct fsesl_engine *e, struct fsesl_req *r, bool nonblock, const struct timespec *deadline)
 {
 
 	if (fsesl_on_reactor) {
@@ -1151,8 +1151,8 @@ conn_check_overdue(struct fsesl_engine *e, struct fsesl_conn *c)
 	for (; r; r = r->next)
 		if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING)
 			abandoned++;
-	limit = e->cfg.max_abandoned < e->cfg.max_in_flight ? e->cfg.max_abandoned :
-	                                                        e->cfg.max_in_flight;
+	limit = e->cfg.max_abandoned < e->cfg.max_in_flight ? e->cfg.max_abandoned
+	                                                    : e->cfg.max_in_flight;
 	if (e->now_ns > late || abandoned >= limit) {
 		fsesl_log(e, FSESL_LOG_WARN, "%s: connection %u recycled (%u abandoned, head %s)",
 		    c->srv->key, c->index, abandoned, e->now_ns > late ? "overdue" : "ok");
@@ -1213,15 +1213,16 @@ housekeeping(struct fsesl_timer *t, void *arg)
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;
 		}
-		if (busy || atomic_load_explicit(&s->refs, memory_order_relaxed) != 0 ||
-		    s->dirty || (atomic_load(&s->attach_sent) && !s->attach_done)) {
+		if (busy || atomic_load_explicit(&s->refs, memory_order_relaxed) != 0 || s->dirty ||
+		    (atomic_load(&s->attach_sent) && !s->attach_done)) {
 			s->idle_since_ns = 0;
 			pp = &s->list_next;
 			continue;
 		}
 		if (!s->idle_since_ns)
 			s->idle_since_ns = e->now_ns;
-		if (e->now_ns - s->idle_since_ns < (uint64_t)e->cfg.idle_timeout_s * 1000000000ull ||
+		if (e->now_ns - s->idle_since_ns <
+		        (uint64_t)e->cfg.idle_timeout_s * 1000000000ull ||
 		    !fsesl_srv_try_reap(e, s)) {
 			pp = &s->list_next;
 			continue;
@@ -1394,7 +1395,7 @@ reactor_main(void *arg)
 		}
 		n = epoll_wait(e->epfd, evs, MAX_EVENTS, timeout);
 		bell = false;
-have_events:
+	have_events:
 		e->now_ns = fsesl_mono_ns();
 		if (n > 0)
 			e->last_busy_ns = e->now_ns;
@@ -1440,13 +1441,12 @@ fsesl_reactor_start(struct fsesl_engine *e)
 	if (err)
 		goto out_crdp;
 	return 0;
-out_crdp:
-	{
-		pthread_t rcu_tid = urcu_bp_get_call_rcu_thread(e->crdp);
+out_crdp : {
+	pthread_t rcu_tid = urcu_bp_get_call_rcu_thread(e->crdp);
 
-		urcu_bp_call_rcu_data_free(e->crdp); /* does not join: we do */
-		pthread_join(rcu_tid, NULL);
-	}
+	urcu_bp_call_rcu_data_free(e->crdp); /* does not join: we do */
+	pthread_join(rcu_tid, NULL);
+}
 	e->crdp = NULL;
 out_close:
 	close(e->epfd);

@@ -72,10 +72,10 @@ int
 fsesl_registry_init(struct fsesl_engine *e)
 {
 
-	e->servers = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-	    &urcu_bp_flavor, NULL);
-	e->handles = cds_lfht_new_flavor(256, 256, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-	    &urcu_bp_flavor, NULL);
+	e->servers = cds_lfht_new_flavor(
+	    64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_bp_flavor, NULL);
+	e->handles = cds_lfht_new_flavor(
+	    256, 256, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_bp_flavor, NULL);
 	if (!e->servers || !e->handles) {
 		if (e->servers)
 			cds_lfht_destroy(e->servers, NULL);
@@ -97,8 +97,8 @@ srv_ref_get(struct fsesl_srv *s)
 	do {
 		if (v & FSESL_SRV_DEAD)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&s->refs, &v, v + 1,
-	    memory_order_acq_rel, memory_order_acquire));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &s->refs, &v, v + 1, memory_order_acq_rel, memory_order_acquire));
 	return true;
 }
 
@@ -401,8 +401,8 @@ fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out)
 	} else if (!u->password[0]) {
 		err = FSESL_EURL; /* a password is required (OpenSIPS too) */
 	} else {
-		err = fsesl_server_get_by(e, u->host, u->port, u->user[0] ? u->user : NULL,
-		    u->password, out);
+		err = fsesl_server_get_by(
+		    e, u->host, u->port, u->user[0] ? u->user : NULL, u->password, out);
 	}
 	fsesl_url_clear(u);
 	free(u);
@@ -480,8 +480,8 @@ fsesl_srv_try_reap(struct fsesl_engine *e, struct fsesl_srv *s)
 	uint32_t zero = 0;
 
 	/* acquire: pairs with the release in fsesl_srv_unref(). */
-	if (!atomic_compare_exchange_strong_explicit(&s->refs, &zero, FSESL_SRV_DEAD,
-	    memory_order_acq_rel, memory_order_relaxed))
+	if (!atomic_compare_exchange_strong_explicit(
+	        &s->refs, &zero, FSESL_SRV_DEAD, memory_order_acq_rel, memory_order_relaxed))
 		return false;
 	urcu_bp_read_lock();
 	(void)cds_lfht_del(e->servers, &s->node);

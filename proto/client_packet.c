@@ -30,7 +30,8 @@
 
 #include <string.h>
 
-static bool ci_eq(const char *p, size_t n, const char *word)
+static bool
+ci_eq(const char *p, size_t n, const char *word)
 {
 	size_t i;
 
@@ -47,7 +48,8 @@ static bool ci_eq(const char *p, size_t n, const char *word)
 	return true;
 }
 
-static bool is_space_c(char c)
+static bool
+is_space_c(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
@@ -57,7 +59,8 @@ static bool is_space_c(char c)
  * the value clamped to max + 1 so the caller can refuse it. Negative
  * values are 0 here (1.10.12 reads no body for them).
  */
-static size_t atoi_len(const char *p, size_t n, size_t max)
+static size_t
+atoi_len(const char *p, size_t n, size_t max)
 {
 	size_t i = 0, v = 0;
 	bool neg = false;
@@ -77,13 +80,15 @@ static size_t atoi_len(const char *p, size_t n, size_t max)
 	return neg ? 0 : v;
 }
 
-static void fail(int *err, int code)
+static void
+fail(int *err, int code)
 {
 	if (err)
 		*err = code;
 }
 
-ssize_t fsesl_client_packet_parse(const char *buf, size_t len, const struct fsesl_limits *lim,
+ssize_t
+fsesl_client_packet_parse(const char *buf, size_t len, const struct fsesl_limits *lim,
     struct fsesl_client_packet *pkt, int *err)
 {
 	size_t max_hdr = lim ? lim->max_header_bytes : FSESL_DEFAULT_MAX_HEADER_BYTES;

@@ -20,12 +20,13 @@
 struct fsesl_wbuf {
 	char *dst;
 	size_t cap;
-	size_t len;    /* bytes produced so far, written or not */
-	bool full;     /* some byte did not fit */
+	size_t len; /* bytes produced so far, written or not */
+	bool full; /* some byte did not fit */
 	bool overflow; /* len wrapped around size_t: absurd input */
 };
 
-static inline void fsesl_wbuf_init(struct fsesl_wbuf *w, char *dst, size_t cap)
+static inline void
+fsesl_wbuf_init(struct fsesl_wbuf *w, char *dst, size_t cap)
 {
 	w->dst = dst;
 	w->cap = dst ? cap : 0;
@@ -34,7 +35,8 @@ static inline void fsesl_wbuf_init(struct fsesl_wbuf *w, char *dst, size_t cap)
 	w->overflow = false;
 }
 
-static inline void fsesl_wbuf_put(struct fsesl_wbuf *w, const void *p, size_t n)
+static inline void
+fsesl_wbuf_put(struct fsesl_wbuf *w, const void *p, size_t n)
 {
 	size_t end;
 
@@ -52,7 +54,8 @@ static inline void fsesl_wbuf_put(struct fsesl_wbuf *w, const void *p, size_t n)
 	w->len = end;
 }
 
-static inline void fsesl_wbuf_putc(struct fsesl_wbuf *w, char c)
+static inline void
+fsesl_wbuf_putc(struct fsesl_wbuf *w, char c)
 {
 	if (!w->full && w->len < w->cap)
 		w->dst[w->len++] = c;
@@ -60,14 +63,16 @@ static inline void fsesl_wbuf_putc(struct fsesl_wbuf *w, char c)
 		fsesl_wbuf_put(w, &c, 1);
 }
 
-static inline void fsesl_wbuf_puts(struct fsesl_wbuf *w, const char *s)
+static inline void
+fsesl_wbuf_puts(struct fsesl_wbuf *w, const char *s)
 {
 	fsesl_wbuf_put(w, s, strlen(s));
 }
 
 /* Plain decimal, no sign, no leading zeros: what the server writes and
  * what a strict Content-Length reader accepts. */
-static inline size_t fsesl_fmt_u64(char out[20], uint64_t v)
+static inline size_t
+fsesl_fmt_u64(char out[20], uint64_t v)
 {
 	char tmp[20];
 	size_t n = 0, i;
@@ -81,7 +86,8 @@ static inline size_t fsesl_fmt_u64(char out[20], uint64_t v)
 	return n;
 }
 
-static inline void fsesl_wbuf_putu(struct fsesl_wbuf *w, uint64_t v)
+static inline void
+fsesl_wbuf_putu(struct fsesl_wbuf *w, uint64_t v)
 {
 	char d[20];
 

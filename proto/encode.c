@@ -40,25 +40,29 @@ struct enc {
 	unsigned trap;
 };
 
-static void enc_init(struct enc *e, char *dst, size_t cap)
+static void
+enc_init(struct enc *e, char *dst, size_t cap)
 {
 	fsesl_wbuf_init(&e->w, dst, cap);
 	e->err = 0;
 	e->trap = 0;
 }
 
-static void enc_fail(struct enc *e, int err)
+static void
+enc_fail(struct enc *e, int err)
 {
 	if (!e->err)
 		e->err = err;
 }
 
-static inline char lc(char c)
+static inline char
+lc(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
-static bool ci_prefix(const char *p, size_t n, const char *word, size_t wn)
+static bool
+ci_prefix(const char *p, size_t n, const char *word, size_t wn)
 {
 	size_t i;
 
@@ -70,7 +74,8 @@ static bool ci_prefix(const char *p, size_t n, const char *word, size_t wn)
 	return true;
 }
 
-static bool ci_equal(const char *p, size_t n, const char *word)
+static bool
+ci_equal(const char *p, size_t n, const char *word)
 {
 	size_t wn = strlen(word);
 
@@ -85,8 +90,15 @@ static bool ci_equal(const char *p, size_t n, const char *word)
 enum { CL_PLAIN = 0, CL_BREAK, CL_U, CL_R, CL_M };
 
 static const unsigned char byte_class[256] = {
-	['\0'] = CL_BREAK, ['\n'] = CL_BREAK, ['\r'] = CL_BREAK,
-	['u'] = CL_U, ['U'] = CL_U, ['r'] = CL_R, ['R'] = CL_R, ['m'] = CL_M, ['M'] = CL_M,
+    ['\0'] = CL_BREAK,
+    ['\n'] = CL_BREAK,
+    ['\r'] = CL_BREAK,
+    ['u'] = CL_U,
+    ['U'] = CL_U,
+    ['r'] = CL_R,
+    ['R'] = CL_R,
+    ['m'] = CL_M,
+    ['M'] = CL_M,
 };
 
 /*
@@ -98,7 +110,8 @@ static const unsigned char byte_class[256] = {
  * the whole packet, so "unload" in one header and "mod_event_socket" in
  * another still trip. Returns false on CR, LF or NUL.
  */
-static bool scan_piece(const char *p, size_t n, unsigned *trap)
+static bool
+scan_piece(const char *p, size_t n, unsigned *trap)
 {
 	size_t i;
 
@@ -125,12 +138,14 @@ static bool scan_piece(const char *p, size_t n, unsigned *trap)
 	return true;
 }
 
-static bool is_ws(char c)
+static bool
+is_ws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\n';
 }
 
-static bool has_ws(const char *p, size_t n)
+static bool
+has_ws(const char *p, size_t n)
 {
 	size_t i;
 
@@ -140,7 +155,8 @@ static bool has_ws(const char *p, size_t n)
 	return false;
 }
 
-int fsesl_check_line(const char *s, size_t len)
+int
+fsesl_check_line(const char *s, size_t len)
 {
 	size_t i;
 
@@ -153,7 +169,8 @@ int fsesl_check_line(const char *s, size_t len)
 }
 
 /* A piece of the command line: must fit on the line. */
-static void enc_part(struct enc *e, const char *p, size_t n)
+static void
+enc_part(struct enc *e, const char *p, size_t n)
 {
 	if (!scan_piece(p, n, &e->trap)) {
 		enc_fail(e, FSESL_PERR_INJECTION);
@@ -163,13 +180,15 @@ static void enc_part(struct enc *e, const char *p, size_t n)
 }
 
 /* Our own fixed text (verbs, spaces): nothing to check. */
-static void enc_lit(struct enc *e, const char *s)
+static void
+enc_lit(struct enc *e, const char *s)
 {
 	fsesl_wbuf_puts(&e->w, s);
 }
 
 /* A required string argument: NULL or "" is FSESL_PERR_INVALID. */
-static bool enc_need(struct enc *e, const char *s)
+static bool
+enc_need(struct enc *e, const char *s)
 {
 	if (!s || !*s) {
 		enc_fail(e, FSESL_PERR_INVALID);
@@ -180,7 +199,8 @@ static bool enc_need(struct enc *e, const char *s)
 
 /* One line-token that the server must see as a single word. Line breaks
  * are injection; other whitespace only makes it the wrong token. */
-static void enc_token(struct enc *e, const char *s, size_t n)
+static void
+enc_token(struct enc *e, const char *s, size_t n)
 {
 	if (fsesl_check_line(s, n)) {
 		enc_fail(e, FSESL_PERR_INJECTION);
@@ -193,7 +213,8 @@ static void enc_token(struct enc *e, const char *s, size_t n)
 	enc_part(e, s, n);
 }
 
-static void enc_header(struct enc *e, const struct fsesl_header *h, bool from_caller)
+static void
+enc_header(struct enc *e, const struct fsesl_header *h, bool from_caller)
 {
 	size_t i;
 
@@ -228,7 +249,8 @@ static void enc_header(struct enc *e, const struct fsesl_header *h, bool from_ca
 	fsesl_wbuf_putc(&e->w, '\n');
 }
 
-static void enc_headers(struct enc *e, const struct fsesl_header *hdrs, size_t n)
+static void
+enc_headers(struct enc *e, const struct fsesl_header *hdrs, size_t n)
 {
 	size_t i;
 
@@ -243,7 +265,8 @@ static void enc_headers(struct enc *e, const struct fsesl_header *hdrs, size_t n
 /* Ends the header block and appends the body. The body is framed by length,
  * so it may hold anything (the server keeps it as a C string, so a NUL cuts
  * its copy short, but framing is unaffected). */
-static void enc_end(struct enc *e, const char *body, size_t body_len)
+static void
+enc_end(struct enc *e, const char *body, size_t body_len)
 {
 	if (body_len && !body) {
 		enc_fail(e, FSESL_PERR_INVALID);
@@ -259,7 +282,8 @@ static void enc_end(struct enc *e, const char *body, size_t body_len)
 		fsesl_wbuf_put(&e->w, body, body_len);
 }
 
-static ssize_t enc_finish(struct enc *e, unsigned flags)
+static ssize_t
+enc_finish(struct enc *e, unsigned flags)
 {
 	if (e->err)
 		return e->err;
@@ -277,7 +301,8 @@ static ssize_t enc_finish(struct enc *e, unsigned flags)
 /* Generic command                                                      */
 /* ------------------------------------------------------------------ */
 
-static void enc_cmd(struct enc *e, const struct fsesl_cmd *cmd)
+static void
+enc_cmd(struct enc *e, const struct fsesl_cmd *cmd)
 {
 	if (!cmd) {
 		enc_fail(e, FSESL_PERR_INVALID);
@@ -291,7 +316,8 @@ static void enc_cmd(struct enc *e, const struct fsesl_cmd *cmd)
 	enc_end(e, cmd->body, cmd->body_len);
 }
 
-ssize_t fsesl_cmd_size(const struct fsesl_cmd *cmd)
+ssize_t
+fsesl_cmd_size(const struct fsesl_cmd *cmd)
 {
 	struct enc e;
 	ssize_t r;
@@ -304,7 +330,8 @@ ssize_t fsesl_cmd_size(const struct fsesl_cmd *cmd)
 	return r;
 }
 
-ssize_t fsesl_encode_cmd(char *dst, size_t cap, const struct fsesl_cmd *cmd)
+ssize_t
+fsesl_encode_cmd(char *dst, size_t cap, const struct fsesl_cmd *cmd)
 {
 	struct enc e;
 
@@ -318,8 +345,8 @@ ssize_t fsesl_encode_cmd(char *dst, size_t cap, const struct fsesl_cmd *cmd)
 /* ------------------------------------------------------------------ */
 
 /* "<verb> <arg>\n\n" where arg is the rest of the line, spaces allowed. */
-static ssize_t enc_verb_arg(char *dst, size_t cap, const char *verb, const char *arg,
-    unsigned flags)
+static ssize_t
+enc_verb_arg(char *dst, size_t cap, const char *verb, const char *arg, unsigned flags)
 {
 	struct enc e;
 
@@ -332,7 +359,8 @@ static ssize_t enc_verb_arg(char *dst, size_t cap, const char *verb, const char 
 	return enc_finish(&e, flags);
 }
 
-static ssize_t enc_fixed(char *dst, size_t cap, const char *text)
+static ssize_t
+enc_fixed(char *dst, size_t cap, const char *text)
 {
 	struct enc e;
 
@@ -343,7 +371,8 @@ static ssize_t enc_fixed(char *dst, size_t cap, const char *text)
 
 /* The password is everything after "auth " up to the line end, spaces
  * included and compared exactly (§2.2), so it is copied verbatim. */
-ssize_t fsesl_encode_auth(char *dst, size_t cap, const char *password)
+ssize_t
+fsesl_encode_auth(char *dst, size_t cap, const char *password)
 {
 	return enc_verb_arg(dst, cap, "auth ", password, 0);
 }
@@ -354,7 +383,8 @@ ssize_t fsesl_encode_auth(char *dst, size_t cap, const char *password)
  * (the "user:pass@domain" form). So a ':' in the user part would silently
  * change the password, and a missing '@domain' is always -ERR invalid.
  */
-ssize_t fsesl_encode_userauth(char *dst, size_t cap, const char *user, const char *password)
+ssize_t
+fsesl_encode_userauth(char *dst, size_t cap, const char *user, const char *password)
 {
 	struct enc e;
 	size_t ul;
@@ -365,7 +395,7 @@ ssize_t fsesl_encode_userauth(char *dst, size_t cap, const char *user, const cha
 		if (fsesl_check_line(user, ul)) {
 			enc_fail(&e, FSESL_PERR_INJECTION);
 		} else if (!memchr(user, '@', ul) || memchr(user, ':', ul) || user[0] == '@' ||
-		    user[ul - 1] == '@') {
+		           user[ul - 1] == '@') {
 			enc_fail(&e, FSESL_PERR_INVALID);
 		} else {
 			enc_lit(&e, "userauth ");
@@ -378,13 +408,14 @@ ssize_t fsesl_encode_userauth(char *dst, size_t cap, const char *user, const cha
 	return enc_finish(&e, 0);
 }
 
-ssize_t fsesl_encode_api(char *dst, size_t cap, const char *cmd, unsigned flags)
+ssize_t
+fsesl_encode_api(char *dst, size_t cap, const char *cmd, unsigned flags)
 {
 	return enc_verb_arg(dst, cap, "api ", cmd, flags);
 }
 
-ssize_t fsesl_encode_bgapi(char *dst, size_t cap, const char *cmd, const char *job_uuid,
-    unsigned flags)
+ssize_t
+fsesl_encode_bgapi(char *dst, size_t cap, const char *cmd, const char *job_uuid, unsigned flags)
 {
 	struct enc e;
 	struct fsesl_header h;
@@ -414,7 +445,8 @@ ssize_t fsesl_encode_bgapi(char *dst, size_t cap, const char *cmd, const char *j
 /* ------------------------------------------------------------------ */
 
 /* "CUSTOM" alone or "CUSTOM sub sub ...", any case. */
-static bool is_custom(const char *s, size_t n)
+static bool
+is_custom(const char *s, size_t n)
 {
 	return ci_prefix(s, n, "custom", 6) && (n == 6 || s[6] == ' ');
 }
@@ -424,7 +456,8 @@ static bool is_custom(const char *s, size_t n)
  * (§3.4), so CUSTOM must come last, once, followed by all subclasses. A
  * "CUSTOM a b" entry contributes the subclasses a and b.
  */
-static void enc_names(struct enc *e, const char *const *names, size_t n)
+static void
+enc_names(struct enc *e, const char *const *names, size_t n)
 {
 	size_t i, len, j, k;
 	bool custom = false;
@@ -467,7 +500,8 @@ static void enc_names(struct enc *e, const char *const *names, size_t n)
 	}
 }
 
-static const char *fmt_word(enum fsesl_event_format fmt)
+static const char *
+fmt_word(enum fsesl_event_format fmt)
 {
 	switch (fmt) {
 	case FSESL_EVFMT_PLAIN:
@@ -480,8 +514,9 @@ static const char *fmt_word(enum fsesl_event_format fmt)
 	return NULL;
 }
 
-ssize_t fsesl_encode_event(char *dst, size_t cap, enum fsesl_event_format fmt,
-    const char *const *names, size_t n_names)
+ssize_t
+fsesl_encode_event(
+    char *dst, size_t cap, enum fsesl_event_format fmt, const char *const *names, size_t n_names)
 {
 	struct enc e;
 	const char *word = fmt_word(fmt);
@@ -498,7 +533,8 @@ ssize_t fsesl_encode_event(char *dst, size_t cap, enum fsesl_event_format fmt,
 	return enc_finish(&e, 0);
 }
 
-ssize_t fsesl_encode_nixevent(char *dst, size_t cap, const char *const *names, size_t n_names)
+ssize_t
+fsesl_encode_nixevent(char *dst, size_t cap, const char *const *names, size_t n_names)
 {
 	struct enc e;
 
@@ -509,7 +545,8 @@ ssize_t fsesl_encode_nixevent(char *dst, size_t cap, const char *const *names, s
 	return enc_finish(&e, 0);
 }
 
-ssize_t fsesl_encode_noevents(char *dst, size_t cap)
+ssize_t
+fsesl_encode_noevents(char *dst, size_t cap)
 {
 	return enc_fixed(dst, cap, "noevents\n\n");
 }
@@ -520,7 +557,8 @@ ssize_t fsesl_encode_noevents(char *dst, size_t cap)
  * header really named like that needs the explicit "filter add" form.
  * The value is the rest of the line, spaces included.
  */
-ssize_t fsesl_encode_filter(char *dst, size_t cap, const char *header, const char *value)
+ssize_t
+fsesl_encode_filter(char *dst, size_t cap, const char *header, const char *value)
 {
 	struct enc e;
 	size_t hl;
@@ -539,7 +577,8 @@ ssize_t fsesl_encode_filter(char *dst, size_t cap, const char *header, const cha
 	return enc_finish(&e, 0);
 }
 
-ssize_t fsesl_encode_filter_delete(char *dst, size_t cap, const char *header, const char *value)
+ssize_t
+fsesl_encode_filter_delete(char *dst, size_t cap, const char *header, const char *value)
 {
 	struct enc e;
 
@@ -560,9 +599,10 @@ ssize_t fsesl_encode_filter_delete(char *dst, size_t cap, const char *header, co
 /* Commands with headers and a body                                     */
 /* ------------------------------------------------------------------ */
 
-static ssize_t enc_with_headers(char *dst, size_t cap, const char *verb, const char *arg,
-    bool arg_required, const struct fsesl_header *headers, size_t n_headers,
-    const char *body, size_t body_len, unsigned flags)
+static ssize_t
+enc_with_headers(char *dst, size_t cap, const char *verb, const char *arg, bool arg_required,
+    const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len,
+    unsigned flags)
 {
 	struct enc e;
 
@@ -582,27 +622,28 @@ static ssize_t enc_with_headers(char *dst, size_t cap, const char *verb, const c
 	return enc_finish(&e, flags);
 }
 
-ssize_t fsesl_encode_sendevent(char *dst, size_t cap, const char *name,
-    const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len,
-    unsigned flags)
+ssize_t
+fsesl_encode_sendevent(char *dst, size_t cap, const char *name, const struct fsesl_header *headers,
+    size_t n_headers, const char *body, size_t body_len, unsigned flags)
 {
-	return enc_with_headers(dst, cap, "sendevent", name, true, headers, n_headers, body,
-	    body_len, flags);
+	return enc_with_headers(
+	    dst, cap, "sendevent", name, true, headers, n_headers, body, body_len, flags);
 }
 
-ssize_t fsesl_encode_sendmsg(char *dst, size_t cap, const char *uuid,
-    const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len,
-    unsigned flags)
+ssize_t
+fsesl_encode_sendmsg(char *dst, size_t cap, const char *uuid, const struct fsesl_header *headers,
+    size_t n_headers, const char *body, size_t body_len, unsigned flags)
 {
-	return enc_with_headers(dst, cap, "sendmsg", uuid, false, headers, n_headers, body,
-	    body_len, flags);
+	return enc_with_headers(
+	    dst, cap, "sendmsg", uuid, false, headers, n_headers, body, body_len, flags);
 }
 
 /* ------------------------------------------------------------------ */
 /* Logging and exit                                                     */
 /* ------------------------------------------------------------------ */
 
-ssize_t fsesl_encode_log(char *dst, size_t cap, const char *level)
+ssize_t
+fsesl_encode_log(char *dst, size_t cap, const char *level)
 {
 	struct enc e;
 
@@ -617,12 +658,14 @@ ssize_t fsesl_encode_log(char *dst, size_t cap, const char *level)
 	return enc_finish(&e, 0);
 }
 
-ssize_t fsesl_encode_nolog(char *dst, size_t cap)
+ssize_t
+fsesl_encode_nolog(char *dst, size_t cap)
 {
 	return enc_fixed(dst, cap, "nolog\n\n");
 }
 
-ssize_t fsesl_encode_exit(char *dst, size_t cap)
+ssize_t
+fsesl_encode_exit(char *dst, size_t cap)
 {
 	return enc_fixed(dst, cap, "exit\n\n");
 }

@@ -26,9 +26,9 @@
 #include "fsesl_proto.h"
 
 enum text_kind {
-	TK_RAW,     /* copied as is */
-	TK_URL,     /* %HH-decoded (plain header values) */
-	TK_XML,     /* entities, comments and CDATA resolved (XML body) */
+	TK_RAW, /* copied as is */
+	TK_URL, /* %HH-decoded (plain header values) */
+	TK_XML, /* entities, comments and CDATA resolved (XML body) */
 	TK_XML_URL, /* TK_XML, then %HH-decoded (XML header values) */
 };
 
@@ -46,7 +46,8 @@ struct builder {
 	int err;
 };
 
-static int hexval(unsigned char c)
+static int
+hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -56,7 +57,8 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
-ssize_t fsesl_url_decode(const char *src, size_t len, char *dst)
+ssize_t
+fsesl_url_decode(const char *src, size_t len, char *dst)
 {
 	size_t o = 0;
 
@@ -83,7 +85,8 @@ ssize_t fsesl_url_decode(const char *src, size_t len, char *dst)
 }
 
 /* Writes code point cp as UTF-8; returns its length, 0 if invalid. */
-static size_t utf8_put(unsigned long cp, char *dst)
+static size_t
+utf8_put(unsigned long cp, char *dst)
 {
 	unsigned char *d = (unsigned char *)dst;
 
@@ -111,14 +114,16 @@ static size_t utf8_put(unsigned long cp, char *dst)
 	return 4;
 }
 
-static bool starts(const char *p, const char *end, const char *lit)
+static bool
+starts(const char *p, const char *end, const char *lit)
 {
 	size_t n = strlen(lit);
 
 	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
 }
 
-static const char *find_lit(const char *p, const char *end, const char *lit)
+static const char *
+find_lit(const char *p, const char *end, const char *lit)
 {
 	size_t n = strlen(lit);
 
@@ -133,14 +138,16 @@ static const char *find_lit(const char *p, const char *end, const char *lit)
  * FSESL_PERR_BAD_XML. The output is never longer than the input: the
  * shortest entity, "&#N;", is 4 bytes and UTF-8 needs at most 4.
  */
-static ssize_t xml_text_decode(const char *src, size_t len, char *dst)
+static ssize_t
+xml_text_decode(const char *src, size_t len, char *dst)
 {
 	const char *p = src, *end = src + len;
 	size_t o = 0;
 
 	while (p < end) {
 		if (*p == '&') {
-			const char *semi = memchr(p, ';', (size_t)(end - p) < 12 ? (size_t)(end - p) : 12);
+			const char *semi =
+			    memchr(p, ';', (size_t)(end - p) < 12 ? (size_t)(end - p) : 12);
 			size_t n;
 
 			if (semi == NULL)
@@ -164,8 +171,9 @@ static ssize_t xml_text_decode(const char *src, size_t len, char *dst)
 				if (i >= n + 1)
 					return FSESL_PERR_BAD_XML;
 				for (; i < n + 1; i++) {
-					int d = hex ? hexval((unsigned char)p[i])
-						    : (p[i] >= '0' && p[i] <= '9' ? p[i] - '0' : -1);
+					int d =
+					    hex ? hexval((unsigned char)p[i])
+					        : (p[i] >= '0' && p[i] <= '9' ? p[i] - '0' : -1);
 
 					if (d < 0 || cp > 0x10FFFF)
 						return FSESL_PERR_BAD_XML;
@@ -205,7 +213,8 @@ static ssize_t xml_text_decode(const char *src, size_t len, char *dst)
 }
 
 /* Decodes src into the builder's string area; returns the length or < 0. */
-static ssize_t b_text(struct builder *b, const char *src, size_t len, enum text_kind kind)
+static ssize_t
+b_text(struct builder *b, const char *src, size_t len, enum text_kind kind)
 {
 	char *dst = b->p;
 	ssize_t n;
@@ -237,13 +246,15 @@ static ssize_t b_text(struct builder *b, const char *src, size_t len, enum text_
 	return n;
 }
 
-static bool name_is(const char *name, size_t len, const char *lit)
+static bool
+name_is(const char *name, size_t len, const char *lit)
 {
 	return strlen(lit) == len && strncasecmp(name, lit, len) == 0;
 }
 
 /* One header; value is raw text of the given kind. */
-static int b_add(struct builder *b, const char *name, size_t nlen, const char *val, size_t vlen,
+static int
+b_add(struct builder *b, const char *name, size_t nlen, const char *val, size_t vlen,
     enum text_kind kind)
 {
 	struct fsesl_header *h;
@@ -273,13 +284,15 @@ static int b_add(struct builder *b, const char *name, size_t nlen, const char *v
 
 /* A JSON array value: "ARRAY::" then the items joined by "|:" (the plain
  * form of a multi-value header, esl-protocol.md §5.2). */
-static int b_add_array(struct builder *b, const char *name, const cJSON *arr)
+static int
+b_add_array(struct builder *b, const char *name, const cJSON *arr)
 {
 	const cJSON *it;
 	size_t vlen = 7, items = 0;
 	struct fsesl_header *h;
 
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		if (!cJSON_IsString(it) || it->valuestring == NULL)
 			return FSESL_PERR_BAD_JSON;
 		vlen += strlen(it->valuestring) + (items++ ? 2 : 0);
@@ -295,7 +308,8 @@ static int b_add_array(struct builder *b, const char *name, const cJSON *arr)
 	memcpy(b->p, "ARRAY::", 7);
 	b->p += 7;
 	items = 0;
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		size_t l = strlen(it->valuestring);
 
 		if (items++) {
@@ -311,7 +325,8 @@ static int b_add_array(struct builder *b, const char *name, const cJSON *arr)
 	return 0;
 }
 
-static int b_body(struct builder *b, const char *src, size_t len, enum text_kind kind)
+static int
+b_body(struct builder *b, const char *src, size_t len, enum text_kind kind)
 {
 	ssize_t n;
 
@@ -329,7 +344,8 @@ static int b_body(struct builder *b, const char *src, size_t len, enum text_kind
 
 /* ---------------------------------------------------------------- plain */
 
-static int parse_plain(struct builder *b, const char *pl, size_t len)
+static int
+parse_plain(struct builder *b, const char *pl, size_t len)
 {
 	size_t pos = 0;
 
@@ -360,13 +376,15 @@ static int parse_plain(struct builder *b, const char *pl, size_t len)
 
 /* ----------------------------------------------------------------- json */
 
-static int parse_json(struct builder *b, const cJSON *root)
+static int
+parse_json(struct builder *b, const cJSON *root)
 {
 	const cJSON *it;
 	const cJSON *body = NULL;
 	int rc;
 
-	cJSON_ArrayForEach(it, root) {
+	cJSON_ArrayForEach(it, root)
+	{
 		if (it->string == NULL)
 			return FSESL_PERR_BAD_JSON;
 		if (strcmp(it->string, "_body") == 0) {
@@ -393,7 +411,8 @@ static int parse_json(struct builder *b, const cJSON *root)
 
 /* ------------------------------------------------------------------ xml */
 
-static const char *skip_ws(const char *p, const char *end)
+static const char *
+skip_ws(const char *p, const char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
 		p++;
@@ -404,8 +423,8 @@ static const char *skip_ws(const char *p, const char *end)
  * Reads a start tag at p ("<name ...>" or "<name .../>"). Sets the name and
  * whether it closed itself; returns the byte after '>' or NULL.
  */
-static const char *open_tag(const char *p, const char *end, const char **name, size_t *nlen,
-    bool *empty)
+static const char *
+open_tag(const char *p, const char *end, const char **name, size_t *nlen, bool *empty)
 {
 	const char *n, *gt;
 
@@ -428,7 +447,8 @@ static const char *open_tag(const char *p, const char *end, const char **name, s
 
 /* Character data from p up to the next tag (skipping comments and CDATA);
  * returns where the tag starts, or NULL. */
-static const char *text_end(const char *p, const char *end)
+static const char *
+text_end(const char *p, const char *end)
 {
 	for (;;) {
 		const char *lt = memchr(p, '<', (size_t)(end - p));
@@ -453,7 +473,8 @@ static const char *text_end(const char *p, const char *end)
 }
 
 /* Expects "</name>" at p; returns the byte after it or NULL. */
-static const char *close_tag(const char *p, const char *end, const char *name, size_t nlen)
+static const char *
+close_tag(const char *p, const char *end, const char *name, size_t nlen)
 {
 	if ((size_t)(end - p) < nlen + 3 || p[0] != '<' || p[1] != '/' ||
 	    memcmp(p + 2, name, nlen) != 0)
@@ -465,8 +486,9 @@ static const char *close_tag(const char *p, const char *end, const char *name, s
 }
 
 /* A leaf element at p: its text goes to *txt. Returns the byte after it. */
-static const char *leaf(const char *p, const char *end, const char **name, size_t *nlen,
-    const char **txt, size_t *tlen)
+static const char *
+leaf(
+    const char *p, const char *end, const char **name, size_t *nlen, const char **txt, size_t *tlen)
 {
 	bool empty;
 	const char *t;
@@ -487,7 +509,8 @@ static const char *leaf(const char *p, const char *end, const char **name, size_
 	return close_tag(t, end, *name, *nlen);
 }
 
-static int parse_xml(struct builder *b, const char *pl, size_t len)
+static int
+parse_xml(struct builder *b, const char *pl, size_t len)
 {
 	const char *p = pl, *end = pl + len, *name, *txt;
 	size_t nlen, tlen;
@@ -566,7 +589,8 @@ static int parse_xml(struct builder *b, const char *pl, size_t len)
  * so parses are serialised; the tree each one returns is private. */
 static pthread_mutex_t cjson_parse_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int run(struct builder *b, enum fsesl_event_format fmt, const char *payload, size_t len,
+static int
+run(struct builder *b, enum fsesl_event_format fmt, const char *payload, size_t len,
     const cJSON *root)
 {
 	switch (fmt) {
@@ -581,7 +605,8 @@ static int run(struct builder *b, enum fsesl_event_format fmt, const char *paylo
 	}
 }
 
-static const struct fsesl_header *find(const struct fsesl_event *ev, const char *name)
+static const struct fsesl_header *
+find(const struct fsesl_event *ev, const char *name)
 {
 	size_t nlen = strlen(name);
 
@@ -594,7 +619,8 @@ static const struct fsesl_header *find(const struct fsesl_event *ev, const char 
 	return NULL;
 }
 
-const char *fsesl_event_get(const struct fsesl_event *ev, const char *name)
+const char *
+fsesl_event_get(const struct fsesl_event *ev, const char *name)
 {
 	const struct fsesl_header *h;
 
@@ -604,12 +630,14 @@ const char *fsesl_event_get(const struct fsesl_event *ev, const char *name)
 	return h ? h->value : NULL;
 }
 
-void fsesl_event_free(struct fsesl_event *ev)
+void
+fsesl_event_free(struct fsesl_event *ev)
 {
 	free(ev);
 }
 
-int fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t len,
+int
+fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t len,
     const struct fsesl_limits *lim, struct fsesl_event **out)
 {
 	struct builder b = {0};

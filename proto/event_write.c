@@ -30,21 +30,41 @@
 
 /* 1 = written as %HH (§5.2). */
 static const unsigned char url_unsafe[256] = {
-	[0x00 ... 0x1f] = 1,
-	[' '] = 1, ['"'] = 1, ['#'] = 1, ['%'] = 1, ['&'] = 1, ['+'] = 1, [':'] = 1, [';'] = 1,
-	['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1, ['@'] = 1, ['['] = 1, ['\\'] = 1, [']'] = 1,
-	['^'] = 1, ['`'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1,
-	[0x7f ... 0xff] = 1,
+    [0x00 ... 0x1f] = 1,
+    [' '] = 1,
+    ['"'] = 1,
+    ['#'] = 1,
+    ['%'] = 1,
+    ['&'] = 1,
+    ['+'] = 1,
+    [':'] = 1,
+    [';'] = 1,
+    ['<'] = 1,
+    ['='] = 1,
+    ['>'] = 1,
+    ['?'] = 1,
+    ['@'] = 1,
+    ['['] = 1,
+    ['\\'] = 1,
+    [']'] = 1,
+    ['^'] = 1,
+    ['`'] = 1,
+    ['{'] = 1,
+    ['|'] = 1,
+    ['}'] = 1,
+    [0x7f ... 0xff] = 1,
 };
 
 static const char hex_upper[] = "0123456789ABCDEF";
 
-static bool is_uhex(char c)
+static bool
+is_uhex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
 }
 
-static void put_urlenc(struct fsesl_wbuf *w, const char *s, size_t n)
+static void
+put_urlenc(struct fsesl_wbuf *w, const char *s, size_t n)
 {
 	size_t i, run = 0;
 
@@ -67,7 +87,8 @@ static void put_urlenc(struct fsesl_wbuf *w, const char *s, size_t n)
 	fsesl_wbuf_put(w, s + run, n - run);
 }
 
-ssize_t fsesl_url_encode(const char *src, size_t len, char *dst, size_t cap)
+ssize_t
+fsesl_url_encode(const char *src, size_t len, char *dst, size_t cap)
 {
 	struct fsesl_wbuf w;
 
@@ -84,7 +105,8 @@ ssize_t fsesl_url_encode(const char *src, size_t len, char *dst, size_t cap)
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool ci_eq(const char *p, size_t n, const char *word)
+static bool
+ci_eq(const char *p, size_t n, const char *word)
 {
 	size_t i;
 
@@ -101,7 +123,8 @@ static bool ci_eq(const char *p, size_t n, const char *word)
 	return true;
 }
 
-static bool body_marker(const struct fsesl_header *h, size_t n, size_t body_len)
+static bool
+body_marker(const struct fsesl_header *h, size_t n, size_t body_len)
 {
 	char d[20];
 	size_t dn;
@@ -115,14 +138,15 @@ static bool body_marker(const struct fsesl_header *h, size_t n, size_t body_len)
 	return h->value_len == dn && memcmp(h->value, d, dn) == 0;
 }
 
-static bool is_array(const struct fsesl_header *h)
+static bool
+is_array(const struct fsesl_header *h)
 {
 	return h->value_len > 7 && memcmp(h->value, "ARRAY::", 7) == 0;
 }
 
 /* Next "|:"-separated item of an ARRAY:: value; *pos starts at 7. */
-static bool next_item(const struct fsesl_header *h, size_t *pos, const char **item,
-    size_t *item_len)
+static bool
+next_item(const struct fsesl_header *h, size_t *pos, const char **item, size_t *item_len)
 {
 	const char *v = h->value;
 	size_t i, start = *pos;
@@ -144,8 +168,9 @@ static bool next_item(const struct fsesl_header *h, size_t *pos, const char **it
 /* text/event-plain                                                     */
 /* ------------------------------------------------------------------ */
 
-static void write_plain(struct fsesl_wbuf *w, const struct fsesl_header *h, size_t n,
-    bool has_body, const char *body, size_t body_len)
+static void
+write_plain(struct fsesl_wbuf *w, const struct fsesl_header *h, size_t n, bool has_body,
+    const char *body, size_t body_len)
 {
 	size_t i;
 
@@ -172,7 +197,8 @@ static void write_plain(struct fsesl_wbuf *w, const struct fsesl_header *h, size
 /* text/event-json (cJSON 1.7 unformatted printing)                     */
 /* ------------------------------------------------------------------ */
 
-static void put_jstr(struct fsesl_wbuf *w, const char *s, size_t n)
+static void
+put_jstr(struct fsesl_wbuf *w, const char *s, size_t n)
 {
 	size_t i, run = 0;
 
@@ -222,8 +248,9 @@ static void put_jstr(struct fsesl_wbuf *w, const char *s, size_t n)
 	fsesl_wbuf_putc(w, '"');
 }
 
-static void write_json(struct fsesl_wbuf *w, const struct fsesl_header *h, size_t n,
-    bool has_body, const char *body, size_t body_len)
+static void
+write_json(struct fsesl_wbuf *w, const struct fsesl_header *h, size_t n, bool has_body,
+    const char *body, size_t body_len)
 {
 	size_t i, pos;
 	const char *item;
@@ -263,8 +290,8 @@ static void write_json(struct fsesl_wbuf *w, const struct fsesl_header *h, size_
 /* text/event-xml (FreeSWITCH's XML writer)                             */
 /* ------------------------------------------------------------------ */
 
-static void put_xml_elem(struct fsesl_wbuf *w, const struct fsesl_header *h, const char *v,
-    size_t vn)
+static void
+put_xml_elem(struct fsesl_wbuf *w, const struct fsesl_header *h, const char *v, size_t vn)
 {
 	fsesl_wbuf_put(w, "    <", 5);
 	fsesl_wbuf_put(w, h->name, h->name_len);
@@ -283,7 +310,8 @@ static void put_xml_elem(struct fsesl_wbuf *w, const struct fsesl_header *h, con
  * sequence is decoded from the bytes that are there (we never read past
  * the end); the writer does not validate either.
  */
-static void put_xml_text(struct fsesl_wbuf *w, const char *s, size_t n, bool *ends_nl)
+static void
+put_xml_text(struct fsesl_wbuf *w, const char *s, size_t n, bool *ends_nl)
 {
 	size_t i = 0, run = 0;
 
@@ -348,8 +376,9 @@ static void put_xml_text(struct fsesl_wbuf *w, const char *s, size_t n, bool *en
 	fsesl_wbuf_put(w, s + run, n - run);
 }
 
-static void write_xml(struct fsesl_wbuf *w, const struct fsesl_header *h, size_t n,
-    const char *body, size_t body_len)
+static void
+write_xml(
+    struct fsesl_wbuf *w, const struct fsesl_header *h, size_t n, const char *body, size_t body_len)
 {
 	size_t i, pos;
 	const char *item;
@@ -383,22 +412,25 @@ static void write_xml(struct fsesl_wbuf *w, const struct fsesl_header *h, size_t
 /* Entry points                                                         */
 /* ------------------------------------------------------------------ */
 
-static size_t sat_add(size_t a, size_t b)
+static size_t
+sat_add(size_t a, size_t b)
 {
 	size_t r;
 
 	return __builtin_add_overflow(a, b, &r) ? SIZE_MAX : r;
 }
 
-static size_t sat_mul(size_t a, size_t b)
+static size_t
+sat_mul(size_t a, size_t b)
 {
 	size_t r;
 
 	return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
 }
 
-size_t fsesl_event_serialize_size(enum fsesl_event_format fmt,
-    const struct fsesl_header *headers, size_t n_headers, size_t body_len)
+size_t
+fsesl_event_serialize_size(enum fsesl_event_format fmt, const struct fsesl_header *headers,
+    size_t n_headers, size_t body_len)
 {
 	size_t total = 64, i, per;
 
@@ -415,8 +447,8 @@ size_t fsesl_event_serialize_size(enum fsesl_event_format fmt,
 			per = sat_add(sat_add(sat_mul(nl, 6), sat_mul(vl, 9)), 16);
 			break;
 		default: /* xml: up to vl + 1 items, each with two copies of the name */
-			per = sat_add(sat_mul(sat_add(vl, 1), sat_add(sat_mul(nl, 2), 12)),
-			    sat_mul(vl, 3));
+			per = sat_add(
+			    sat_mul(sat_add(vl, 1), sat_add(sat_mul(nl, 2), 12)), sat_mul(vl, 3));
 			break;
 		}
 		total = sat_add(total, per);
@@ -426,7 +458,8 @@ size_t fsesl_event_serialize_size(enum fsesl_event_format fmt,
 	return sat_add(total, sat_add(sat_mul(body_len, 6), 128));
 }
 
-ssize_t fsesl_event_serialize(char *dst, size_t cap, enum fsesl_event_format fmt,
+ssize_t
+fsesl_event_serialize(char *dst, size_t cap, enum fsesl_event_format fmt,
     const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len)
 {
 	struct fsesl_wbuf w;

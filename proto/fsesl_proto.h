@@ -47,24 +47,24 @@ enum fsesl_proto_error {
 	FSESL_PERR_NONE = 0,
 	FSESL_PERR_HEADER_TOO_LARGE = -2001, /* header block over the limit */
 	FSESL_PERR_TOO_MANY_HEADERS = -2002,
-	FSESL_PERR_BAD_HEADER_LINE = -2003,  /* line without ':' or empty name */
+	FSESL_PERR_BAD_HEADER_LINE = -2003, /* line without ':' or empty name */
 	FSESL_PERR_BAD_CONTENT_LENGTH = -2004, /* not 1+ decimal digits, or overflow */
 	FSESL_PERR_BODY_TOO_LARGE = -2005,
-	FSESL_PERR_NUL_BYTE = -2006,         /* NUL inside a header block */
-	FSESL_PERR_BAD_ESCAPE = -2007,       /* '%' not followed by two hex digits */
+	FSESL_PERR_NUL_BYTE = -2006, /* NUL inside a header block */
+	FSESL_PERR_BAD_ESCAPE = -2007, /* '%' not followed by two hex digits */
 	FSESL_PERR_BAD_JSON = -2008,
 	FSESL_PERR_BAD_XML = -2009,
 	FSESL_PERR_NO_EVENT_NAME = -2010,
-	FSESL_PERR_BAD_NUMBER = -2011,       /* strict numeric field parse failed */
-	FSESL_PERR_MISSING_FIELD = -2012,    /* a required header is absent */
+	FSESL_PERR_BAD_NUMBER = -2011, /* strict numeric field parse failed */
+	FSESL_PERR_MISSING_FIELD = -2012, /* a required header is absent */
 	FSESL_PERR_NOMEM = -2013,
-	FSESL_PERR_INJECTION = -2014,        /* CR, LF or NUL in a one-line value */
-	FSESL_PERR_UNLOAD_TRAP = -2015,      /* unload/reload + mod_event_socket */
-	FSESL_PERR_TOO_LONG = -2016,         /* a value over its documented limit */
-	FSESL_PERR_INVALID = -2017,          /* bad argument (NULL, empty, ...) */
+	FSESL_PERR_INJECTION = -2014, /* CR, LF or NUL in a one-line value */
+	FSESL_PERR_UNLOAD_TRAP = -2015, /* unload/reload + mod_event_socket */
+	FSESL_PERR_TOO_LONG = -2016, /* a value over its documented limit */
+	FSESL_PERR_INVALID = -2017, /* bad argument (NULL, empty, ...) */
 	FSESL_PERR_BUFFER_TOO_SMALL = -2018, /* output buffer too small */
-	FSESL_PERR_BAD_URL = -2019,          /* see fsesl_url_parse's errbuf */
-	FSESL_PERR_BAD_COMMAND = -2020,      /* a client command packet is malformed */
+	FSESL_PERR_BAD_URL = -2019, /* see fsesl_url_parse's errbuf */
+	FSESL_PERR_BAD_COMMAND = -2020, /* a client command packet is malformed */
 };
 
 /* Static text for any FSESL_PERR_* code; never NULL. */
@@ -92,8 +92,8 @@ FSESL_API const char *fsesl_proto_strerror(int err);
 
 struct fsesl_limits {
 	size_t max_header_bytes; /* envelope header block, terminator included */
-	size_t max_headers;      /* <= FSESL_MSG_MAX_HEADERS */
-	size_t max_body_bytes;   /* Content-Length cap */
+	size_t max_headers; /* <= FSESL_MSG_MAX_HEADERS */
+	size_t max_body_bytes; /* Content-Length cap */
 	size_t max_event_headers;
 };
 
@@ -127,9 +127,9 @@ enum fsesl_msg_type {
 
 enum fsesl_reply_kind {
 	FSESL_REPLY_NONE = 0, /* no Reply-Text header */
-	FSESL_REPLY_OK,       /* Reply-Text starts with "+OK" */
-	FSESL_REPLY_ERR,      /* Reply-Text starts with "-ERR" */
-	FSESL_REPLY_OTHER,    /* Reply-Text present, neither prefix */
+	FSESL_REPLY_OK, /* Reply-Text starts with "+OK" */
+	FSESL_REPLY_ERR, /* Reply-Text starts with "-ERR" */
+	FSESL_REPLY_OTHER, /* Reply-Text present, neither prefix */
 };
 
 /*
@@ -178,8 +178,8 @@ FSESL_API ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
     const struct fsesl_limits *lim, struct fsesl_msg *msg, int *err);
 
 /* First header named `name` (ASCII case-insensitive), or NULL. */
-FSESL_API const struct fsesl_header *fsesl_msg_header(const struct fsesl_msg *msg,
-    const char *name);
+FSESL_API const struct fsesl_header *fsesl_msg_header(
+    const struct fsesl_msg *msg, const char *name);
 
 /* Content-Type string -> type (exact, case-insensitive). */
 FSESL_API enum fsesl_msg_type fsesl_msg_type_of(const char *ct, size_t len);
@@ -205,12 +205,12 @@ struct fsesl_event {
 	enum fsesl_event_format format;
 	size_t n_headers;
 	const struct fsesl_header *headers; /* decoded, wire order, dups kept */
-	const char *body;                   /* "" when there is none */
+	const char *body; /* "" when there is none */
 	size_t body_len;
 	/* Cheap access to the common fields (NULL when absent). */
-	const char *name;      /* Event-Name */
-	const char *subclass;  /* Event-Subclass */
-	const char *job_uuid;  /* Job-UUID */
+	const char *name; /* Event-Name */
+	const char *subclass; /* Event-Subclass */
+	const char *job_uuid; /* Job-UUID */
 	const char *core_uuid; /* Core-UUID */
 	bool has_sequence;
 	uint64_t sequence; /* Event-Sequence, strictly parsed */
@@ -227,8 +227,8 @@ struct fsesl_event {
  * Errors: FSESL_PERR_BAD_ESCAPE, _BAD_JSON, _BAD_XML, _NO_EVENT_NAME,
  * _TOO_MANY_HEADERS, _NOMEM. lim may be NULL.
  */
-FSESL_API int fsesl_event_parse(enum fsesl_event_format fmt, const char *payload,
-    size_t len, const struct fsesl_limits *lim, struct fsesl_event **out);
+FSESL_API int fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t len,
+    const struct fsesl_limits *lim, struct fsesl_event **out);
 FSESL_API void fsesl_event_free(struct fsesl_event *ev);
 /* First header with that name (case-insensitive), or NULL. */
 FSESL_API const char *fsesl_event_get(const struct fsesl_event *ev, const char *name);
@@ -246,19 +246,19 @@ FSESL_API ssize_t fsesl_url_encode(const char *src, size_t len, char *dst, size_
 /* ------------------------------------------------------------------ */
 
 struct fsesl_heartbeat {
-	double idle_cpu;           /* Idle-CPU, percent */
-	uint64_t session_count;    /* Session-Count */
-	uint64_t max_sessions;     /* Max-Sessions */
-	uint64_t session_per_sec;  /* Session-Per-Sec (remaining budget) */
+	double idle_cpu; /* Idle-CPU, percent */
+	uint64_t session_count; /* Session-Count */
+	uint64_t max_sessions; /* Max-Sessions */
+	uint64_t session_per_sec; /* Session-Per-Sec (remaining budget) */
 	uint64_t session_per_sec_last;
 	uint64_t session_per_sec_max;
 	uint64_t session_per_sec_fivemin;
 	uint64_t session_since_startup;
 	uint64_t session_peak_max;
 	uint64_t session_peak_fivemin;
-	uint64_t uptime_msec;      /* Uptime-msec */
+	uint64_t uptime_msec; /* Uptime-msec */
 	uint64_t event_timestamp_us; /* Event-Date-Timestamp */
-	char hostname[256];        /* FreeSWITCH-Hostname, "" if absent */
+	char hostname[256]; /* FreeSWITCH-Hostname, "" if absent */
 };
 
 /*
@@ -314,34 +314,33 @@ FSESL_API ssize_t fsesl_encode_cmd(char *dst, size_t cap, const struct fsesl_cmd
 
 FSESL_API ssize_t fsesl_encode_auth(char *dst, size_t cap, const char *password);
 /* "userauth user@domain:password" */
-FSESL_API ssize_t fsesl_encode_userauth(char *dst, size_t cap, const char *user,
-    const char *password);
+FSESL_API ssize_t fsesl_encode_userauth(
+    char *dst, size_t cap, const char *user, const char *password);
 /* "api <cmd>" where cmd is the command and its arguments, one line. */
 FSESL_API ssize_t fsesl_encode_api(char *dst, size_t cap, const char *cmd, unsigned flags);
 /* "bgapi <cmd>" with "Job-UUID: <job_uuid>" (job_uuid may be NULL). */
-FSESL_API ssize_t fsesl_encode_bgapi(char *dst, size_t cap, const char *cmd,
-    const char *job_uuid, unsigned flags);
+FSESL_API ssize_t fsesl_encode_bgapi(
+    char *dst, size_t cap, const char *cmd, const char *job_uuid, unsigned flags);
 /* "event <fmt> NAME NAME ... [CUSTOM sub ...]": names[] in order; names
  * that start with "CUSTOM " are split and their subclasses moved after a
  * single CUSTOM token at the end. */
-FSESL_API ssize_t fsesl_encode_event(char *dst, size_t cap, enum fsesl_event_format fmt,
-    const char *const *names, size_t n_names);
-FSESL_API ssize_t fsesl_encode_nixevent(char *dst, size_t cap, const char *const *names,
-    size_t n_names);
+FSESL_API ssize_t fsesl_encode_event(
+    char *dst, size_t cap, enum fsesl_event_format fmt, const char *const *names, size_t n_names);
+FSESL_API ssize_t fsesl_encode_nixevent(
+    char *dst, size_t cap, const char *const *names, size_t n_names);
 FSESL_API ssize_t fsesl_encode_noevents(char *dst, size_t cap);
 /* "filter <header> <value>" / "filter delete <header> [<value>]" */
-FSESL_API ssize_t fsesl_encode_filter(char *dst, size_t cap, const char *header,
-    const char *value);
-FSESL_API ssize_t fsesl_encode_filter_delete(char *dst, size_t cap, const char *header,
-    const char *value /* may be NULL */);
+FSESL_API ssize_t fsesl_encode_filter(char *dst, size_t cap, const char *header, const char *value);
+FSESL_API ssize_t fsesl_encode_filter_delete(
+    char *dst, size_t cap, const char *header, const char *value /* may be NULL */);
 /* "sendevent NAME" + headers + body */
 FSESL_API ssize_t fsesl_encode_sendevent(char *dst, size_t cap, const char *name,
-    const struct fsesl_header *headers, size_t n_headers, const char *body,
-    size_t body_len, unsigned flags);
+    const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len,
+    unsigned flags);
 /* "sendmsg [uuid]" + headers + body */
 FSESL_API ssize_t fsesl_encode_sendmsg(char *dst, size_t cap, const char *uuid,
-    const struct fsesl_header *headers, size_t n_headers, const char *body,
-    size_t body_len, unsigned flags);
+    const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len,
+    unsigned flags);
 /* "log <level>" (level NULL: bare "log") and "nolog" */
 FSESL_API ssize_t fsesl_encode_log(char *dst, size_t cap, const char *level);
 FSESL_API ssize_t fsesl_encode_nolog(char *dst, size_t cap);
@@ -402,8 +401,7 @@ FSESL_API ssize_t fsesl_client_packet_parse(const char *buf, size_t len,
 FSESL_API size_t fsesl_event_serialize_size(enum fsesl_event_format fmt,
     const struct fsesl_header *headers, size_t n_headers, size_t body_len);
 FSESL_API ssize_t fsesl_event_serialize(char *dst, size_t cap, enum fsesl_event_format fmt,
-    const struct fsesl_header *headers, size_t n_headers, const char *body,
-    size_t body_len);
+    const struct fsesl_header *headers, size_t n_headers, const char *body, size_t body_len);
 
 /* ------------------------------------------------------------------ */
 /* URLs                                                                 */
@@ -433,8 +431,7 @@ struct fsesl_url {
 
 /* 0, or FSESL_PERR_BAD_URL with a specific reason written to errbuf (which
  * never contains the password). errbuf may be NULL. */
-FSESL_API int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf,
-    size_t errlen);
+FSESL_API int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t errlen);
 FSESL_API void fsesl_url_clear(struct fsesl_url *u);
 
 #ifdef __cplusplus

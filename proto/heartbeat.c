@@ -13,7 +13,8 @@
 
 #include "fsesl_proto.h"
 
-int fsesl_parse_u64(const char *s, size_t len, uint64_t *out)
+int
+fsesl_parse_u64(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -33,7 +34,8 @@ int fsesl_parse_u64(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
-static const struct fsesl_header *hdr(const struct fsesl_event *ev, const char *name)
+static const struct fsesl_header *
+hdr(const struct fsesl_event *ev, const char *name)
 {
 	size_t nlen = strlen(name);
 
@@ -47,7 +49,8 @@ static const struct fsesl_header *hdr(const struct fsesl_event *ev, const char *
 }
 
 /* "digits" or "digits.digits" (what "%f" prints), as a double. */
-static int parse_percent(const char *s, size_t len, double *out)
+static int
+parse_percent(const char *s, size_t len, double *out)
 {
 	char tmp[64];
 	size_t i = 0, dots = 0;
@@ -73,7 +76,8 @@ static int parse_percent(const char *s, size_t len, double *out)
 	return 0;
 }
 
-static int get_u64(const struct fsesl_event *ev, const char *name, bool required, uint64_t *out)
+static int
+get_u64(const struct fsesl_event *ev, const char *name, bool required, uint64_t *out)
 {
 	const struct fsesl_header *h = hdr(ev, name);
 
@@ -82,30 +86,27 @@ static int get_u64(const struct fsesl_event *ev, const char *name, bool required
 	return fsesl_parse_u64(h->value, h->value_len, out);
 }
 
-int fsesl_heartbeat_parse(const struct fsesl_event *ev, struct fsesl_heartbeat *hb)
+int
+fsesl_heartbeat_parse(const struct fsesl_event *ev, struct fsesl_heartbeat *hb)
 {
 	static const struct {
 		const char *name;
 		bool required;
 		size_t off;
 	} fields[] = {
-		{"Session-Count", true, offsetof(struct fsesl_heartbeat, session_count)},
-		{"Max-Sessions", true, offsetof(struct fsesl_heartbeat, max_sessions)},
-		{"Session-Per-Sec", false, offsetof(struct fsesl_heartbeat, session_per_sec)},
-		{"Session-Per-Sec-Last", false,
-		    offsetof(struct fsesl_heartbeat, session_per_sec_last)},
-		{"Session-Per-Sec-Max", false,
-		    offsetof(struct fsesl_heartbeat, session_per_sec_max)},
-		{"Session-Per-Sec-FiveMin", false,
-		    offsetof(struct fsesl_heartbeat, session_per_sec_fivemin)},
-		{"Session-Since-Startup", false,
-		    offsetof(struct fsesl_heartbeat, session_since_startup)},
-		{"Session-Peak-Max", false, offsetof(struct fsesl_heartbeat, session_peak_max)},
-		{"Session-Peak-FiveMin", false,
-		    offsetof(struct fsesl_heartbeat, session_peak_fivemin)},
-		{"Uptime-msec", false, offsetof(struct fsesl_heartbeat, uptime_msec)},
-		{"Event-Date-Timestamp", false,
-		    offsetof(struct fsesl_heartbeat, event_timestamp_us)},
+	    {"Session-Count", true, offsetof(struct fsesl_heartbeat, session_count)},
+	    {"Max-Sessions", true, offsetof(struct fsesl_heartbeat, max_sessions)},
+	    {"Session-Per-Sec", false, offsetof(struct fsesl_heartbeat, session_per_sec)},
+	    {"Session-Per-Sec-Last", false, offsetof(struct fsesl_heartbeat, session_per_sec_last)},
+	    {"Session-Per-Sec-Max", false, offsetof(struct fsesl_heartbeat, session_per_sec_max)},
+	    {"Session-Per-Sec-FiveMin", false,
+	        offsetof(struct fsesl_heartbeat, session_per_sec_fivemin)},
+	    {"Session-Since-Startup", false,
+	        offsetof(struct fsesl_heartbeat, session_since_startup)},
+	    {"Session-Peak-Max", false, offsetof(struct fsesl_heartbeat, session_peak_max)},
+	    {"Session-Peak-FiveMin", false, offsetof(struct fsesl_heartbeat, session_peak_fivemin)},
+	    {"Uptime-msec", false, offsetof(struct fsesl_heartbeat, uptime_msec)},
+	    {"Event-Date-Timestamp", false, offsetof(struct fsesl_heartbeat, event_timestamp_us)},
 	};
 	const struct fsesl_header *h;
 	struct fsesl_heartbeat tmp;

@@ -28,13 +28,15 @@
 /* Every envelope FreeSWITCH writes is under 1 KiB (esl-protocol.md §1.2). */
 #define RESCAN_WINDOW 2048u
 
-static inline unsigned char lower(unsigned char c)
+static inline unsigned char
+lower(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
 }
 
 /* a (len bytes) equals the lower-case literal b, ignoring ASCII case. */
-static bool ieq(const char *a, size_t len, const char *b)
+static bool
+ieq(const char *a, size_t len, const char *b)
 {
 	for (size_t i = 0; i < len; i++) {
 		if (lower((unsigned char)a[i]) != (unsigned char)b[i] || b[i] == '\0')
@@ -48,15 +50,17 @@ static bool ieq(const char *a, size_t len, const char *b)
  * x86-64) checks 16 bytes per step with unaligned loads that stay inside
  * [p, e); the tail, and other CPUs, use the byte loop.
  */
-static inline const char *scan3(const char *p, const char *e, char a, char b, char c)
+static inline const char *
+scan3(const char *p, const char *e, char a, char b, char c)
 {
 #ifdef __SSE2__
 	const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b), vc = _mm_set1_epi8(c);
 
 	while (e - p >= 16) {
 		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-		__m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)),
-		    _mm_cmpeq_epi8(x, vc));
+		__m128i hit =
+		    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)),
+		        _mm_cmpeq_epi8(x, vc));
 		unsigned m = (unsigned)_mm_movemask_epi8(hit);
 
 		if (m)
@@ -72,10 +76,11 @@ static inline const char *scan3(const char *p, const char *e, char a, char b, ch
 /* The server always writes one spelling (esl-protocol.md §1.2); a fixed-size
  * memcmp of it compiles to a couple of word compares, and the
  * case-insensitive loop only runs when that misses. */
-#define NAME_IS(a, len, canon, lowered) \
+#define NAME_IS(a, len, canon, lowered)                                                            \
 	(memcmp((a), (canon), sizeof(canon) - 1) == 0 || ieq((a), (len), (lowered)))
 
-void fsesl_limits_init(struct fsesl_limits *lim)
+void
+fsesl_limits_init(struct fsesl_limits *lim)
 {
 	lim->max_header_bytes = FSESL_DEFAULT_MAX_HEADER_BYTES;
 	lim->max_headers = FSESL_MSG_MAX_HEADERS;
@@ -83,60 +88,85 @@ void fsesl_limits_init(struct fsesl_limits *lim)
 	lim->max_event_headers = FSESL_DEFAULT_MAX_EVENT_HEADERS;
 }
 
-const char *fsesl_proto_strerror(int err)
+const char *
+fsesl_proto_strerror(int err)
 {
 	switch (err) {
-	case FSESL_PERR_NONE: return "no error";
-	case FSESL_PERR_HEADER_TOO_LARGE: return "header block over the size limit";
-	case FSESL_PERR_TOO_MANY_HEADERS: return "too many headers";
-	case FSESL_PERR_BAD_HEADER_LINE: return "header line without ':' or with an empty name";
-	case FSESL_PERR_BAD_CONTENT_LENGTH: return "Content-Length is not a plain decimal number";
-	case FSESL_PERR_BODY_TOO_LARGE: return "Content-Length over the body size limit";
-	case FSESL_PERR_NUL_BYTE: return "NUL byte in a header block";
-	case FSESL_PERR_BAD_ESCAPE: return "'%' not followed by two hex digits";
-	case FSESL_PERR_BAD_JSON: return "malformed JSON event";
-	case FSESL_PERR_BAD_XML: return "malformed XML event";
-	case FSESL_PERR_NO_EVENT_NAME: return "event without Event-Name";
-	case FSESL_PERR_BAD_NUMBER: return "malformed number";
-	case FSESL_PERR_MISSING_FIELD: return "required header missing";
-	case FSESL_PERR_NOMEM: return "out of memory";
-	case FSESL_PERR_INJECTION: return "CR, LF or NUL in a one-line value";
-	case FSESL_PERR_UNLOAD_TRAP: return "command would unload mod_event_socket";
-	case FSESL_PERR_TOO_LONG: return "value over its length limit";
-	case FSESL_PERR_INVALID: return "invalid argument";
-	case FSESL_PERR_BUFFER_TOO_SMALL: return "output buffer too small";
-	case FSESL_PERR_BAD_URL: return "malformed fs:// URL";
-	case FSESL_PERR_BAD_COMMAND: return "malformed client command packet";
-	default: return "unknown protocol error";
+	case FSESL_PERR_NONE:
+		return "no error";
+	case FSESL_PERR_HEADER_TOO_LARGE:
+		return "header block over the size limit";
+	case FSESL_PERR_TOO_MANY_HEADERS:
+		return "too many headers";
+	case FSESL_PERR_BAD_HEADER_LINE:
+		return "header line without ':' or with an empty name";
+	case FSESL_PERR_BAD_CONTENT_LENGTH:
+		return "Content-Length is not a plain decimal number";
+	case FSESL_PERR_BODY_TOO_LARGE:
+		return "Content-Length over the body size limit";
+	case FSESL_PERR_NUL_BYTE:
+		return "NUL byte in a header block";
+	case FSESL_PERR_BAD_ESCAPE:
+		return "'%' not followed by two hex digits";
+	case FSESL_PERR_BAD_JSON:
+		return "malformed JSON event";
+	case FSESL_PERR_BAD_XML:
+		return "malformed XML event";
+	case FSESL_PERR_NO_EVENT_NAME:
+		return "event without Event-Name";
+	case FSESL_PERR_BAD_NUMBER:
+		return "malformed number";
+	case FSESL_PERR_MISSING_FIELD:
+		return "required header missing";
+	case FSESL_PERR_NOMEM:
+		return "out of memory";
+	case FSESL_PERR_INJECTION:
+		return "CR, LF or NUL in a one-line value";
+	case FSESL_PERR_UNLOAD_TRAP:
+		return "command would unload mod_event_socket";
+	case FSESL_PERR_TOO_LONG:
+		return "value over its length limit";
+	case FSESL_PERR_INVALID:
+		return "invalid argument";
+	case FSESL_PERR_BUFFER_TOO_SMALL:
+		return "output buffer too small";
+	case FSESL_PERR_BAD_URL:
+		return "malformed fs:// URL";
+	case FSESL_PERR_BAD_COMMAND:
+		return "malformed client command packet";
+	default:
+		return "unknown protocol error";
 	}
 }
 
 static const char *const type_names[] = {
-	[FSESL_MSG_UNKNOWN] = "unknown",
-	[FSESL_MSG_AUTH_REQUEST] = "auth/request",
-	[FSESL_MSG_COMMAND_REPLY] = "command/reply",
-	[FSESL_MSG_API_RESPONSE] = "api/response",
-	[FSESL_MSG_EVENT_PLAIN] = "text/event-plain",
-	[FSESL_MSG_EVENT_JSON] = "text/event-json",
-	[FSESL_MSG_EVENT_XML] = "text/event-xml",
-	[FSESL_MSG_LOG_DATA] = "log/data",
-	[FSESL_MSG_DISCONNECT_NOTICE] = "text/disconnect-notice",
-	[FSESL_MSG_RUDE_REJECTION] = "text/rude-rejection",
+    [FSESL_MSG_UNKNOWN] = "unknown",
+    [FSESL_MSG_AUTH_REQUEST] = "auth/request",
+    [FSESL_MSG_COMMAND_REPLY] = "command/reply",
+    [FSESL_MSG_API_RESPONSE] = "api/response",
+    [FSESL_MSG_EVENT_PLAIN] = "text/event-plain",
+    [FSESL_MSG_EVENT_JSON] = "text/event-json",
+    [FSESL_MSG_EVENT_XML] = "text/event-xml",
+    [FSESL_MSG_LOG_DATA] = "log/data",
+    [FSESL_MSG_DISCONNECT_NOTICE] = "text/disconnect-notice",
+    [FSESL_MSG_RUDE_REJECTION] = "text/rude-rejection",
 };
 
-const char *fsesl_msg_type_name(enum fsesl_msg_type type)
+const char *
+fsesl_msg_type_name(enum fsesl_msg_type type)
 {
 	if ((unsigned)type >= sizeof(type_names) / sizeof(type_names[0]))
 		return "unknown";
 	return type_names[type];
 }
 
-enum fsesl_msg_type fsesl_msg_type_of(const char *ct, size_t len)
+enum fsesl_msg_type
+fsesl_msg_type_of(const char *ct, size_t len)
 {
-#define CT(lit, type) \
-	do { \
-		if (NAME_IS(ct, len, lit, lit)) \
-			return type; \
+#define CT(lit, type)                                                                              \
+	do {                                                                                       \
+		if (NAME_IS(ct, len, lit, lit))                                                    \
+			return type;                                                               \
 	} while (0)
 
 	if (ct == NULL)
@@ -175,7 +205,8 @@ enum fsesl_msg_type fsesl_msg_type_of(const char *ct, size_t len)
 #undef CT
 }
 
-const struct fsesl_header *fsesl_msg_header(const struct fsesl_msg *msg, const char *name)
+const struct fsesl_header *
+fsesl_msg_header(const struct fsesl_msg *msg, const char *name)
 {
 	size_t nlen = strlen(name);
 
@@ -189,7 +220,8 @@ const struct fsesl_header *fsesl_msg_header(const struct fsesl_msg *msg, const c
 }
 
 /* Index just past the first "\n\n" or "\n\r\n" at or after from, or 0. */
-static size_t find_block_end(const char *buf, size_t from, size_t len)
+static size_t
+find_block_end(const char *buf, size_t from, size_t len)
 {
 	while (from < len) {
 		const char *p = memchr(buf + from, '\n', len - from);
@@ -208,7 +240,8 @@ static size_t find_block_end(const char *buf, size_t from, size_t len)
 }
 
 /* Digits only, no sign, no overflow; then the configured cap. */
-static int parse_content_length(const char *s, size_t len, size_t max, size_t *out)
+static int
+parse_content_length(const char *s, size_t len, size_t max, size_t *out)
 {
 	size_t v = 0;
 
@@ -229,7 +262,8 @@ static int parse_content_length(const char *s, size_t len, size_t max, size_t *o
 	return 0;
 }
 
-static void set_reply(struct fsesl_msg *msg, const char *v, size_t n)
+static void
+set_reply(struct fsesl_msg *msg, const char *v, size_t n)
 {
 	if (n >= 3 && memcmp(v, "+OK", 3) == 0) {
 		msg->reply = FSESL_REPLY_OK;
@@ -253,15 +287,17 @@ static void set_reply(struct fsesl_msg *msg, const char *v, size_t n)
 	msg->reply_text_len = n;
 }
 
-static ssize_t fail(int *err, int code)
+static ssize_t
+fail(int *err, int code)
 {
 	if (err)
 		*err = code;
 	return FSESL_PARSE_ERROR;
 }
 
-ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
-    const struct fsesl_limits *lim, struct fsesl_msg *msg, int *err)
+ssize_t
+fsesl_msg_parse(const char *buf, size_t len, size_t last_len, const struct fsesl_limits *lim,
+    struct fsesl_msg *msg, int *err)
 {
 	size_t max_hdr = FSESL_DEFAULT_MAX_HEADER_BYTES;
 	size_t max_n = FSESL_MSG_MAX_HEADERS;
@@ -274,7 +310,7 @@ ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
 	if (lim) {
 		max_hdr = lim->max_header_bytes;
 		max_n = lim->max_headers < FSESL_MSG_MAX_HEADERS ? lim->max_headers
-								  : FSESL_MSG_MAX_HEADERS;
+		                                                 : FSESL_MSG_MAX_HEADERS;
 		max_body = lim->max_body_bytes;
 	}
 	if (err)
@@ -383,7 +419,7 @@ ssize_t fsesl_msg_parse(const char *buf, size_t len, size_t last_len,
 				/* Two different lengths make the framing ambiguous;
 				 * a repeated identical one is harmless. */
 				if (cl_val && (cl_len != h->value_len ||
-						  memcmp(cl_val, h->value, cl_len) != 0))
+				                  memcmp(cl_val, h->value, cl_len) != 0))
 					return fail(err, FSESL_PERR_BAD_CONTENT_LENGTH);
 				cl_val = h->value;
 				cl_len = h->value_len;

@@ -30,7 +30,8 @@
 static int url_err(struct fsesl_url *out, char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int url_err(struct fsesl_url *out, char *errbuf, size_t errlen, const char *fmt, ...)
+static int
+url_err(struct fsesl_url *out, char *errbuf, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -44,7 +45,8 @@ static int url_err(struct fsesl_url *out, char *errbuf, size_t errlen, const cha
 	return FSESL_PERR_BAD_URL;
 }
 
-static int hexval(char c)
+static int
+hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -63,7 +65,8 @@ enum dec_status { DEC_OK, DEC_BAD_ESCAPE, DEC_CONTROL, DEC_TOO_LONG };
  * up on a command line, where they would be injection, and a NUL would
  * silently shorten a C-string password.
  */
-static enum dec_status pct_decode(const char *src, size_t n, char *dst, size_t cap)
+static enum dec_status
+pct_decode(const char *src, size_t n, char *dst, size_t cap)
 {
 	size_t i, o = 0;
 
@@ -92,7 +95,8 @@ static enum dec_status pct_decode(const char *src, size_t n, char *dst, size_t c
 	return DEC_OK;
 }
 
-static const char *dec_reason(enum dec_status st)
+static const char *
+dec_reason(enum dec_status st)
 {
 	switch (st) {
 	case DEC_BAD_ESCAPE:
@@ -107,14 +111,15 @@ static const char *dec_reason(enum dec_status st)
 	return "is invalid";
 }
 
-static bool host_char(char c)
+static bool
+host_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c == '-' || c == '.' || c == '_';
+	       c == '-' || c == '.' || c == '_';
 }
 
-static int parse_host(const char *h, size_t n, struct fsesl_url *out, char *errbuf,
-    size_t errlen)
+static int
+parse_host(const char *h, size_t n, struct fsesl_url *out, char *errbuf, size_t errlen)
 {
 	size_t i;
 	bool numeric = true;
@@ -136,13 +141,13 @@ static int parse_host(const char *h, size_t n, struct fsesl_url *out, char *errb
 	/* All digits and dots: it is meant as an IPv4 address, and a resolver
 	 * would happily turn a typo such as "10.0.0" into 10.0.0.0. */
 	if (numeric && inet_pton(AF_INET, out->host, tmp) != 1)
-		return url_err(out, errbuf, errlen, "\"%s\" is not a valid IPv4 address",
-		    out->host);
+		return url_err(
+		    out, errbuf, errlen, "\"%s\" is not a valid IPv4 address", out->host);
 	return 0;
 }
 
-static int parse_port(const char *p, size_t n, struct fsesl_url *out, char *errbuf,
-    size_t errlen)
+static int
+parse_port(const char *p, size_t n, struct fsesl_url *out, char *errbuf, size_t errlen)
 {
 	unsigned long v = 0;
 	size_t i;
@@ -165,8 +170,8 @@ static int parse_port(const char *p, size_t n, struct fsesl_url *out, char *errb
 	return 0;
 }
 
-static int parse_events(const char *p, size_t n, struct fsesl_url *out, char *errbuf,
-    size_t errlen)
+static int
+parse_events(const char *p, size_t n, struct fsesl_url *out, char *errbuf, size_t errlen)
 {
 	size_t start = 0, end;
 	enum dec_status st;
@@ -177,23 +182,24 @@ static int parse_events(const char *p, size_t n, struct fsesl_url *out, char *er
 		for (end = start; end < n && p[end] != ','; end++)
 			;
 		if (end == start)
-			return url_err(out, errbuf, errlen, "empty event name in the list (event %zu)",
-			    out->n_events + 1);
+			return url_err(out, errbuf, errlen,
+			    "empty event name in the list (event %zu)", out->n_events + 1);
 		if (out->n_events == FSESL_URL_MAX_EVENTS)
-			return url_err(out, errbuf, errlen, "too many events (max %u)",
-			    FSESL_URL_MAX_EVENTS);
-		st = pct_decode(p + start, end - start, out->events[out->n_events],
-		    sizeof(out->events[0]));
+			return url_err(
+			    out, errbuf, errlen, "too many events (max %u)", FSESL_URL_MAX_EVENTS);
+		st = pct_decode(
+		    p + start, end - start, out->events[out->n_events], sizeof(out->events[0]));
 		if (st != DEC_OK)
-			return url_err(out, errbuf, errlen, "event %zu %s", out->n_events + 1,
-			    dec_reason(st));
+			return url_err(
+			    out, errbuf, errlen, "event %zu %s", out->n_events + 1, dec_reason(st));
 		out->n_events++;
 		start = end + 1;
 	}
 	return 0;
 }
 
-int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t errlen)
+int
+fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t errlen)
 {
 	const char *at, *colon, *p, *end, *q, *hend;
 	size_t len;
@@ -214,8 +220,8 @@ int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t
 
 	at = memrchr(p, '@', (size_t)(end - p));
 	if (!at)
-		return url_err(out, errbuf, errlen,
-		    "missing credentials: expected fs://[user]:password@host");
+		return url_err(
+		    out, errbuf, errlen, "missing credentials: expected fs://[user]:password@host");
 	colon = memchr(p, ':', (size_t)(at - p));
 	if (!colon)
 		return url_err(out, errbuf, errlen,
@@ -236,7 +242,8 @@ int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t
 	if (!q)
 		q = end;
 	if (memchr(p, '/', (size_t)(q - p)))
-		return url_err(out, errbuf, errlen, "unexpected '/' after the host (no path allowed)");
+		return url_err(
+		    out, errbuf, errlen, "unexpected '/' after the host (no path allowed)");
 	if (p == q || *p == ':')
 		return url_err(out, errbuf, errlen, "missing host after '@'");
 
@@ -251,8 +258,8 @@ int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t
 		memcpy(out->host, p + 1, (size_t)(hend - p - 1));
 		out->host[hend - p - 1] = '\0';
 		if (inet_pton(AF_INET6, out->host, tmp) != 1)
-			return url_err(out, errbuf, errlen, "\"%s\" is not a valid IPv6 address",
-			    out->host);
+			return url_err(
+			    out, errbuf, errlen, "\"%s\" is not a valid IPv6 address", out->host);
 		out->ipv6 = true;
 		p = hend + 1;
 		if (p != q && *p != ':')
@@ -286,7 +293,8 @@ int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t
 	return 0;
 }
 
-void fsesl_url_clear(struct fsesl_url *u)
+void
+fsesl_url_clear(struct fsesl_url *u)
 {
 	/* explicit_bzero: a plain memset before the struct dies may be
 	 * optimised away, leaving the password in memory. */

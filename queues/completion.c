@@ -62,8 +62,8 @@
 #include "fsesl_queues.h"
 #include "queues_impl.h"
 
-#define FSESL_SPIN_MAX_NS 50000u   /* never spin longer than this */
-#define FSESL_SPIN_PROBE_NS 2000u  /* spin when hand-offs are slow */
+#define FSESL_SPIN_MAX_NS 50000u /* never spin longer than this */
+#define FSESL_SPIN_PROBE_NS 2000u /* spin when hand-offs are slow */
 #define FSESL_SPIN_CHECK_EVERY 16u /* pauses between clock reads */
 #define FSESL_EST_CAP_NS 10000000u /* one outlier must not dominate */
 
@@ -141,8 +141,7 @@ fsesl_cpl_init(struct fsesl_cpl *c, unsigned int refs, fsesl_cpl_cb cb, void *ar
  * is the waiter itself (its own SLEEPING bit needs no FUTEX_WAKE).
  */
 static bool
-cpl_decide(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops,
-    bool wake)
+cpl_decide(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops, bool wake)
 {
 	uint32_t old = atomic_load_explicit(&c->state, memory_order_relaxed);
 
@@ -152,8 +151,8 @@ cpl_decide(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_op
 		/* Release: publishes the request's result to the acquire loads
 		 * of the state in wait()/wait_poll()/state(). Acquire on
 		 * success too, so the callback sees what the waiter did. */
-	} while (!atomic_compare_exchange_weak_explicit(&c->state, &old, final_state,
-	    memory_order_acq_rel, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &c->state, &old, final_state, memory_order_acq_rel, memory_order_relaxed));
 	if (wake && (old & FSESL_CPL_SLEEPING) != 0)
 		ops->wake32(&c->state, INT_MAX, ops->ctx);
 	if (c->cb != NULL)
@@ -189,8 +188,8 @@ cpl_time_out(struct fsesl_cpl *c, const struct fsesl_wait_ops *ops)
 }
 
 uint32_t
-fsesl_cpl_wait(struct fsesl_cpl *c, const struct timespec *deadline,
-    const struct fsesl_wait_ops *ops)
+fsesl_cpl_wait(
+    struct fsesl_cpl *c, const struct timespec *deadline, const struct fsesl_wait_ops *ops)
 {
 	uint64_t start, budget, now;
 	uint32_t s, expected;
@@ -227,12 +226,12 @@ fsesl_cpl_wait(struct fsesl_cpl *c, const struct timespec *deadline,
 			/* Relaxed is enough: a failure means the state moved,
 			 * and we loop to read it with acquire. */
 			if (!atomic_compare_exchange_strong_explicit(&c->state, &expected,
-			    FSESL_CPL_PENDING | FSESL_CPL_SLEEPING, memory_order_relaxed,
-			    memory_order_relaxed))
+			        FSESL_CPL_PENDING | FSESL_CPL_SLEEPING, memory_order_relaxed,
+			        memory_order_relaxed))
 				continue;
 		}
-		rc = ops->wait32(&c->state, FSESL_CPL_PENDING | FSESL_CPL_SLEEPING, deadline,
-		    ops->ctx);
+		rc = ops->wait32(
+		    &c->state, FSESL_CPL_PENDING | FSESL_CPL_SLEEPING, deadline, ops->ctx);
 		if (rc == -ETIMEDOUT)
 			return cpl_time_out(c, ops);
 		/* 0: woken, spurious, EINTR or the word changed: look again. */
@@ -242,8 +241,8 @@ fsesl_cpl_wait(struct fsesl_cpl *c, const struct timespec *deadline,
 }
 
 uint32_t
-fsesl_cpl_wait_poll(struct fsesl_cpl *c, const struct timespec *deadline,
-    unsigned int poll_itv_us, const struct fsesl_wait_ops *ops)
+fsesl_cpl_wait_poll(struct fsesl_cpl *c, const struct timespec *deadline, unsigned int poll_itv_us,
+    const struct fsesl_wait_ops *ops)
 {
 	uint32_t s;
 

@@ -40,8 +40,8 @@ struct fsesl_wait_ops {
 	 * absolute CLOCK_MONOTONIC deadline (NULL: no deadline). May return
 	 * early for any reason (EINTR, spurious wake, value changed): callers
 	 * always re-check the word. Returns 0 or -ETIMEDOUT. */
-	int (*wait32)(_Atomic uint32_t *word, uint32_t expected,
-	    const struct timespec *deadline, void *ctx);
+	int (*wait32)(
+	    _Atomic uint32_t *word, uint32_t expected, const struct timespec *deadline, void *ctx);
 	/* FUTEX_WAKE_PRIVATE, up to n waiters. */
 	void (*wake32)(_Atomic uint32_t *word, int n, void *ctx);
 	/* CLOCK_MONOTONIC now. */
@@ -55,8 +55,7 @@ struct fsesl_wait_ops {
 extern const struct fsesl_wait_ops fsesl_wait_ops_linux;
 
 /* Deadline helpers on CLOCK_MONOTONIC timespecs. */
-void fsesl_deadline_after_ms(const struct fsesl_wait_ops *ops, struct timespec *out,
-    unsigned ms);
+void fsesl_deadline_after_ms(const struct fsesl_wait_ops *ops, struct timespec *out, unsigned ms);
 bool fsesl_deadline_passed(const struct fsesl_wait_ops *ops, const struct timespec *d);
 uint64_t fsesl_mono_ns(void);
 
@@ -94,16 +93,15 @@ void fsesl_ring_mpsc_destroy(struct fsesl_ring_mpsc *r);
 bool fsesl_ring_mpsc_try_enqueue(struct fsesl_ring_mpsc *r, void *item);
 /* Any thread. Blocks (futex on space_seq, no busy loop) while full, up to
  * the deadline (NULL: forever). 0 or -ETIMEDOUT. */
-int fsesl_ring_mpsc_enqueue(struct fsesl_ring_mpsc *r, void *item,
-    const struct timespec *deadline, const struct fsesl_wait_ops *ops);
+int fsesl_ring_mpsc_enqueue(struct fsesl_ring_mpsc *r, void *item, const struct timespec *deadline,
+    const struct fsesl_wait_ops *ops);
 /* Consumer only. false when empty. */
 bool fsesl_ring_mpsc_dequeue(struct fsesl_ring_mpsc *r, void **item);
 /* Any thread; a racy snapshot (exact only when nobody enqueues). */
 unsigned int fsesl_ring_mpsc_count(const struct fsesl_ring_mpsc *r);
 /* Consumer only, after a drain that freed slots: wakes blocked producers
  * (a syscall only when some producer announced it waits). */
-void fsesl_ring_mpsc_space_released(struct fsesl_ring_mpsc *r,
-    const struct fsesl_wait_ops *ops);
+void fsesl_ring_mpsc_space_released(struct fsesl_ring_mpsc *r, const struct fsesl_wait_ops *ops);
 unsigned int fsesl_ring_mpsc_capacity(const struct fsesl_ring_mpsc *r);
 
 /* ------------------------------------------------------------------ */
@@ -130,7 +128,7 @@ struct fsesl_doorbell {
 	int efd;
 	_Atomic uint32_t armed; /* 1: reactor awake or already signalled */
 	_Atomic uint64_t writes; /* eventfd writes: syscalls on the submit side */
-	_Atomic uint64_t rings;  /* ring() calls */
+	_Atomic uint64_t rings; /* ring() calls */
 };
 
 int fsesl_doorbell_init(struct fsesl_doorbell *db); /* 0 or -errno */
@@ -169,13 +167,13 @@ void fsesl_sq_destroy(struct fsesl_sq *sq);
  * enqueues and rings the doorbell. nonblock: -EAGAIN when the shard is
  * full; otherwise waits for space up to the deadline (-ETIMEDOUT).
  */
-int fsesl_sq_submit(struct fsesl_sq *sq, void *item, bool nonblock,
-    const struct timespec *deadline);
+int fsesl_sq_submit(
+    struct fsesl_sq *sq, void *item, bool nonblock, const struct timespec *deadline);
 /* Reactor only: dequeues up to `max` items from all shards (round robin,
  * fair), calling fn for each; wakes blocked producers afterwards. Returns
  * the number of items. */
-unsigned int fsesl_sq_drain(struct fsesl_sq *sq, unsigned int max,
-    void (*fn)(void *item, void *arg), void *arg);
+unsigned int fsesl_sq_drain(
+    struct fsesl_sq *sq, unsigned int max, void (*fn)(void *item, void *arg), void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Completion                                                           */
@@ -188,10 +186,10 @@ unsigned int fsesl_sq_drain(struct fsesl_sq *sq, unsigned int max,
  */
 enum fsesl_cpl_state {
 	FSESL_CPL_PENDING = 0,
-	FSESL_CPL_DONE = 1,      /* reply delivered */
-	FSESL_CPL_TIMEDOUT = 2,  /* deadline passed first */
+	FSESL_CPL_DONE = 1, /* reply delivered */
+	FSESL_CPL_TIMEDOUT = 2, /* deadline passed first */
 	FSESL_CPL_CANCELLED = 3, /* engine stopping, request withdrawn */
-	FSESL_CPL_FAILED = 4,    /* error (disconnect, refused, ...) */
+	FSESL_CPL_FAILED = 4, /* error (disconnect, refused, ...) */
 };
 #define FSESL_CPL_SLEEPING 0x80000000u
 #define FSESL_CPL_STATE(w) ((w) & ~FSESL_CPL_SLEEPING)
@@ -236,8 +234,8 @@ void fsesl_cpl_init(struct fsesl_cpl *c, unsigned int refs, fsesl_cpl_cb cb, voi
  * Stores to the request made before this call are visible to whoever
  * observes the final state (release; pairs with the acquire in wait).
  */
-bool fsesl_cpl_complete(struct fsesl_cpl *c, uint32_t final_state,
-    const struct fsesl_wait_ops *ops);
+bool fsesl_cpl_complete(
+    struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops);
 /*
  * The submitter: waits for the final state. Spins briefly (bounded,
  * adaptive to recent hand-off times), then sets SLEEPING and FUTEX_WAITs
@@ -245,8 +243,8 @@ bool fsesl_cpl_complete(struct fsesl_cpl *c, uint32_t final_state,
  * deadline it tries to CAS PENDING -> TIMEDOUT itself. Returns the final
  * state (whoever decided it).
  */
-uint32_t fsesl_cpl_wait(struct fsesl_cpl *c, const struct timespec *deadline,
-    const struct fsesl_wait_ops *ops);
+uint32_t fsesl_cpl_wait(
+    struct fsesl_cpl *c, const struct timespec *deadline, const struct fsesl_wait_ops *ops);
 /*
  * The compatibility wait (OpenSIPS): checks the state, sleeps
  * poll_itv_us via ops->sleep_us, repeats; at the deadline CASes to

@@ -24,7 +24,7 @@
  * closest thing it understands, so TSan builds use that instead.
  */
 extern _Atomic unsigned int fsesl_tsan_fence_word;
-#define FSESL_FENCE_SC() \
+#define FSESL_FENCE_SC()                                                                           \
 	((void)atomic_fetch_add_explicit(&fsesl_tsan_fence_word, 0, memory_order_seq_cst))
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);

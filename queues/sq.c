@@ -49,7 +49,7 @@ sq_caller_ticket(void)
 
 	if (sq_ticket == UINT_MAX)
 		sq_ticket = atomic_fetch_add_explicit(&sq_next_ticket, 1, memory_order_relaxed) %
-		    (UINT_MAX - 1);
+		            (UINT_MAX - 1);
 	return sq_ticket;
 }
 
@@ -138,8 +138,7 @@ fsesl_sq_submit(struct fsesl_sq *sq, void *item, bool nonblock, const struct tim
 }
 
 unsigned int
-fsesl_sq_drain(struct fsesl_sq *sq, unsigned int max, void (*fn)(void *item, void *arg),
-    void *arg)
+fsesl_sq_drain(struct fsesl_sq *sq, unsigned int max, void (*fn)(void *item, void *arg), void *arg)
 {
 	unsigned int n = 0, i, idx, got_in_round;
 	void *item;

@@ -31,8 +31,7 @@
 #include "fsesl_queues.h"
 
 static int
-linux_wait32(_Atomic uint32_t *word, uint32_t expected, const struct timespec *deadline,
-    void *ctx)
+linux_wait32(_Atomic uint32_t *word, uint32_t expected, const struct timespec *deadline, void *ctx)
 {
 	long rc;
 
@@ -66,7 +65,7 @@ linux_now(struct timespec *ts, void *ctx)
 static void
 linux_sleep_us(unsigned us, void *ctx)
 {
-	struct timespec ts = { .tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000 };
+	struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000};
 
 	(void)ctx;
 	/* One nanosleep, as usleep() would: an EINTR just ends this poll
@@ -76,11 +75,11 @@ linux_sleep_us(unsigned us, void *ctx)
 }
 
 const struct fsesl_wait_ops fsesl_wait_ops_linux = {
-	.wait32 = linux_wait32,
-	.wake32 = linux_wake32,
-	.now = linux_now,
-	.sleep_us = linux_sleep_us,
-	.ctx = NULL,
+    .wait32 = linux_wait32,
+    .wake32 = linux_wake32,
+    .now = linux_now,
+    .sleep_us = linux_sleep_us,
+    .ctx = NULL,
 };
 
 void

@@ -74,7 +74,8 @@ static const char *prog = "fsesl";
 /* Static, so that an early usage exit leaves nothing allocated behind. */
 static struct target targets[CLI_MAX_SERVERS];
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fprintf(f,
 	    "Usage: %s [OPTIONS] [URL...] [api|bgapi] COMMAND [ARGS...]\n"
@@ -112,7 +113,8 @@ static void usage(FILE *f)
 }
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void die_usage(const char *fmt, ...)
+static void
+die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -124,7 +126,8 @@ static void die_usage(const char *fmt, ...)
 	exit(CLI_USAGE);
 }
 
-static void log_to_stderr(int level, const char *msg, void *ud)
+static void
+log_to_stderr(int level, const char *msg, void *ud)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug"};
 
@@ -135,7 +138,8 @@ static void log_to_stderr(int level, const char *msg, void *ud)
 
 /* ---- outcome classification -------------------------------------- */
 
-static int exit_code_for(int err)
+static int
+exit_code_for(int err)
 {
 	switch (err) {
 	case 0:
@@ -174,7 +178,8 @@ static int exit_code_for(int err)
  * box is down" (3) from "the box is busy" (4). The engine's stats say
  * which: no connect yet, and the last connect error if there was one.
  */
-static int refine_error(struct cli *c, struct target *t, int err)
+static int
+refine_error(struct cli *c, struct target *t, int err)
 {
 	fsesl_server_stats st;
 
@@ -187,14 +192,16 @@ static int refine_error(struct cli *c, struct target *t, int err)
 	return st.last_error != 0 ? st.last_error : FSESL_ECONNTIMEOUT;
 }
 
-static bool body_is_error(const char *b, size_t len)
+static bool
+body_is_error(const char *b, size_t len)
 {
 	return (len >= 4 && memcmp(b, "-ERR", 4) == 0) || (len >= 6 && memcmp(b, "-USAGE", 6) == 0);
 }
 
 /* ---- running one command on every server ---------------------------- */
 
-static void set_output(struct target *t, const char *b, size_t len)
+static void
+set_output(struct target *t, const char *b, size_t len)
 {
 	t->out = malloc(len + 1);
 	if (t->out == NULL) {
@@ -211,7 +218,8 @@ struct job {
 	struct target *t;
 };
 
-static void *run_one(void *arg)
+static void *
+run_one(void *arg)
 {
 	struct job *j = arg;
 	struct cli *c = j->c;
@@ -249,7 +257,8 @@ static void *run_one(void *arg)
 	return NULL;
 }
 
-static void print_labelled(const char *label, const char *b, size_t len, FILE *f)
+static void
+print_labelled(const char *label, const char *b, size_t len, FILE *f)
 {
 	while (len > 0) {
 		const char *nl = memchr(b, '\n', len);
@@ -267,7 +276,8 @@ static void print_labelled(const char *label, const char *b, size_t len, FILE *f
 }
 
 /* Runs c->cmd everywhere; returns the worst exit code. */
-static int run_everywhere(struct cli *c)
+static int
+run_everywhere(struct cli *c)
 {
 	struct job *jobs;
 	int worst = CLI_OK;
@@ -311,7 +321,8 @@ static int run_everywhere(struct cli *c)
 
 /* ---- interactive ---------------------------------------------------- */
 
-static char *trim(char *s)
+static char *
+trim(char *s)
 {
 	char *end;
 
@@ -323,7 +334,8 @@ static char *trim(char *s)
 	return s;
 }
 
-static void interactive_help(void)
+static void
+interactive_help(void)
 {
 	printf("Plain lines run as `api` on every server.\n"
 	       "  /bgapi CMD   run CMD in the background and print its result\n"
@@ -333,7 +345,8 @@ static void interactive_help(void)
 }
 
 /* Returns -1 to leave, else the exit code of the line. */
-static int interactive_line(struct cli *c, char *line)
+static int
+interactive_line(struct cli *c, char *line)
 {
 	char *s = trim(line);
 
@@ -365,7 +378,8 @@ static int interactive_line(struct cli *c, char *line)
 	return run_everywhere(c);
 }
 
-static int interactive(struct cli *c)
+static int
+interactive(struct cli *c)
 {
 	char prompt[CLI_LABEL_LEN + 16];
 	char hist[4096] = "";
@@ -422,7 +436,8 @@ static int interactive(struct cli *c)
 
 /* ---- events --------------------------------------------------------- */
 
-static void print_event_json(const char *label, const struct fsesl_event *ev)
+static void
+print_event_json(const char *label, const struct fsesl_event *ev)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *s;
@@ -451,7 +466,8 @@ static void print_event_json(const char *label, const struct fsesl_event *ev)
 	cJSON_Delete(o);
 }
 
-static const char *label_of(struct cli *c, fsesl_server_t srv)
+static const char *
+label_of(struct cli *c, fsesl_server_t srv)
 {
 	size_t i;
 
@@ -462,7 +478,8 @@ static const char *label_of(struct cli *c, fsesl_server_t srv)
 }
 
 /* Returns 1 to go on, 0 when the count is reached. */
-static int deliver(struct cli *c, fsesl_delivery *d, long *left)
+static int
+deliver(struct cli *c, fsesl_delivery *d, long *left)
 {
 	const char *label = label_of(c, d->server);
 
@@ -487,7 +504,8 @@ static int deliver(struct cli *c, fsesl_delivery *d, long *left)
 	return 1;
 }
 
-static int events_mode(struct cli *c, char *list, long count, int sfd)
+static int
+events_mode(struct cli *c, char *list, long count, int sfd)
 {
 	fsesl_sub_opts so = {0};
 	fsesl_subscriber *s = NULL;
@@ -555,13 +573,15 @@ out:
 
 /* ---- main ----------------------------------------------------------- */
 
-static bool is_url(const char *s)
+static bool
+is_url(const char *s)
 {
 	return strncasecmp(s, "fs://", 5) == 0; /* schemes are case-insensitive */
 }
 
 /* A positive decimal, at most 86400000 (a day in ms). */
-static int parse_pos(const char *opt, const char *what, const char *v)
+static int
+parse_pos(const char *opt, const char *what, const char *v)
 {
 	char *end;
 	long n;
@@ -573,14 +593,16 @@ static int parse_pos(const char *opt, const char *what, const char *v)
 	return (int)n;
 }
 
-static int parse_ms(const char *opt, const char *v)
+static int
+parse_ms(const char *opt, const char *v)
 {
 	return parse_pos(opt, "milliseconds", v);
 }
 
 /* Checks a URL and makes its label, before anything is started, so that a
  * usage error exits with nothing to clean up. */
-static void label_target(struct target *t, const char *url, size_t idx)
+static void
+label_target(struct target *t, const char *url, size_t idx)
 {
 	struct fsesl_url u;
 	char why[256] = "";
@@ -598,7 +620,8 @@ static void label_target(struct target *t, const char *url, size_t idx)
 	fsesl_url_clear(&u);
 }
 
-static int add_target(struct cli *c, const char *url)
+static int
+add_target(struct cli *c, const char *url)
 {
 	struct target *t = &c->t[c->n];
 	int err;
@@ -612,7 +635,8 @@ static int add_target(struct cli *c, const char *url)
 	return CLI_OK;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"timeout", required_argument, NULL, 't'},

@@ -28,14 +28,16 @@
 
 #define REQ_BUF (BENCH_TOKEN_MAX + 512)
 
-static size_t req_cap(const struct bench_env *env)
+static size_t
+req_cap(const struct bench_env *env)
 {
 	return REQ_BUF + env->o->large_bytes;
 }
 
 /* Open loop pacing: worker k of n, total rate R: its i-th command is due
  * at base + (k + i*n) / R. Returns the intended send time (now if closed). */
-static uint64_t pace(const struct scenario *sc, uint64_t base, unsigned k, uint64_t i)
+static uint64_t
+pace(const struct scenario *sc, uint64_t base, unsigned k, uint64_t i)
 {
 	if (!sc->open_rate)
 		return now_ns();
@@ -55,7 +57,8 @@ struct timer_args {
 	struct window_snap *snap;
 };
 
-static void *window_thread(void *arg)
+static void *
+window_thread(void *arg)
 {
 	struct timer_args *ta = arg;
 	run_window(ta->env, ta->ctl, ta->snap, NULL, NULL);
@@ -68,8 +71,8 @@ struct bare_slot {
 	enum bench_mix kind;
 };
 
-void run_bare(
-    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
+void
+run_bare(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	const struct bench_opts *o = env->o;
 	struct rawconn c;
@@ -224,7 +227,8 @@ struct os_worker {
 	pthread_t tid;
 };
 
-static void *os_manager(void *arg)
+static void *
+os_manager(void *arg)
 {
 	struct os_shared *sh = arg;
 	const struct bench_opts *o = sh->env->o;
@@ -282,7 +286,8 @@ static void *os_manager(void *arg)
 	return NULL;
 }
 
-static void *os_worker_main(void *arg)
+static void *
+os_worker_main(void *arg)
 {
 	struct os_worker *wk = arg;
 	struct os_shared *sh = wk->sh;
@@ -354,8 +359,8 @@ static void *os_worker_main(void *arg)
 	return NULL;
 }
 
-void run_opensips(
-    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
+void
+run_opensips(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
@@ -452,7 +457,8 @@ struct pw_worker {
 	pthread_t tid;
 };
 
-static void *pw_main(void *arg)
+static void *
+pw_main(void *arg)
 {
 	struct pw_worker *wk = arg;
 	const struct bench_opts *o = wk->env->o;
@@ -493,7 +499,8 @@ static void *pw_main(void *arg)
 	return NULL;
 }
 
-void run_per_worker(
+void
+run_per_worker(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};

@@ -171,13 +171,15 @@ struct run_ctl {
 	_Atomic bool progress;
 };
 
-static inline bool measuring(struct run_ctl *ctl)
+static inline bool
+measuring(struct run_ctl *ctl)
 {
 	/* Acquire: pairs with run_window's release stores. */
 	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_MEASURE;
 }
 
-static inline bool stopping(struct run_ctl *ctl)
+static inline bool
+stopping(struct run_ctl *ctl)
 {
 	/* Acquire: pairs with run_window's release store of PH_STOP. */
 	return atomic_load_explicit(&ctl->phase, memory_order_acquire) == PH_STOP;
@@ -185,7 +187,8 @@ static inline bool stopping(struct run_ctl *ctl)
 
 /* Called with every completion counted in the window. After the first,
  * a read of a line nobody writes: no contention between workers. */
-static inline void ctl_progress(struct run_ctl *ctl)
+static inline void
+ctl_progress(struct run_ctl *ctl)
 {
 	/* Relaxed both: only run_window reads it, and it only needs to see
 	 * the flag eventually (it polls). */

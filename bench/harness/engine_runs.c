@@ -27,7 +27,8 @@ struct eng {
 	uint64_t rss0, rss1;
 };
 
-static void eng_hook(void *ud, int which)
+static void
+eng_hook(void *ud, int which)
 {
 	struct eng *g = ud;
 	fsesl_engine_stats_get(g->e, which ? &g->s1 : &g->s0);
@@ -35,7 +36,8 @@ static void eng_hook(void *ud, int which)
 		g->rss1 = self_rss_bytes();
 }
 
-static int eng_open(struct eng *g, const struct bench_env *env, const struct scenario *sc,
+static int
+eng_open(struct eng *g, const struct bench_env *env, const struct scenario *sc,
     unsigned max_in_flight, struct result *r)
 {
 	fsesl_config cfg;
@@ -99,7 +101,8 @@ static int eng_open(struct eng *g, const struct bench_env *env, const struct sce
 	return 0;
 }
 
-static void eng_close(struct eng *g)
+static void
+eng_close(struct eng *g)
 {
 	if (!g->e)
 		return;
@@ -109,7 +112,8 @@ static void eng_close(struct eng *g)
 	g->e = NULL;
 }
 
-static unsigned eng_connected(struct eng *g)
+static unsigned
+eng_connected(struct eng *g)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < g->n_srv; i++) {
@@ -121,8 +125,9 @@ static unsigned eng_connected(struct eng *g)
 }
 
 /* Checks one engine reply; 0 ok, -1 mismatch or error (w updated). */
-static int check_reply(struct wstats *w, enum bench_mix kind, const char *token,
-    const fsesl_reply *rep, unsigned large_bytes)
+static int
+check_reply(struct wstats *w, enum bench_mix kind, const char *token, const fsesl_reply *rep,
+    unsigned large_bytes)
 {
 	if (kind == MIX_BGAPI) {
 		const char *job = fsesl_reply_header(rep, "Job-UUID");
@@ -150,8 +155,8 @@ static int check_reply(struct wstats *w, enum bench_mix kind, const char *token,
 }
 
 /* Builds the command line for kind into buf: "echo <token>[padding]". */
-static const char *cmd_line(
-    char *buf, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes)
+static const char *
+cmd_line(char *buf, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes)
 {
 	if (kind == MIX_LARGE)
 		snprintf(buf, cap, "echo %s%s", token, large_padding(large_bytes));
@@ -177,7 +182,8 @@ struct drain {
 	bool raw;
 };
 
-static void *drain_main(void *arg)
+static void *
+drain_main(void *arg)
 {
 	struct drain *d = arg;
 	/* Acquire: pairs with the release store in drain_stop(). */
@@ -208,7 +214,8 @@ static void *drain_main(void *arg)
  * replies, which is the cost this scenario is about; the count then comes
  * from the simulator.
  */
-static int drain_start(
+static int
+drain_start(
     struct drain *d, struct eng *g, const struct bench_env *env, unsigned rate, struct result *r)
 {
 	fsesl_sub_opts so;
@@ -267,7 +274,8 @@ static int drain_start(
 	return 0;
 }
 
-static void drain_stop(struct drain *d, const struct bench_env *env, struct result *r)
+static void
+drain_stop(struct drain *d, const struct bench_env *env, struct result *r)
 {
 	if (env->sim)
 		(void)simhost_flood(0);
@@ -310,7 +318,8 @@ struct eng_worker {
 	pthread_t tid;
 };
 
-static void *eng_worker_main(void *arg)
+static void *
+eng_worker_main(void *arg)
 {
 	struct eng_worker *wk = arg;
 	const struct scenario *sc = wk->sc;
@@ -373,8 +382,8 @@ static void *eng_worker_main(void *arg)
 	return NULL;
 }
 
-void run_engine(
-    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
+void
+run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
@@ -465,7 +474,8 @@ struct async_ctx {
 static void async_cb(int status, const fsesl_reply *reply, void *ud);
 
 /* Submits slot s; on failure counts the error and gives its credit back. */
-static int async_submit(struct async_slot *s, char *line, size_t cap)
+static int
+async_submit(struct async_slot *s, char *line, size_t cap)
 {
 	struct async_ctx *c = s->ctx;
 	const struct bench_opts *o = c->env->o;
@@ -496,7 +506,8 @@ static int async_submit(struct async_slot *s, char *line, size_t cap)
 	return rc;
 }
 
-static void async_cb(int status, const fsesl_reply *reply, void *ud)
+static void
+async_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct async_slot *s = ud;
 	struct async_ctx *c = s->ctx;
@@ -540,7 +551,8 @@ static void async_cb(int status, const fsesl_reply *reply, void *ud)
 }
 
 /* Waits for every outstanding request; returns how many never came. */
-static unsigned async_drain(struct async_ctx *c, unsigned timeout_ms)
+static unsigned
+async_drain(struct async_ctx *c, unsigned timeout_ms)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
 	unsigned left;
@@ -551,8 +563,9 @@ static unsigned async_drain(struct async_ctx *c, unsigned timeout_ms)
 	return left;
 }
 
-static void async_run(const struct bench_env *env, unsigned idx, const struct scenario *sc,
-    struct result *r, unsigned window, unsigned max_in_flight, bool many)
+static void
+async_run(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r,
+    unsigned window, unsigned max_in_flight, bool many)
 {
 	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
 	struct window_snap snap;
@@ -631,14 +644,15 @@ out_free:
 	free(c);
 }
 
-void run_async(
-    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
+void
+run_async(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	unsigned w = sc->window ? sc->window : 16;
 	async_run(env, idx, sc, r, w, w, false);
 }
 
-void run_many_conns(
+void
+run_many_conns(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	unsigned conns = sc->conns_per_server ? sc->conns_per_server : 1;

@@ -22,7 +22,8 @@
 #define FLOOD_WINDOW 256u
 #define FLOOD_BURST 64u
 
-static void *flood_main(void *arg)
+static void *
+flood_main(void *arg)
 {
 	struct flood *f = arg;
 	char pkt[256];
@@ -97,7 +98,8 @@ static void *flood_main(void *arg)
 	return NULL;
 }
 
-int flood_start(struct flood *f, const struct bench_target *t, unsigned rate)
+int
+flood_start(struct flood *f, const struct bench_target *t, unsigned rate)
 {
 	memset(f, 0, sizeof(*f));
 	f->rate = rate ? rate : 1;
@@ -112,7 +114,8 @@ int flood_start(struct flood *f, const struct bench_target *t, unsigned rate)
 	return 0;
 }
 
-void flood_stop(struct flood *f)
+void
+flood_stop(struct flood *f)
 {
 	if (!f->running)
 		return;

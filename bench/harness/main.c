@@ -53,7 +53,8 @@ struct cli {
 	unsigned repeat;
 };
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: fsesl-bench [options]\n"
@@ -93,7 +94,8 @@ static void usage(FILE *f)
 	    BENCH_MAX_WORKERS);
 }
 
-static int die_usage(const char *fmt, const char *arg)
+static int
+die_usage(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "fsesl-bench: ");
 	fprintf(stderr, fmt, arg);
@@ -101,7 +103,8 @@ static int die_usage(const char *fmt, const char *arg)
 	return 2;
 }
 
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+static int
+parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
 	char *end;
 	errno = 0;
@@ -114,7 +117,8 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
-static int parse_list(const char *s, unsigned lo, unsigned hi, unsigned *out, unsigned *n)
+static int
+parse_list(const char *s, unsigned lo, unsigned hi, unsigned *out, unsigned *n)
 {
 	char buf[256];
 	if (strlen(s) >= sizeof(buf))
@@ -130,7 +134,8 @@ static int parse_list(const char *s, unsigned lo, unsigned hi, unsigned *out, un
 	return *n ? 0 : -1;
 }
 
-static int parse_args(int argc, char **argv, struct cli *c)
+static int
+parse_args(int argc, char **argv, struct cli *c)
 {
 	enum {
 		O_QUICK = 256,
@@ -381,8 +386,8 @@ struct plan {
 static struct scenario *add(struct plan *p, enum bench_kind kind, const char *mode,
     unsigned workers, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static struct scenario *add(
-    struct plan *p, enum bench_kind kind, const char *mode, unsigned workers, const char *fmt, ...)
+static struct scenario *
+add(struct plan *p, enum bench_kind kind, const char *mode, unsigned workers, const char *fmt, ...)
 {
 	if (p->n == MAX_SCENARIOS)
 		return NULL;
@@ -403,7 +408,8 @@ static struct scenario *add(
 	return s;
 }
 
-static bool has_worker(const struct cli *c, unsigned w)
+static bool
+has_worker(const struct cli *c, unsigned w)
 {
 	for (unsigned i = 0; i < c->n_workers; i++)
 		if (c->workers[i] == w)
@@ -411,7 +417,8 @@ static bool has_worker(const struct cli *c, unsigned w)
 	return false;
 }
 
-static unsigned pick_workers(const struct cli *c, unsigned want)
+static unsigned
+pick_workers(const struct cli *c, unsigned want)
 {
 	if (has_worker(c, want))
 		return want;
@@ -425,7 +432,8 @@ static unsigned pick_workers(const struct cli *c, unsigned want)
 /* A word of --only selects a scenario by its exact name, a whole family by
  * its mode (bare, opensips, per_worker, futex, poll1000, poll100, async,
  * many_conns), or names by a glob (fnmatch). */
-static bool only_match(const char *only, const struct scenario *sc)
+static bool
+only_match(const char *only, const struct scenario *sc)
 {
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s", only);
@@ -438,7 +446,8 @@ static bool only_match(const char *only, const struct scenario *sc)
 	return false;
 }
 
-static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
+static void
+build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 {
 	struct scenario *s;
 	unsigned w16 = pick_workers(c, 16), w64 = pick_workers(c, 64);
@@ -550,7 +559,8 @@ static void build_plan(const struct cli *c, bool sim, unsigned n_targets, struct
 /* Targets                                                              */
 /* ------------------------------------------------------------------ */
 
-static int targets_from_urls(const struct cli *c, struct bench_env *env)
+static int
+targets_from_urls(const struct cli *c, struct bench_env *env)
 {
 	for (unsigned i = 0; i < c->o.n_urls; i++) {
 		struct fsesl_url u;
@@ -570,7 +580,8 @@ static int targets_from_urls(const struct cli *c, struct bench_env *env)
 	return 0;
 }
 
-static void raise_nofile(unsigned need)
+static void
+raise_nofile(unsigned need)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need + 256) {
@@ -587,7 +598,8 @@ static void raise_nofile(unsigned need)
 static _Atomic uint64_t watchdog_deadline;
 static const char *_Atomic watchdog_name;
 
-static void *watchdog_main(void *arg)
+static void *
+watchdog_main(void *arg)
 {
 	(void)arg;
 	for (;;) {
@@ -608,7 +620,8 @@ static void *watchdog_main(void *arg)
 	return NULL;
 }
 
-static void watchdog_arm(const struct bench_opts *o, const struct scenario *sc)
+static void
+watchdog_arm(const struct bench_opts *o, const struct scenario *sc)
 {
 	/* Duration, the drain of the last requests, and the many-connections
 	 * scenario's (bounded, 30 s) wait for its pool, with room to spare. */
@@ -619,8 +632,8 @@ static void watchdog_arm(const struct bench_opts *o, const struct scenario *sc)
 	atomic_store_explicit(&watchdog_deadline, sc ? now_ns() + budget : 0, memory_order_release);
 }
 
-static void run_one(
-    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
+static void
+run_one(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->sc = sc;
@@ -653,7 +666,8 @@ static void run_one(
 /* Is run a better than run b? Noise on a shared machine only ever slows
  * a run down, so the best of N is the least disturbed: the highest rate in
  * a closed loop, the lowest p99 at a fixed arrival rate. */
-static bool better(const struct result *a, const struct result *b)
+static bool
+better(const struct result *a, const struct result *b)
 {
 	if (a->ran != b->ran)
 		return a->ran;
@@ -664,7 +678,8 @@ static bool better(const struct result *a, const struct result *b)
 
 /* Folds run `r` (repetition rep) into the kept result: the best run's
  * figures, every run's failures. */
-static void keep_best(struct result *kept, const struct result *r, unsigned rep)
+static void
+keep_best(struct result *kept, const struct result *r, unsigned rep)
 {
 	if (rep == 0) {
 		*kept = *r;
@@ -685,7 +700,8 @@ static void keep_best(struct result *kept, const struct result *r, unsigned rep)
 	snprintf(kept->first_error, sizeof(kept->first_error), "%s", first);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static struct cli c;
 	static struct plan p;

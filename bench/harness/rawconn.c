@@ -24,7 +24,8 @@
 
 #define RAW_INITIAL_BUF (256u * 1024u)
 
-static int dial(const struct bench_target *t, char *err, size_t errlen)
+static int
+dial(const struct bench_target *t, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
@@ -60,7 +61,8 @@ static int dial(const struct bench_target *t, char *err, size_t errlen)
 
 /* Reads more bytes; timeout_ms 0 = only what is already there.
  * 1 read something, 0 nothing (timeout), < 0 error or EOF. */
-static int fill(struct rawconn *c, int timeout_ms)
+static int
+fill(struct rawconn *c, int timeout_ms)
 {
 	if (c->off > 0 && (c->off == c->len || c->len == c->cap)) {
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
@@ -106,7 +108,8 @@ static int fill(struct rawconn *c, int timeout_ms)
  * while its own write is blocked would otherwise deadlock with a client
  * blocked writing a large pipeline (esl-protocol.md §4.3).
  */
-int rawconn_write(struct rawconn *c, const char *buf, size_t len)
+int
+rawconn_write(struct rawconn *c, const char *buf, size_t len)
 {
 	while (len) {
 		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -133,7 +136,8 @@ int rawconn_write(struct rawconn *c, const char *buf, size_t len)
 }
 
 /* Parses one message; 1 with msg filled, 0 partial, < 0 protocol error. */
-static int parse_one(struct rawconn *c, struct fsesl_msg *msg)
+static int
+parse_one(struct rawconn *c, struct fsesl_msg *msg)
 {
 	int perr = 0;
 	size_t avail = c->len - c->off;
@@ -151,7 +155,8 @@ static int parse_one(struct rawconn *c, struct fsesl_msg *msg)
 	return 1;
 }
 
-int rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events)
+int
+rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events)
 {
 	struct fsesl_msg msg;
 	uint64_t deadline = timeout_ms > 0 ? now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
@@ -212,7 +217,8 @@ int rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64
 	}
 }
 
-static int expect_reply(struct rawconn *c, const char *what, char *err, size_t errlen)
+static int
+expect_reply(struct rawconn *c, const char *what, char *err, size_t errlen)
 {
 	struct rawreply rep;
 	int rc = rawconn_next(c, &rep, 5000, NULL);
@@ -229,7 +235,8 @@ static int expect_reply(struct rawconn *c, const char *what, char *err, size_t e
 	return 0;
 }
 
-int rawconn_open(struct rawconn *c, const struct bench_target *t, char *err, size_t errlen)
+int
+rawconn_open(struct rawconn *c, const struct bench_target *t, char *err, size_t errlen)
 {
 	char pkt[1024];
 	struct fsesl_msg msg;
@@ -287,7 +294,8 @@ int rawconn_open(struct rawconn *c, const struct bench_target *t, char *err, siz
 	return 0;
 }
 
-void rawconn_close(struct rawconn *c)
+void
+rawconn_close(struct rawconn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -297,8 +305,8 @@ void rawconn_close(struct rawconn *c)
 	c->cap = c->len = c->off = c->last_len = 0;
 }
 
-ssize_t encode_request(
-    char *dst, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes)
+ssize_t
+encode_request(char *dst, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes)
 {
 	char line[BENCH_TOKEN_MAX + 8];
 	if (kind == MIX_BGAPI) {
@@ -323,7 +331,8 @@ ssize_t encode_request(
 	return fsesl_encode_api(dst, cap, line, 0);
 }
 
-int check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
+int
+check_raw_reply(struct wstats *w, enum bench_mix kind, const char *token,
     const struct rawreply *rep, unsigned large_bytes)
 {
 	if (kind == MIX_BGAPI) {

@@ -20,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct result *find(const struct result *res, size_t n, const char *name)
+static const struct result *
+find(const struct result *res, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (res[i].ran && res[i].commands && strcmp(res[i].sc->name, name) == 0)
@@ -28,17 +29,20 @@ static const struct result *find(const struct result *res, size_t n, const char 
 	return NULL;
 }
 
-static double us(uint64_t ns)
+static double
+us(uint64_t ns)
 {
 	return (double)ns / 1e3;
 }
 
-static double ratio(const struct result *a, const struct result *b)
+static double
+ratio(const struct result *a, const struct result *b)
 {
 	return (a && b && b->cmds_per_s > 0) ? a->cmds_per_s / b->cmds_per_s : NAN;
 }
 
-static double qratio(const struct result *a, const struct result *b, double q)
+static double
+qratio(const struct result *a, const struct result *b, double q)
 {
 	if (!a || !b)
 		return NAN;
@@ -46,7 +50,8 @@ static double qratio(const struct result *a, const struct result *b, double q)
 	return qb ? (double)hist_quantile(&a->lat, q) / (double)qb : NAN;
 }
 
-void compute_ratios(const struct result *res, size_t n, struct ratios *out)
+void
+compute_ratios(const struct result *res, size_t n, struct ratios *out)
 {
 	const struct result *f1 = find(res, n, "futex_1w"), *f16 = find(res, n, "futex_16w"),
 	                    *f64 = find(res, n, "futex_64w");
@@ -108,19 +113,22 @@ static const struct target targets[] = {
         0.10, false},
 };
 
-static double ratio_at(const struct ratios *ra, size_t off)
+static double
+ratio_at(const struct ratios *ra, size_t off)
 {
 	double v;
 	memcpy(&v, (const char *)ra + off, sizeof(v));
 	return v;
 }
 
-static bool target_met(const struct target *t, double v)
+static bool
+target_met(const struct target *t, double v)
 {
 	return t->at_least ? v >= t->goal : v <= t->goal;
 }
 
-static const char *fmt_lat(char *buf, size_t cap, uint64_t ns)
+static const char *
+fmt_lat(char *buf, size_t cap, uint64_t ns)
 {
 	double u = us(ns);
 	if (u < 1000)
@@ -132,7 +140,8 @@ static const char *fmt_lat(char *buf, size_t cap, uint64_t ns)
 	return buf;
 }
 
-static const char *fmt_rate(char *buf, size_t cap, double r)
+static const char *
+fmt_rate(char *buf, size_t cap, double r)
 {
 	if (r >= 1e6)
 		snprintf(buf, cap, "%.2fM", r / 1e6);
@@ -143,7 +152,8 @@ static const char *fmt_rate(char *buf, size_t cap, double r)
 	return buf;
 }
 
-void report_table(FILE *f, const struct result *res, size_t n, const struct ratios *ra)
+void
+report_table(FILE *f, const struct result *res, size_t n, const struct ratios *ra)
 {
 	char a[6][24], rate[24];
 	fprintf(f, "%-26s %-10s %4s %2s %4s %5s %8s %7s %7s %7s %7s %7s %7s %7s %7s %4s %3s\n",
@@ -217,7 +227,8 @@ void report_table(FILE *f, const struct result *res, size_t n, const struct rati
 		    n_targets - shown, n_targets);
 }
 
-static void add_num_or_null(cJSON *o, const char *k, double v)
+static void
+add_num_or_null(cJSON *o, const char *k, double v)
 {
 	if (isnan(v) || isinf(v))
 		cJSON_AddNullToObject(o, k);
@@ -225,13 +236,15 @@ static void add_num_or_null(cJSON *o, const char *k, double v)
 		cJSON_AddNumberToObject(o, k, v);
 }
 
-static const char *mix_name(enum bench_mix m)
+static const char *
+mix_name(enum bench_mix m)
 {
 	static const char *const names[] = {"small", "large", "bgapi", "mixed", "job"};
 	return names[m];
 }
 
-static cJSON *scenario_json(const struct result *r)
+static cJSON *
+scenario_json(const struct result *r)
 {
 	const struct scenario *sc = r->sc;
 	cJSON *o = cJSON_CreateObject();
@@ -276,7 +289,8 @@ static cJSON *scenario_json(const struct result *r)
 	return o;
 }
 
-static void machine_json(cJSON *root)
+static void
+machine_json(cJSON *root)
 {
 	struct utsname u;
 	char model[256] = "";
@@ -305,7 +319,8 @@ static void machine_json(cJSON *root)
 	}
 }
 
-int report_json(FILE *f, const struct bench_env *env, const struct result *res, size_t n,
+int
+report_json(FILE *f, const struct bench_env *env, const struct result *res, size_t n,
     const struct ratios *ra)
 {
 	cJSON *root = cJSON_CreateObject();
@@ -363,7 +378,8 @@ int report_json(FILE *f, const struct bench_env *env, const struct result *res, 
 	return 0;
 }
 
-void report_csv(FILE *f, const struct result *res, size_t n)
+void
+report_csv(FILE *f, const struct result *res, size_t n)
 {
 	fprintf(f, "name,mode,workers,servers,connections_per_server,window,mix,open_loop_rate,"
 	           "event_rate,ran,commands,cmds_per_s,p50_us,p90_us,p99_us,p999_us,max_us,"
@@ -397,12 +413,14 @@ void report_csv(FILE *f, const struct result *res, size_t n)
 
 #define PLOT_STEPS 41 /* x = 0 .. 4 "nines" in steps of 0.1: p0 .. p99.99 */
 
-static double plot_q(int i)
+static double
+plot_q(int i)
 {
 	return 1.0 - pow(10.0, -(double)i / 10.0);
 }
 
-static bool in_path(const char *prog)
+static bool
+in_path(const char *prog)
 {
 	const char *path = getenv("PATH");
 	char buf[4096];
@@ -416,7 +434,8 @@ static bool in_path(const char *prog)
 	return false;
 }
 
-static int plot_gnuplot(const char *file, const struct result *res, size_t n)
+static int
+plot_gnuplot(const char *file, const struct result *res, size_t n)
 {
 	FILE *g = popen("gnuplot", "w");
 	if (!g)
@@ -447,7 +466,8 @@ static int plot_gnuplot(const char *file, const struct result *res, size_t n)
 	return pclose(g) == 0 ? 0 : -1;
 }
 
-static int plot_svg(const char *file, const struct result *res, size_t n)
+static int
+plot_svg(const char *file, const struct result *res, size_t n)
 {
 	static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 	    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
@@ -545,7 +565,8 @@ static int plot_svg(const char *file, const struct result *res, size_t n)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
-int report_plot(const char *path, const struct result *res, size_t n)
+int
+report_plot(const char *path, const struct result *res, size_t n)
 {
 	if (in_path("gnuplot") && plot_gnuplot(path, res, n) == 0)
 		return 0;

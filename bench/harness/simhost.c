@@ -30,7 +30,8 @@
 static pid_t child_pid = -1;
 static int to_child = -1, from_child = -1;
 
-bool simhost_available(void)
+bool
+simhost_available(void)
 {
 #ifdef FSESL_BENCH_HAVE_SIM
 	return true;
@@ -39,7 +40,8 @@ bool simhost_available(void)
 #endif
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+static int
+write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len) {
@@ -56,7 +58,8 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /* Reads one '\n'-terminated line (byte at a time: the pipe is ours, the
  * lines are short, and reading past the newline would steal the next). */
-static int read_line(int fd, char *buf, size_t cap)
+static int
+read_line(int fd, char *buf, size_t cap)
 {
 	size_t n = 0;
 	while (n + 1 < cap) {
@@ -75,7 +78,8 @@ static int read_line(int fd, char *buf, size_t cap)
 }
 
 #ifdef FSESL_BENCH_HAVE_SIM
-static void raise_nofile(void)
+static void
+raise_nofile(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -148,7 +152,8 @@ child_main(unsigned n, const struct bench_opts *o, int in, int out)
 }
 #endif
 
-int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets)
+int
+simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets)
 {
 #ifdef FSESL_BENCH_HAVE_SIM
 	int down[2], up[2];
@@ -212,7 +217,8 @@ int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *t
 #endif
 }
 
-static int ask(const char *req, char *reply, size_t cap)
+static int
+ask(const char *req, char *reply, size_t cap)
 {
 	if (to_child < 0)
 		return -ENOTCONN;
@@ -223,14 +229,16 @@ static int ask(const char *req, char *reply, size_t cap)
 	return 0;
 }
 
-int simhost_flood(unsigned rate)
+int
+simhost_flood(unsigned rate)
 {
 	char req[32], reply[32];
 	snprintf(req, sizeof(req), "F %u\n", rate);
 	return ask(req, reply, sizeof(reply));
 }
 
-uint64_t simhost_events_sent(void)
+uint64_t
+simhost_events_sent(void)
 {
 	char reply[32];
 	if (ask("E\n", reply, sizeof(reply)) != 0)
@@ -238,7 +246,8 @@ uint64_t simhost_events_sent(void)
 	return strtoull(reply, NULL, 10);
 }
 
-uint64_t simhost_cpu_ns(void)
+uint64_t
+simhost_cpu_ns(void)
 {
 	char reply[32];
 	if (ask("R\n", reply, sizeof(reply)) != 0)
@@ -246,7 +255,8 @@ uint64_t simhost_cpu_ns(void)
 	return strtoull(reply, NULL, 10);
 }
 
-void simhost_stop(void)
+void
+simhost_stop(void)
 {
 	if (to_child >= 0)
 		close(to_child);

@@ -20,13 +20,15 @@
 #include <time.h>
 #include <unistd.h>
 
-void hist_reset(struct hist *h)
+void
+hist_reset(struct hist *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->min = UINT64_MAX;
 }
 
-static unsigned hist_index(uint64_t v)
+static unsigned
+hist_index(uint64_t v)
 {
 	const uint64_t vmax = (UINT64_C(1) << (HIST_MAX_SHIFT + HIST_SUB_BITS + 1)) - 1;
 
@@ -40,7 +42,8 @@ static unsigned hist_index(uint64_t v)
 	return HIST_LINEAR + (shift - 1) * (1u << HIST_SUB_BITS) + (mant - (1u << HIST_SUB_BITS));
 }
 
-uint64_t hist_bucket_value(unsigned i)
+uint64_t
+hist_bucket_value(unsigned i)
 {
 	if (i < HIST_LINEAR)
 		return i;
@@ -50,7 +53,8 @@ uint64_t hist_bucket_value(unsigned i)
 	return (mant << shift) + ((UINT64_C(1) << shift) >> 1);
 }
 
-void hist_record(struct hist *h, uint64_t ns)
+void
+hist_record(struct hist *h, uint64_t ns)
 {
 	h->b[hist_index(ns)]++;
 	h->count++;
@@ -61,7 +65,8 @@ void hist_record(struct hist *h, uint64_t ns)
 		h->min = ns;
 }
 
-void hist_merge(struct hist *dst, const struct hist *src)
+void
+hist_merge(struct hist *dst, const struct hist *src)
 {
 	if (!src->count)
 		return;
@@ -75,7 +80,8 @@ void hist_merge(struct hist *dst, const struct hist *src)
 		dst->min = src->min;
 }
 
-uint64_t hist_quantile(const struct hist *h, double q)
+uint64_t
+hist_quantile(const struct hist *h, double q)
 {
 	if (!h->count)
 		return 0;
@@ -100,26 +106,30 @@ uint64_t hist_quantile(const struct hist *h, double q)
 	return h->max;
 }
 
-uint64_t now_ns(void)
+uint64_t
+now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void sleep_until_ns(uint64_t t)
+void
+sleep_until_ns(uint64_t t)
 {
 	struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
 
-void sleep_ns(uint64_t ns)
+void
+sleep_ns(uint64_t ns)
 {
 	sleep_until_ns(now_ns() + ns);
 }
 
-uint64_t self_cpu_ns(uint64_t *csw)
+uint64_t
+self_cpu_ns(uint64_t *csw)
 {
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
@@ -130,7 +140,8 @@ uint64_t self_cpu_ns(uint64_t *csw)
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
-uint64_t self_rss_bytes(void)
+uint64_t
+self_rss_bytes(void)
 {
 	FILE *f = fopen("/proc/self/statm", "r");
 	unsigned long size = 0, rss = 0;
@@ -142,7 +153,8 @@ uint64_t self_rss_bytes(void)
 	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-void wstats_error(struct wstats *w, const char *fmt, ...)
+void
+wstats_error(struct wstats *w, const char *fmt, ...)
 {
 	w->errors++;
 	if (w->first_error[0])
@@ -153,7 +165,8 @@ void wstats_error(struct wstats *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-void wstats_mismatch(struct wstats *w, const char *want, const char *got, size_t got_len)
+void
+wstats_mismatch(struct wstats *w, const char *want, const char *got, size_t got_len)
 {
 	w->mismatches++;
 	if (w->first_error[0])
@@ -162,7 +175,8 @@ void wstats_mismatch(struct wstats *w, const char *want, const char *got, size_t
 	    (int)(got_len > 60 ? 60 : got_len), got ? got : "(null)");
 }
 
-void result_add(struct result *r, const struct wstats *w)
+void
+result_add(struct result *r, const struct wstats *w)
 {
 	hist_merge(&r->lat, &w->lat);
 	r->commands += w->commands;
@@ -174,7 +188,8 @@ void result_add(struct result *r, const struct wstats *w)
 		snprintf(r->first_error, sizeof(r->first_error), "%s", w->first_error);
 }
 
-void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_snap *snap,
+void
+run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_snap *snap,
     window_hook hook, void *ud)
 {
 	const struct bench_opts *o = env->o;
@@ -207,7 +222,8 @@ void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_
 	snap->srv_cpu1 = env->sim ? simhost_cpu_ns() : 0;
 }
 
-void result_finish(struct result *r, const struct window_snap *snap)
+void
+result_finish(struct result *r, const struct window_snap *snap)
 {
 	r->ran = true;
 	r->seconds = (double)(snap->t1 - snap->t0) / 1e9;
@@ -224,26 +240,30 @@ void result_finish(struct result *r, const struct window_snap *snap)
 static unsigned nonce;
 static pthread_once_t nonce_once = PTHREAD_ONCE_INIT;
 
-static void nonce_init(void)
+static void
+nonce_init(void)
 {
 	nonce = ((unsigned)getpid() * 2654435761u ^ (unsigned)now_ns()) & 0xffffffu;
 }
 
 /* Per process, so a stale reply from another run can never match. */
-static unsigned run_nonce(void)
+static unsigned
+run_nonce(void)
 {
 	pthread_once(&nonce_once, nonce_init);
 	return nonce;
 }
 
-int make_token(char *buf, size_t cap, unsigned scen, unsigned thread, uint64_t seq)
+int
+make_token(char *buf, size_t cap, unsigned scen, unsigned thread, uint64_t seq)
 {
 	int n = snprintf(
 	    buf, cap, "t%06x-%u-%u-%llu", run_nonce(), scen, thread, (unsigned long long)seq);
 	return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 
-const char *large_padding(unsigned n)
+const char *
+large_padding(unsigned n)
 {
 	static char *pad;
 	static unsigned pad_len;
@@ -262,7 +282,8 @@ const char *large_padding(unsigned n)
 	return pad + (pad_len - n);
 }
 
-int check_echo(const char *token, const char *body, size_t len, unsigned pad)
+int
+check_echo(const char *token, const char *body, size_t len, unsigned pad)
 {
 	size_t tl = strlen(token);
 	if (!body || len != tl + pad || memcmp(body, token, tl) != 0)
@@ -272,7 +293,8 @@ int check_echo(const char *token, const char *body, size_t len, unsigned pad)
 	return 0;
 }
 
-enum bench_mix mix_pick(enum bench_mix m, uint64_t seq)
+enum bench_mix
+mix_pick(enum bench_mix m, uint64_t seq)
 {
 	if (m != MIX_MIXED)
 		return m;

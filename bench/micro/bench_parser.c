@@ -21,7 +21,8 @@
 #define FSESL_TEST_DATA "tests/vectors"
 #endif
 
-static double now(void)
+static double
+now(void)
 {
 	struct timespec ts;
 
@@ -29,7 +30,8 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static char *load_real(size_t *len)
+static char *
+load_real(size_t *len)
 {
 	const char *dir = FSESL_TEST_DATA "/real-1.10.12";
 	DIR *d = opendir(dir);
@@ -69,7 +71,8 @@ static char *load_real(size_t *len)
 	return buf;
 }
 
-static char *make_stream(const char *kind, size_t count, size_t *len)
+static char *
+make_stream(const char *kind, size_t count, size_t *len)
 {
 	char *buf = malloc(count * 256), *p = buf;
 
@@ -80,12 +83,13 @@ static char *make_stream(const char *kind, size_t count, size_t *len)
 			char body[32];
 			int bl = snprintf(body, sizeof(body), "%zu", i % 100000);
 
-			p += sprintf(p, "Content-Type: api/response\nContent-Length: %d\n\n%s", bl,
-			    body);
+			p += sprintf(
+			    p, "Content-Type: api/response\nContent-Length: %d\n\n%s", bl, body);
 		} else {
-			p += sprintf(p, "Content-Type: command/reply\nReply-Text: +OK Job-UUID: "
-					"5b1e6f3a-2c4d-4e8f-9a0b-%012zx\nJob-UUID: "
-					"5b1e6f3a-2c4d-4e8f-9a0b-%012zx\n\n",
+			p += sprintf(p,
+			    "Content-Type: command/reply\nReply-Text: +OK Job-UUID: "
+			    "5b1e6f3a-2c4d-4e8f-9a0b-%012zx\nJob-UUID: "
+			    "5b1e6f3a-2c4d-4e8f-9a0b-%012zx\n\n",
 			    i, i);
 		}
 	}
@@ -94,7 +98,8 @@ static char *make_stream(const char *kind, size_t count, size_t *len)
 }
 
 /* One pass over the stream; returns messages (0 on a parse failure). */
-static size_t pass(const char *buf, size_t len, bool events, size_t *n_events)
+static size_t
+pass(const char *buf, size_t len, bool events, size_t *n_events)
 {
 	size_t off = 0, msgs = 0;
 
@@ -107,9 +112,9 @@ static size_t pass(const char *buf, size_t len, bool events, size_t *n_events)
 		if (events && m.type >= FSESL_MSG_EVENT_PLAIN && m.type <= FSESL_MSG_EVENT_XML) {
 			struct fsesl_event *ev;
 
-			if (fsesl_event_parse((enum fsesl_event_format)(m.type -
-						   FSESL_MSG_EVENT_PLAIN),
-				m.body, m.body_len, NULL, &ev) == 0) {
+			if (fsesl_event_parse(
+			        (enum fsesl_event_format)(m.type - FSESL_MSG_EVENT_PLAIN), m.body,
+			        m.body_len, NULL, &ev) == 0) {
 				fsesl_event_free(ev);
 				(*n_events)++;
 			}
@@ -120,7 +125,8 @@ static size_t pass(const char *buf, size_t len, bool events, size_t *n_events)
 	return msgs;
 }
 
-static void run(const char *name, const char *buf, size_t len, bool events, double secs)
+static void
+run(const char *name, const char *buf, size_t len, bool events, double secs)
 {
 	double best = 1e30;
 	size_t msgs = 0, evs = 0;
@@ -142,14 +148,15 @@ static void run(const char *name, const char *buf, size_t len, bool events, doub
 		if (t / (double)reps < best)
 			best = t / (double)reps;
 	}
-	printf("%-34s %9zu B %6zu msgs  %8.1f MB/s  %10.0f msgs/s  %6.1f ns/msg", name, len,
-	    msgs, (double)len / best / 1e6, (double)msgs / best, best / (double)msgs * 1e9);
+	printf("%-34s %9zu B %6zu msgs  %8.1f MB/s  %10.0f msgs/s  %6.1f ns/msg", name, len, msgs,
+	    (double)len / best / 1e6, (double)msgs / best, best / (double)msgs * 1e9);
 	if (events)
 		printf("  (%zu events decoded)", evs);
 	printf("\n");
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 1.0;
 	size_t rlen = 0, alen = 0, clen = 0;

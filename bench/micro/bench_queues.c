@@ -45,8 +45,8 @@ ring_producer(void *p)
 
 	pthread_barrier_wait(&b->start);
 	for (i = 0; i < b->per_producer; i++)
-		(void)fsesl_ring_mpsc_enqueue(&b->r, (void *)(uintptr_t)(i + 1), NULL,
-		    &fsesl_wait_ops_linux);
+		(void)fsesl_ring_mpsc_enqueue(
+		    &b->r, (void *)(uintptr_t)(i + 1), NULL, &fsesl_wait_ops_linux);
 	return NULL;
 }
 
@@ -117,8 +117,8 @@ db_producer(void *p)
 			(void)fsesl_sq_submit(&b->sq, (void *)(uintptr_t)(i + 1), false, NULL);
 			continue;
 		}
-		(void)fsesl_ring_mpsc_enqueue(&b->sq.shards[0], (void *)(uintptr_t)(i + 1), NULL,
-		    &fsesl_wait_ops_linux);
+		(void)fsesl_ring_mpsc_enqueue(
+		    &b->sq.shards[0], (void *)(uintptr_t)(i + 1), NULL, &fsesl_wait_ops_linux);
 		atomic_fetch_add_explicit(&b->naive_writes, 1, memory_order_relaxed);
 		if (write(fsesl_doorbell_fd(&b->sq.db), &one, sizeof(one)) < 0 && errno != EAGAIN)
 			abort();
@@ -227,7 +227,8 @@ lat_completer(void *p)
 		c = atomic_exchange(&b->req, NULL);
 		if (c == NULL)
 			continue;
-		until = fsesl_mono_ns() + (b->max_delay_ns ? (unsigned)rand_r(&seed) % b->max_delay_ns : 0);
+		until = fsesl_mono_ns() +
+		        (b->max_delay_ns ? (unsigned)rand_r(&seed) % b->max_delay_ns : 0);
 		while (fsesl_mono_ns() < until)
 			;
 		atomic_store(&b->completed_at, fsesl_mono_ns());
@@ -292,7 +293,7 @@ bench_latency(const char *label, enum wait_kind kind, unsigned int itv_us,
 int
 main(int argc, char **argv)
 {
-	unsigned int n[] = { 1, 4, 16, 64 };
+	unsigned int n[] = {1, 4, 16, 64};
 	size_t i;
 
 	if (argc > 1 && atoi(argv[1]) > 0)

@@ -18,7 +18,8 @@
 
 #include "fsesl_proto.h"
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fputs("usage: fsesl-parse [--max-body N] [--max-header N] [FILE]\n"
 	      "\n"
@@ -36,7 +37,8 @@ static void usage(FILE *f)
 	    f);
 }
 
-static char *read_all(FILE *f, size_t *len)
+static char *
+read_all(FILE *f, size_t *len)
 {
 	size_t cap = 1 << 16, n = 0;
 	char *buf = malloc(cap);
@@ -71,7 +73,8 @@ static char *read_all(FILE *f, size_t *len)
 
 /* Length of the valid UTF-8 sequence at s (no NUL, no surrogates, no
  * overlongs), or 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t need, i;
@@ -107,7 +110,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* [name, value] or [name, value-with-U+FFFD, {"hex": ...}]. */
-static cJSON *pair(const struct fsesl_header *h)
+static cJSON *
+pair(const struct fsesl_header *h)
 {
 	const unsigned char *v = (const unsigned char *)h->value;
 	cJSON *a = cJSON_CreateArray();
@@ -157,7 +161,8 @@ static cJSON *pair(const struct fsesl_header *h)
 	return a;
 }
 
-static void print_line(cJSON *o)
+static void
+print_line(cJSON *o)
 {
 	char *s = cJSON_PrintUnformatted(o);
 
@@ -170,12 +175,13 @@ static void print_line(cJSON *o)
 	cJSON_Delete(o);
 }
 
-static cJSON *event_json(const struct fsesl_msg *m, const struct fsesl_limits *lim)
+static cJSON *
+event_json(const struct fsesl_msg *m, const struct fsesl_limits *lim)
 {
 	static const char *const fmts[] = {"plain", "json", "xml"};
-	enum fsesl_event_format fmt = m->type == FSESL_MSG_EVENT_PLAIN ? FSESL_EVFMT_PLAIN
-				      : m->type == FSESL_MSG_EVENT_JSON ? FSESL_EVFMT_JSON
-									 : FSESL_EVFMT_XML;
+	enum fsesl_event_format fmt = m->type == FSESL_MSG_EVENT_PLAIN  ? FSESL_EVFMT_PLAIN
+	                              : m->type == FSESL_MSG_EVENT_JSON ? FSESL_EVFMT_JSON
+	                                                                : FSESL_EVFMT_XML;
 	cJSON *e = cJSON_CreateObject(), *hs;
 	struct fsesl_event *ev = NULL;
 	int rc = fsesl_event_parse(fmt, m->body, m->body_len, lim, &ev);
@@ -194,7 +200,8 @@ static cJSON *event_json(const struct fsesl_msg *m, const struct fsesl_limits *l
 	return e;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct fsesl_limits lim;
 	const char *path = NULL;
@@ -208,8 +215,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else if ((strcmp(argv[i], "--max-body") == 0 ||
-			       strcmp(argv[i], "--max-header") == 0) &&
-			   i + 1 < argc) {
+		               strcmp(argv[i], "--max-header") == 0) &&
+		           i + 1 < argc) {
 			uint64_t v;
 
 			if (fsesl_parse_u64(argv[i + 1], strlen(argv[i + 1]), &v) != 0 ||

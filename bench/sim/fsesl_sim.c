@@ -75,36 +75,102 @@
 /* Event type names (esl-protocol.md Appendix A, 1.10.12: no CERT_RELOAD) */
 /* ------------------------------------------------------------------ */
 
-#define SIM_EVENTS(X)                                                                              \
-	X(CUSTOM)                                                                                  \
-	X(CLONE)                                                                                   \
-	X(CHANNEL_CREATE) X(CHANNEL_DESTROY) X(CHANNEL_STATE) X(CHANNEL_CALLSTATE) X(              \
-	    CHANNEL_ANSWER) X(CHANNEL_HANGUP) X(CHANNEL_HANGUP_COMPLETE) X(CHANNEL_EXECUTE)        \
-	    X(CHANNEL_EXECUTE_COMPLETE) X(CHANNEL_HOLD) X(CHANNEL_UNHOLD) X(CHANNEL_BRIDGE) X(     \
-	        CHANNEL_UNBRIDGE) X(CHANNEL_PROGRESS) X(CHANNEL_PROGRESS_MEDIA)                    \
-	        X(CHANNEL_OUTGOING) X(CHANNEL_PARK) X(CHANNEL_UNPARK) X(CHANNEL_APPLICATION) X(    \
-	            CHANNEL_ORIGINATE) X(CHANNEL_UUID) X(API) X(LOG) X(INBOUND_CHAN)               \
-	            X(OUTBOUND_CHAN) X(STARTUP) X(SHUTDOWN) X(PUBLISH) X(UNPUBLISH) X(TALK) X(     \
-	                NOTALK) X(SESSION_CRASH) X(MODULE_LOAD) X(MODULE_UNLOAD) X(DTMF)           \
-	                X(MESSAGE) X(PRESENCE_IN) X(NOTIFY_IN) X(PRESENCE_OUT) X(                  \
-	                    PRESENCE_PROBE) X(MESSAGE_WAITING) X(MESSAGE_QUERY) X(ROSTER) X(CODEC) \
-	                    X(BACKGROUND_JOB) X(DETECTED_SPEECH) X(DETECTED_TONE) X(               \
-	                        PRIVATE_COMMAND) X(HEARTBEAT) X(TRAP) X(ADD_SCHEDULE)              \
-	                        X(DEL_SCHEDULE) X(EXE_SCHEDULE) X(RE_SCHEDULE) X(RELOADXML) X(     \
-	                            NOTIFY) X(PHONE_FEATURE) X(PHONE_FEATURE_SUBSCRIBE)            \
-	                            X(SEND_MESSAGE) X(RECV_MESSAGE) X(REQUEST_PARAMS) X(           \
-	                                CHANNEL_DATA) X(GENERAL) X(COMMAND) X(SESSION_HEARTBEAT)   \
-	                                X(CLIENT_DISCONNECTED) X(SERVER_DISCONNECTED) X(           \
-	                                    SEND_INFO) X(RECV_INFO) X(RECV_RTCP_MESSAGE)           \
-	                                    X(SEND_RTCP_MESSAGE) X(CALL_SECURE) X(NAT) X(          \
-	                                        RECORD_START) X(RECORD_STOP) X(PLAYBACK_START)     \
-	                                        X(PLAYBACK_STOP) X(CALL_UPDATE) X(FAILURE)         \
-	                                            X(SOCKET_DATA) X(MEDIA_BUG_START) X(           \
-	                                                MEDIA_BUG_STOP) X(CONFERENCE_DATA_QUERY)   \
-	                                                X(CONFERENCE_DATA) X(CALL_SETUP_REQ)       \
-	                                                    X(CALL_SETUP_RESULT) X(CALL_DETAIL)    \
-	                                                        X(DEVICE_STATE) X(TEXT)            \
-	                                                            X(SHUTDOWN_REQUESTED) X(ALL)
+/* clang-format off */
+#define SIM_EVENTS(X) \
+	X(CUSTOM) \
+	X(CLONE) \
+	X(CHANNEL_CREATE) \
+	X(CHANNEL_DESTROY) \
+	X(CHANNEL_STATE) \
+	X(CHANNEL_CALLSTATE) \
+	X(CHANNEL_ANSWER) \
+	X(CHANNEL_HANGUP) \
+	X(CHANNEL_HANGUP_COMPLETE) \
+	X(CHANNEL_EXECUTE) \
+	X(CHANNEL_EXECUTE_COMPLETE) \
+	X(CHANNEL_HOLD) \
+	X(CHANNEL_UNHOLD) \
+	X(CHANNEL_BRIDGE) \
+	X(CHANNEL_UNBRIDGE) \
+	X(CHANNEL_PROGRESS) \
+	X(CHANNEL_PROGRESS_MEDIA) \
+	X(CHANNEL_OUTGOING) \
+	X(CHANNEL_PARK) \
+	X(CHANNEL_UNPARK) \
+	X(CHANNEL_APPLICATION) \
+	X(CHANNEL_ORIGINATE) \
+	X(CHANNEL_UUID) \
+	X(API) \
+	X(LOG) \
+	X(INBOUND_CHAN) \
+	X(OUTBOUND_CHAN) \
+	X(STARTUP) \
+	X(SHUTDOWN) \
+	X(PUBLISH) \
+	X(UNPUBLISH) \
+	X(TALK) \
+	X(NOTALK) \
+	X(SESSION_CRASH) \
+	X(MODULE_LOAD) \
+	X(MODULE_UNLOAD) \
+	X(DTMF) \
+	X(MESSAGE) \
+	X(PRESENCE_IN) \
+	X(NOTIFY_IN) \
+	X(PRESENCE_OUT) \
+	X(PRESENCE_PROBE) \
+	X(MESSAGE_WAITING) \
+	X(MESSAGE_QUERY) \
+	X(ROSTER) \
+	X(CODEC) \
+	X(BACKGROUND_JOB) \
+	X(DETECTED_SPEECH) \
+	X(DETECTED_TONE) \
+	X(PRIVATE_COMMAND) \
+	X(HEARTBEAT) \
+	X(TRAP) \
+	X(ADD_SCHEDULE) \
+	X(DEL_SCHEDULE) \
+	X(EXE_SCHEDULE) \
+	X(RE_SCHEDULE) \
+	X(RELOADXML) \
+	X(NOTIFY) \
+	X(PHONE_FEATURE) \
+	X(PHONE_FEATURE_SUBSCRIBE) \
+	X(SEND_MESSAGE) \
+	X(RECV_MESSAGE) \
+	X(REQUEST_PARAMS) \
+	X(CHANNEL_DATA) \
+	X(GENERAL) \
+	X(COMMAND) \
+	X(SESSION_HEARTBEAT) \
+	X(CLIENT_DISCONNECTED) \
+	X(SERVER_DISCONNECTED) \
+	X(SEND_INFO) \
+	X(RECV_INFO) \
+	X(RECV_RTCP_MESSAGE) \
+	X(SEND_RTCP_MESSAGE) \
+	X(CALL_SECURE) \
+	X(NAT) \
+	X(RECORD_START) \
+	X(RECORD_STOP) \
+	X(PLAYBACK_START) \
+	X(PLAYBACK_STOP) \
+	X(CALL_UPDATE) \
+	X(FAILURE) \
+	X(SOCKET_DATA) \
+	X(MEDIA_BUG_START) \
+	X(MEDIA_BUG_STOP) \
+	X(CONFERENCE_DATA_QUERY) \
+	X(CONFERENCE_DATA) \
+	X(CALL_SETUP_REQ) \
+	X(CALL_SETUP_RESULT) \
+	X(CALL_DETAIL) \
+	X(DEVICE_STATE) \
+	X(TEXT) \
+	X(SHUTDOWN_REQUESTED) \
+	X(ALL)
+/* clang-format on */
 
 enum sim_ev_type {
 #define SIM_EV_ENUM(n) EV_##n,
@@ -120,7 +186,8 @@ static const char *const sim_ev_names[EV__COUNT] = {
 };
 
 /* switch_name_event(): exact name, or any 13-character prefix before it. */
-static int sim_ev_lookup(const char *name)
+static int
+sim_ev_lookup(const char *name)
 {
 	size_t len = strlen(name);
 
@@ -144,12 +211,14 @@ struct sbuf {
 	size_t cap;
 };
 
-static size_t sbuf_avail(const struct sbuf *b)
+static size_t
+sbuf_avail(const struct sbuf *b)
 {
 	return b->len - b->off;
 }
 
-static void sbuf_compact(struct sbuf *b)
+static void
+sbuf_compact(struct sbuf *b)
 {
 	if (b->off == 0)
 		return;
@@ -162,7 +231,8 @@ static void sbuf_compact(struct sbuf *b)
 	b->off = 0;
 }
 
-static int sbuf_reserve(struct sbuf *b, size_t extra)
+static int
+sbuf_reserve(struct sbuf *b, size_t extra)
 {
 	if (b->len + extra <= b->cap)
 		return 0;
@@ -180,7 +250,8 @@ static int sbuf_reserve(struct sbuf *b, size_t extra)
 	return 0;
 }
 
-static int sbuf_add(struct sbuf *b, const void *data, size_t n)
+static int
+sbuf_add(struct sbuf *b, const void *data, size_t n)
 {
 	if (n == 0)
 		return 0;
@@ -191,14 +262,16 @@ static int sbuf_add(struct sbuf *b, const void *data, size_t n)
 	return 0;
 }
 
-static void sbuf_free(struct sbuf *b)
+static void
+sbuf_free(struct sbuf *b)
 {
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
 
 /* Appends printf output (no NUL kept). */
-__attribute__((format(printf, 2, 3))) static int sbuf_printf(struct sbuf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int
+sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	char tmp[1024];
@@ -236,7 +309,8 @@ struct sim_event {
 	uint64_t seq;
 };
 
-static struct sim_event *sim_event_alloc(int type)
+static struct sim_event *
+sim_event_alloc(int type)
 {
 	struct sim_event *ev = calloc(1, sizeof(*ev));
 
@@ -247,8 +321,8 @@ static struct sim_event *sim_event_alloc(int type)
 	return ev;
 }
 
-static int sim_event_add_n(
-    struct sim_event *ev, const char *name, size_t nlen, const char *val, size_t vlen)
+static int
+sim_event_add_n(struct sim_event *ev, const char *name, size_t nlen, const char *val, size_t vlen)
 {
 	if (ev->n == ev->cap) {
 		size_t ncap = ev->cap ? ev->cap * 2 : 32;
@@ -273,13 +347,14 @@ static int sim_event_add_n(
 	return 0;
 }
 
-static int sim_event_add(struct sim_event *ev, const char *name, const char *val)
+static int
+sim_event_add(struct sim_event *ev, const char *name, const char *val)
 {
 	return sim_event_add_n(ev, name, strlen(name), val, strlen(val));
 }
 
-__attribute__((format(printf, 3, 4))) static int sim_event_addf(
-    struct sim_event *ev, const char *name, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int
+sim_event_addf(struct sim_event *ev, const char *name, const char *fmt, ...)
 {
 	char tmp[512];
 	va_list ap;
@@ -290,7 +365,8 @@ __attribute__((format(printf, 3, 4))) static int sim_event_addf(
 	return sim_event_add(ev, name, tmp);
 }
 
-static int sim_event_set_body(struct sim_event *ev, const char *body, size_t len)
+static int
+sim_event_set_body(struct sim_event *ev, const char *body, size_t len)
 {
 	free(ev->body);
 	ev->body = malloc(len + 1);
@@ -302,7 +378,8 @@ static int sim_event_set_body(struct sim_event *ev, const char *body, size_t len
 	return 0;
 }
 
-static const char *sim_event_get(const struct sim_event *ev, const char *name)
+static const char *
+sim_event_get(const struct sim_event *ev, const char *name)
 {
 	for (size_t i = 0; i < ev->n; i++)
 		if (!strcasecmp(ev->h[i].name, name))
@@ -310,7 +387,8 @@ static const char *sim_event_get(const struct sim_event *ev, const char *name)
 	return NULL;
 }
 
-static void sim_event_unref(struct sim_event *ev)
+static void
+sim_event_unref(struct sim_event *ev)
 {
 	if (!ev || --ev->refs)
 		return;
@@ -327,7 +405,8 @@ static void sim_event_unref(struct sim_event *ev)
 static const char *const sim_fmt_names[3] = {"plain", "json", "xml"};
 
 /* The text/event-* message for one format, cached on the event. */
-static int sim_event_wire(struct sim_event *ev, int fmt, const char **out, size_t *out_len)
+static int
+sim_event_wire(struct sim_event *ev, int fmt, const char **out, size_t *out_len)
 {
 	if (!ev->wire[fmt]) {
 		size_t bl = ev->body ? ev->body_len : 0;
@@ -558,7 +637,8 @@ struct fsesl_sim {
 	struct sbuf scratch; /* api output, reused: no allocation per command */
 };
 
-static uint64_t sim_now_ns(void)
+static uint64_t
+sim_now_ns(void)
 {
 	struct timespec ts;
 
@@ -566,7 +646,8 @@ static uint64_t sim_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t sim_wall_us(void)
+static uint64_t
+sim_wall_us(void)
 {
 	struct timespec ts;
 
@@ -574,7 +655,8 @@ static uint64_t sim_wall_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void sim_uuid(char out[37])
+static void
+sim_uuid(char out[37])
 {
 	uuid_t u;
 
@@ -582,7 +664,8 @@ static void sim_uuid(char out[37])
 	uuid_unparse_lower(u, out);
 }
 
-static char *sim_strndup(const char *s, size_t n)
+static char *
+sim_strndup(const char *s, size_t n)
 {
 	char *d = malloc(n + 1);
 
@@ -593,7 +676,8 @@ static char *sim_strndup(const char *s, size_t n)
 	return d;
 }
 
-static bool sim_prefix(const char *s, const char *p)
+static bool
+sim_prefix(const char *s, const char *p)
 {
 	return !strncasecmp(s, p, strlen(p));
 }
@@ -602,7 +686,8 @@ static bool sim_prefix(const char *s, const char *p)
 /* Output                                                               */
 /* ------------------------------------------------------------------ */
 
-static void sim_mark_dirty(struct sim_conn *c)
+static void
+sim_mark_dirty(struct sim_conn *c)
 {
 	if (c->dirty)
 		return;
@@ -615,7 +700,8 @@ static void sim_mark_dirty(struct sim_conn *c)
  * about 10 minutes); a peer that reads nothing loses the socket after this. */
 #define SIM_CLOSE_GRACE_NS (2000000000ull)
 
-static void sim_closing(struct sim_conn *c)
+static void
+sim_closing(struct sim_conn *c)
 {
 	c->closing = true;
 	if (!c->close_deadline)
@@ -624,7 +710,8 @@ static void sim_closing(struct sim_conn *c)
 }
 
 /* Every message goes through here: CLOSE_AFTER_MSGS counts them. */
-static void sim_emit(struct sim_conn *c, const char *data, size_t len)
+static void
+sim_emit(struct sim_conn *c, const char *data, size_t len)
 {
 	if (c->hard_close || (c->closing && c->f[FSESL_SIM_FAULT_CLOSE_AFTER_MSGS].on))
 		return;
@@ -642,7 +729,8 @@ static void sim_emit(struct sim_conn *c, const char *data, size_t len)
 }
 
 /* Replies (command/reply, api/response): the reply-level faults act here. */
-static void sim_emit_reply(struct sim_conn *c, const char *data, size_t len)
+static void
+sim_emit_reply(struct sim_conn *c, const char *data, size_t len)
 {
 	struct fsesl_sim_counters *k = &c->s->c;
 
@@ -685,7 +773,8 @@ static void sim_emit_reply(struct sim_conn *c, const char *data, size_t len)
 	sim_emit(c, data, len);
 }
 
-static void sim_reply(struct sim_conn *c, const char *text)
+static void
+sim_reply(struct sim_conn *c, const char *text)
 {
 	char buf[SIM_REPLY_MAX + 64];
 	size_t tl = strlen(text);
@@ -698,8 +787,8 @@ static void sim_reply(struct sim_conn *c, const char *text)
 	sim_emit_reply(c, buf, 40 + tl + 2);
 }
 
-__attribute__((format(printf, 2, 3))) static void sim_replyf(
-    struct sim_conn *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void
+sim_replyf(struct sim_conn *c, const char *fmt, ...)
 {
 	char text[SIM_REPLY_MAX + 1];
 	va_list ap;
@@ -710,7 +799,8 @@ __attribute__((format(printf, 2, 3))) static void sim_replyf(
 	sim_reply(c, text);
 }
 
-static void sim_api_response(struct sim_conn *c, const char *body, size_t len)
+static void
+sim_api_response(struct sim_conn *c, const char *body, size_t len)
 {
 	/* Hand-made header: snprintf was the server's top cost in the
 	 * pipelined `api echo` benchmark. */
@@ -747,7 +837,8 @@ static void sim_api_response(struct sim_conn *c, const char *body, size_t len)
 	free(buf);
 }
 
-static void sim_conn_drop_queues(struct sim_conn *c)
+static void
+sim_conn_drop_queues(struct sim_conn *c)
 {
 	while (c->q_len) {
 		sim_event_unref(c->q[c->q_head]);
@@ -759,7 +850,8 @@ static void sim_conn_drop_queues(struct sim_conn *c)
 }
 
 /* Notice, then close once written; queued events and logs are thrown away. */
-static void sim_goodbye(struct sim_conn *c, const char *notice)
+static void
+sim_goodbye(struct sim_conn *c, const char *notice)
 {
 	sim_conn_drop_queues(c);
 	if (notice)
@@ -771,7 +863,8 @@ static void sim_goodbye(struct sim_conn *c, const char *notice)
 /* Subscriptions, filters, dispatch                                     */
 /* ------------------------------------------------------------------ */
 
-static bool sim_filter_match(const struct sim_filter *f, const char *val)
+static bool
+sim_filter_match(const struct sim_filter *f, const char *val)
 {
 	if (f->is_re)
 		return regexec(&f->re, val, 0, NULL, 0) == 0;
@@ -780,7 +873,8 @@ static bool sim_filter_match(const struct sim_filter *f, const char *val)
 
 /* esl-protocol.md §3.7: with filters, pass only if some positive filter
  * matches and no negative one does; a filter on an absent header is inert. */
-static bool sim_filters_pass(const struct sim_conn *c, const struct sim_event *ev)
+static bool
+sim_filters_pass(const struct sim_conn *c, const struct sim_event *ev)
 {
 	bool pass = false;
 
@@ -800,7 +894,8 @@ static bool sim_filters_pass(const struct sim_conn *c, const struct sim_event *e
 	return pass;
 }
 
-static bool sim_subscribed(const struct sim_conn *c, const struct sim_event *ev)
+static bool
+sim_subscribed(const struct sim_conn *c, const struct sim_event *ev)
 {
 	if (!c->authed || !c->events_on)
 		return false;
@@ -821,7 +916,8 @@ static bool sim_subscribed(const struct sim_conn *c, const struct sim_event *ev)
 	return false;
 }
 
-static void sim_enqueue(struct sim_conn *c, struct sim_event *ev)
+static void
+sim_enqueue(struct sim_conn *c, struct sim_event *ev)
 {
 	struct fsesl_sim *s = c->s;
 
@@ -862,7 +958,8 @@ static void sim_enqueue(struct sim_conn *c, struct sim_event *ev)
 
 /* Hands the event to every subscribed connection, then drops the caller's
  * reference. */
-static void sim_dispatch(struct fsesl_sim *s, struct sim_event *ev)
+static void
+sim_dispatch(struct fsesl_sim *s, struct sim_event *ev)
 {
 	if (!ev)
 		return;
@@ -872,7 +969,8 @@ static void sim_dispatch(struct fsesl_sim *s, struct sim_event *ev)
 	sim_event_unref(ev);
 }
 
-static bool sim_anyone_wants(struct fsesl_sim *s, int type)
+static bool
+sim_anyone_wants(struct fsesl_sim *s, int type)
 {
 	if (s->n_event_conns == 0)
 		return false;
@@ -882,7 +980,8 @@ static bool sim_anyone_wants(struct fsesl_sim *s, int type)
 	return false;
 }
 
-static void sim_date_headers(struct fsesl_sim *s, struct sim_event *ev)
+static void
+sim_date_headers(struct fsesl_sim *s, struct sim_event *ev)
 {
 	uint64_t us = sim_wall_us();
 	time_t t = (time_t)(us / 1000000u);
@@ -902,7 +1001,8 @@ static void sim_date_headers(struct fsesl_sim *s, struct sim_event *ev)
 }
 
 /* The standard headers of §5.5, in order. */
-static void sim_std_headers(
+static void
+sim_std_headers(
     struct fsesl_sim *s, struct sim_event *ev, const char *file, const char *func, int line)
 {
 	sim_event_add(ev, "Event-Name", sim_ev_names[ev->type]);
@@ -922,8 +1022,9 @@ static void sim_std_headers(
 
 /* A new event with its standard headers; CUSTOM puts Event-Subclass first,
  * as mod_event_socket's copy does. */
-static struct sim_event *sim_event_std(struct fsesl_sim *s, int type, const char *subclass,
-    const char *file, const char *func, int line)
+static struct sim_event *
+sim_event_std(struct fsesl_sim *s, int type, const char *subclass, const char *file,
+    const char *func, int line)
 {
 	struct sim_event *ev = sim_event_alloc(type);
 
@@ -937,7 +1038,8 @@ static struct sim_event *sim_event_std(struct fsesl_sim *s, int type, const char
 	return ev;
 }
 
-static void sim_uptime_text(struct fsesl_sim *s, char *buf, size_t cap, uint64_t *ms_out)
+static void
+sim_uptime_text(struct fsesl_sim *s, char *buf, size_t cap, uint64_t *ms_out)
 {
 	uint64_t us = sim_wall_us() - s->start_us;
 	uint64_t sec = us / 1000000u;
@@ -954,12 +1056,14 @@ static void sim_uptime_text(struct fsesl_sim *s, char *buf, size_t cap, uint64_t
 		*ms_out = us / 1000u;
 }
 
-static unsigned int sim_session_count(struct fsesl_sim *s)
+static unsigned int
+sim_session_count(struct fsesl_sim *s)
 {
 	return s->load_set ? s->load.session_count : (unsigned int)s->n_chans;
 }
 
-static void sim_heartbeat(struct fsesl_sim *s)
+static void
+sim_heartbeat(struct fsesl_sim *s)
 {
 	if (s->no_heartbeat) {
 		s->c.faults[FSESL_SIM_FAULT_NO_HEARTBEAT]++;
@@ -1006,7 +1110,8 @@ static void sim_heartbeat(struct fsesl_sim *s)
 	sim_dispatch(s, ev);
 }
 
-static void sim_fire_api_event(struct fsesl_sim *s, const char *cmd, const char *arg)
+static void
+sim_fire_api_event(struct fsesl_sim *s, const char *cmd, const char *arg)
 {
 	if (!sim_anyone_wants(s, EV_API))
 		return;
@@ -1024,7 +1129,8 @@ static const char *const sim_log_names[8] = {
     "CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG"};
 
 /* One log/data line to every connection logging at that level. */
-static void sim_log(
+static void
+sim_log(
     struct fsesl_sim *s, int level, const char *file, const char *func, int line, const char *msg)
 {
 	if (s->n_log_conns == 0)
@@ -1062,8 +1168,9 @@ static void sim_log(
 /* Channels and the api built-ins                                       */
 /* ------------------------------------------------------------------ */
 
-static void sim_chan_event(struct fsesl_sim *s, int type, const struct sim_chan *ch,
-    const char *state, const char *callstate, int state_no, const char *answer)
+static void
+sim_chan_event(struct fsesl_sim *s, int type, const struct sim_chan *ch, const char *state,
+    const char *callstate, int state_no, const char *answer)
 {
 	if (!sim_anyone_wants(s, type))
 		return;
@@ -1094,7 +1201,8 @@ static void sim_chan_event(struct fsesl_sim *s, int type, const struct sim_chan 
 static void sim_api_split(char *buf, char **cmd, char **arg);
 
 /* Output of an api command, built into *out; sets *msleep_ms for msleep. */
-static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, struct sbuf *out,
+static void
+sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, struct sbuf *out,
     long *msleep_ms, bool bg)
 {
 	if (!strcasecmp(cmd, "echo") || !strcasecmp(cmd, "eval")) {
@@ -1280,7 +1388,8 @@ static void sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, s
 
 /* Splits "cmd arg" at the first space; each part trimmed of spaces at both
  * ends (switch_api_execute). cmd and arg point into buf. */
-static void sim_api_split(char *buf, char **cmd, char **arg)
+static void
+sim_api_split(char *buf, char **cmd, char **arg)
 {
 	char *sp = strchr(buf, ' ');
 
@@ -1308,7 +1417,8 @@ static void sim_api_split(char *buf, char **cmd, char **arg)
 }
 
 /* userauth esl-allowed-api: a comma/space separated list of names. */
-static bool sim_list_has(const char *list, const char *name)
+static bool
+sim_list_has(const char *list, const char *name)
 {
 	if (!list || !strcasecmp(list, "all"))
 		return true;
@@ -1333,7 +1443,8 @@ static bool sim_list_has(const char *list, const char *name)
 /* Commands                                                             */
 /* ------------------------------------------------------------------ */
 
-static void sim_cmd_api(struct sim_conn *c, char *line)
+static void
+sim_cmd_api(struct sim_conn *c, char *line)
 {
 	struct fsesl_sim *s = c->s;
 	char *cmd, *arg;
@@ -1364,7 +1475,8 @@ static void sim_cmd_api(struct sim_conn *c, char *line)
 	sim_fire_api_event(s, cmd, arg);
 }
 
-static void sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd, const char *arg,
+static void
+sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd, const char *arg,
     const char *body, size_t body_len)
 {
 	sim_fire_api_event(s, cmd, arg);
@@ -1382,7 +1494,8 @@ static void sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cm
 	sim_dispatch(s, ev);
 }
 
-static void sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
+static void
+sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
 {
 	struct fsesl_sim *s = c->s;
 	char gen[37];
@@ -1445,12 +1558,14 @@ now:
 	free(uuid);
 }
 
-static bool sim_event_allowed(const struct sim_conn *c, const char *name)
+static bool
+sim_event_allowed(const struct sim_conn *c, const char *name)
 {
 	return !c->allowed_events || sim_list_has(c->allowed_events, name);
 }
 
-static void sim_update_event_conns(struct sim_conn *c, bool on)
+static void
+sim_update_event_conns(struct sim_conn *c, bool on)
 {
 	if (c->events_on == on)
 		return;
@@ -1461,7 +1576,8 @@ static void sim_update_event_conns(struct sim_conn *c, bool on)
 		c->s->n_event_conns--;
 }
 
-static void sim_subs_add(struct sim_conn *c, const char *sub)
+static void
+sim_subs_add(struct sim_conn *c, const char *sub)
 {
 	for (size_t i = 0; i < c->n_subs; i++)
 		if (!strcasecmp(c->subs[i], sub))
@@ -1475,7 +1591,8 @@ static void sim_subs_add(struct sim_conn *c, const char *sub)
 		c->n_subs++;
 }
 
-static void sim_subs_del(struct sim_conn *c, const char *sub)
+static void
+sim_subs_del(struct sim_conn *c, const char *sub)
 {
 	for (size_t i = 0; i < c->n_subs; i++)
 		if (!strcasecmp(c->subs[i], sub)) {
@@ -1485,7 +1602,8 @@ static void sim_subs_del(struct sim_conn *c, const char *sub)
 		}
 }
 
-static void sim_subs_clear(struct sim_conn *c)
+static void
+sim_subs_clear(struct sim_conn *c)
 {
 	for (size_t i = 0; i < c->n_subs; i++)
 		free(c->subs[i]);
@@ -1494,7 +1612,8 @@ static void sim_subs_clear(struct sim_conn *c)
 	c->n_subs = 0;
 }
 
-static void sim_cmd_event(struct sim_conn *c, char *line)
+static void
+sim_cmd_event(struct sim_conn *c, char *line)
 {
 	char *p = line + 5; /* "event" prefix, anything may follow ("eventx") */
 	char *tok, *save = NULL;
@@ -1555,7 +1674,8 @@ static void sim_cmd_event(struct sim_conn *c, char *line)
 	sim_replyf(c, "+OK event listener enabled %s", sim_fmt_names[c->fmt]);
 }
 
-static void sim_cmd_nixevent(struct sim_conn *c, char *line)
+static void
+sim_cmd_nixevent(struct sim_conn *c, char *line)
 {
 	char *p = line + 8;
 	char *tok, *save = NULL;
@@ -1596,7 +1716,8 @@ static void sim_cmd_nixevent(struct sim_conn *c, char *line)
 		sim_reply(c, "+OK events nixed");
 }
 
-static void sim_cmd_noevents(struct sim_conn *c)
+static void
+sim_cmd_noevents(struct sim_conn *c)
 {
 	if (!c->events_on) {
 		sim_reply(c, "-ERR not listening for events");
@@ -1614,7 +1735,8 @@ static void sim_cmd_noevents(struct sim_conn *c)
 	sim_reply(c, "+OK no longer listening for events");
 }
 
-static void sim_filter_free(struct sim_filter *f)
+static void
+sim_filter_free(struct sim_filter *f)
 {
 	if (f->is_re)
 		regfree(&f->re);
@@ -1622,7 +1744,8 @@ static void sim_filter_free(struct sim_filter *f)
 	free(f->value);
 }
 
-static void sim_filter_add(struct sim_conn *c, const char *name, const char *value)
+static void
+sim_filter_add(struct sim_conn *c, const char *name, const char *value)
 {
 	struct sim_filter *nf = realloc(c->filters, (c->n_filters + 1) * sizeof(*nf));
 
@@ -1664,7 +1787,8 @@ static void sim_filter_add(struct sim_conn *c, const char *name, const char *val
 	c->n_filters++;
 }
 
-static void sim_cmd_filter(struct sim_conn *c, char *line)
+static void
+sim_cmd_filter(struct sim_conn *c, char *line)
 {
 	char *name = line + 7;
 	char *val;
@@ -1713,7 +1837,8 @@ static void sim_cmd_filter(struct sim_conn *c, char *line)
 	sim_replyf(c, "+OK filter added. [%s]=[%s]", name, val);
 }
 
-static void sim_cmd_sendevent(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
+static void
+sim_cmd_sendevent(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
 {
 	struct fsesl_sim *s = c->s;
 	char *name = line + 9;
@@ -1765,7 +1890,8 @@ static void sim_cmd_sendevent(struct sim_conn *c, char *line, const struct fsesl
 	sim_dispatch(s, ev);
 }
 
-static void sim_cmd_log(struct sim_conn *c, char *line)
+static void
+sim_cmd_log(struct sim_conn *c, char *line)
 {
 	static const char *const names[8] = {
 	    "console", "alert", "crit", "err", "warning", "notice", "info", "debug"};
@@ -1803,7 +1929,8 @@ static void sim_cmd_log(struct sim_conn *c, char *line)
 	sim_replyf(c, "+OK log level %s [%d]", lv, level);
 }
 
-static void sim_cmd_nolog(struct sim_conn *c)
+static void
+sim_cmd_nolog(struct sim_conn *c)
 {
 	if (c->log_level < 0) {
 		sim_reply(c, "-ERR not loging");
@@ -1816,7 +1943,8 @@ static void sim_cmd_nolog(struct sim_conn *c)
 	sim_reply(c, "+OK no longer logging");
 }
 
-static struct sim_chan *sim_chan_find(struct fsesl_sim *s, const char *uuid)
+static struct sim_chan *
+sim_chan_find(struct fsesl_sim *s, const char *uuid)
 {
 	for (size_t i = 0; i < s->n_chans; i++)
 		if (!strcmp(s->chans[i].uuid, uuid))
@@ -1824,7 +1952,8 @@ static struct sim_chan *sim_chan_find(struct fsesl_sim *s, const char *uuid)
 	return NULL;
 }
 
-static void sim_cmd_sendmsg(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
+static void
+sim_cmd_sendmsg(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
 {
 	char *u = line + 7;
 	char uuid[256] = "";
@@ -1845,7 +1974,8 @@ static void sim_cmd_sendmsg(struct sim_conn *c, char *line, const struct fsesl_c
 	sim_reply(c, "+OK");
 }
 
-static void sim_cmd_myevents(struct sim_conn *c, char *line)
+static void
+sim_cmd_myevents(struct sim_conn *c, char *line)
 {
 	char *p = line + 9;
 	char uuid[128] = "", fmt[16] = "";
@@ -1876,7 +2006,8 @@ static void sim_cmd_myevents(struct sim_conn *c, char *line)
 	sim_reply(c, "+OK Events Enabled");
 }
 
-static const struct fsesl_sim_user *sim_user_find(struct fsesl_sim *s, const char *user)
+static const struct fsesl_sim_user *
+sim_user_find(struct fsesl_sim *s, const char *user)
 {
 	for (size_t i = 0; i < s->n_users; i++)
 		if (!strcasecmp(s->users[i].user, user))
@@ -1884,14 +2015,16 @@ static const struct fsesl_sim_user *sim_user_find(struct fsesl_sim *s, const cha
 	return NULL;
 }
 
-static void sim_auth_failed(struct sim_conn *c)
+static void
+sim_auth_failed(struct sim_conn *c)
 {
 	c->s->c.auth_failed++;
 	sim_reply(c, "-ERR invalid");
 	sim_goodbye(c, SIM_NOTICE_BYE);
 }
 
-static void sim_cmd_userauth(struct sim_conn *c, char *line)
+static void
+sim_cmd_userauth(struct sim_conn *c, char *line)
 {
 	char *spec = line + 9;
 	char user[512], *pass;
@@ -1936,7 +2069,8 @@ static void sim_cmd_userauth(struct sim_conn *c, char *line)
 		sim_emit_reply(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-static void sim_record(struct fsesl_sim *s, const char *line)
+static void
+sim_record(struct fsesl_sim *s, const char *line)
 {
 	if (s->n_rec == s->cap_rec) {
 		size_t nc = s->cap_rec ? s->cap_rec * 2 : 64;
@@ -1954,7 +2088,8 @@ static void sim_record(struct fsesl_sim *s, const char *line)
 /* `word` is lower case. Only offsets that start with its first letter
  * (either case) pay for a comparison: a 4 KB command used to cost ~48 us
  * of strncasecmp calls, one per byte. */
-static bool sim_ci_has(const char *s, size_t n, const char *word)
+static bool
+sim_ci_has(const char *s, size_t n, const char *word)
 {
 	size_t wl = strlen(word);
 	char lo = word[0], up = (char)(lo - 'a' + 'A');
@@ -1968,7 +2103,8 @@ static bool sim_ci_has(const char *s, size_t n, const char *word)
 /* 0, 'u' (unload) or 'r' (reload): the words anywhere in the header block,
  * any case, turn any command into `api bgapi unload|reload
  * mod_event_socket` (esl-protocol.md §3.0). */
-static int sim_trap_kind(const struct fsesl_client_packet *pkt)
+static int
+sim_trap_kind(const struct fsesl_client_packet *pkt)
 {
 	bool mod = sim_ci_has(pkt->line, pkt->line_len, "mod_event_socket");
 	bool un = false, re = false;
@@ -1996,7 +2132,8 @@ static void sim_unlisten(struct fsesl_sim *s);
 
 /* The module goes away: every connection gets the shutdown notice; after
  * an unload the port refuses connections until fsesl_sim_clear_faults(). */
-static void sim_spring_trap(struct sim_conn *c, int kind)
+static void
+sim_spring_trap(struct sim_conn *c, int kind)
 {
 	struct fsesl_sim *s = c->s;
 	char uuid[37], body[64];
@@ -2015,7 +2152,8 @@ static void sim_spring_trap(struct sim_conn *c, int kind)
 }
 
 /* Runs one command packet (esl-protocol.md §3; parse_command's order). */
-static void sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt)
+static void
+sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt)
 {
 	struct fsesl_sim *s = c->s;
 	char stack[1024];
@@ -2103,7 +2241,8 @@ out:
 /* Connection pump                                                      */
 /* ------------------------------------------------------------------ */
 
-static void sim_ep_update(struct sim_conn *c)
+static void
+sim_ep_update(struct sim_conn *c)
 {
 	uint32_t want = 0;
 
@@ -2122,7 +2261,8 @@ static void sim_ep_update(struct sim_conn *c)
 
 /* Runs every complete command in the input buffer (unless parked), then
  * appends queued events if the input holds no byte of a next command. */
-static void sim_conn_process(struct sim_conn *c)
+static void
+sim_conn_process(struct sim_conn *c)
 {
 	struct fsesl_sim *s = c->s;
 
@@ -2239,7 +2379,8 @@ static void sim_conn_process(struct sim_conn *c)
 	}
 }
 
-static void sim_conn_free(struct sim_conn *c)
+static void
+sim_conn_free(struct sim_conn *c)
 {
 	struct fsesl_sim *s = c->s;
 
@@ -2264,7 +2405,8 @@ static void sim_conn_free(struct sim_conn *c)
 	free(c);
 }
 
-static void sim_conn_kill(struct sim_conn *c)
+static void
+sim_conn_kill(struct sim_conn *c)
 {
 	struct fsesl_sim *s = c->s;
 
@@ -2289,7 +2431,8 @@ static void sim_conn_kill(struct sim_conn *c)
 }
 
 /* One write() per turn; returns false if the connection was closed. */
-static bool sim_conn_write(struct sim_conn *c)
+static bool
+sim_conn_write(struct sim_conn *c)
 {
 	struct fsesl_sim *s = c->s;
 	uint64_t now = 0;
@@ -2356,7 +2499,8 @@ static bool sim_conn_write(struct sim_conn *c)
 	return true;
 }
 
-static void sim_conn_read(struct sim_conn *c)
+static void
+sim_conn_read(struct sim_conn *c)
 {
 	struct fsesl_sim *s = c->s;
 
@@ -2403,7 +2547,8 @@ static void sim_conn_read(struct sim_conn *c)
 /* Accept, listener                                                     */
 /* ------------------------------------------------------------------ */
 
-static int sim_listen(struct fsesl_sim *s)
+static int
+sim_listen(struct fsesl_sim *s)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(s->port)};
 	int one = 1;
@@ -2432,7 +2577,8 @@ static int sim_listen(struct fsesl_sim *s)
 	return 0;
 }
 
-static void sim_unlisten(struct fsesl_sim *s)
+static void
+sim_unlisten(struct fsesl_sim *s)
 {
 	if (s->lfd < 0)
 		return;
@@ -2441,7 +2587,8 @@ static void sim_unlisten(struct fsesl_sim *s)
 	s->lfd = -1;
 }
 
-static void sim_accept(struct fsesl_sim *s)
+static void
+sim_accept(struct fsesl_sim *s)
 {
 	for (;;) {
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -2503,7 +2650,8 @@ static void sim_accept(struct fsesl_sim *s)
 /* Faults and control operations                                        */
 /* ------------------------------------------------------------------ */
 
-static struct sim_conn *sim_conn_by_id(struct fsesl_sim *s, uint64_t id)
+static struct sim_conn *
+sim_conn_by_id(struct fsesl_sim *s, uint64_t id)
 {
 	for (struct sim_conn *c = s->conns; c; c = c->next)
 		if (c->id == id)
@@ -2511,7 +2659,8 @@ static struct sim_conn *sim_conn_by_id(struct fsesl_sim *s, uint64_t id)
 	return NULL;
 }
 
-static void sim_kill_all(struct fsesl_sim *s)
+static void
+sim_kill_all(struct fsesl_sim *s)
 {
 	/* Closed by the pump of this turn: connections are only freed there, so
 	 * no epoll event of this batch can point at freed memory. */
@@ -2528,8 +2677,8 @@ static void sim_kill_all(struct fsesl_sim *s)
 	s->n_chans = 0;
 }
 
-static int sim_apply_fault(
-    struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
+static int
+sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
 {
 	switch (f) {
 	case FSESL_SIM_FAULT_NONE:
@@ -2597,7 +2746,8 @@ static int sim_apply_fault(
 	return 0;
 }
 
-static void sim_clear_faults(struct fsesl_sim *s)
+static void
+sim_clear_faults(struct fsesl_sim *s)
 {
 	memset(s->tmpl, 0, sizeof(s->tmpl));
 	s->silent_accept = s->rude_reject = s->no_heartbeat = false;
@@ -2616,7 +2766,8 @@ static void sim_clear_faults(struct fsesl_sim *s)
 	}
 }
 
-static void sim_flood(struct fsesl_sim *s, uint64_t now)
+static void
+sim_flood(struct fsesl_sim *s, uint64_t now)
 {
 	uint64_t step = 1000000000u / s->flood_rate;
 	unsigned int burst = 0;
@@ -2642,7 +2793,8 @@ static void sim_flood(struct fsesl_sim *s, uint64_t now)
 		s->flood_deadline = now + step;
 }
 
-static int sim_fire_user_event(struct fsesl_sim *s, const struct sim_op *op)
+static int
+sim_fire_user_event(struct fsesl_sim *s, const struct sim_op *op)
 {
 	int type = op->u.fire.name ? sim_ev_lookup(op->u.fire.name) : -1;
 
@@ -2660,7 +2812,8 @@ static int sim_fire_user_event(struct fsesl_sim *s, const struct sim_op *op)
 	return 0;
 }
 
-static void sim_run_op(struct fsesl_sim *s, struct sim_op *op)
+static void
+sim_run_op(struct fsesl_sim *s, struct sim_op *op)
 {
 	op->rc = 0;
 	switch (op->kind) {
@@ -2711,7 +2864,8 @@ static void sim_run_op(struct fsesl_sim *s, struct sim_op *op)
 	}
 }
 
-static void sim_drain_ops(struct fsesl_sim *s)
+static void
+sim_drain_ops(struct fsesl_sim *s)
 {
 	uint64_t v;
 	ssize_t r = read(s->efd, &v, sizeof(v));
@@ -2733,7 +2887,8 @@ static void sim_drain_ops(struct fsesl_sim *s)
 }
 
 /* Runs op on the server's thread and waits for it. */
-static int sim_call(fsesl_sim *s, struct sim_op *op)
+static int
+sim_call(fsesl_sim *s, struct sim_op *op)
 {
 	uint64_t one = 1;
 
@@ -2757,7 +2912,8 @@ static int sim_call(fsesl_sim *s, struct sim_op *op)
 /* The loop                                                             */
 /* ------------------------------------------------------------------ */
 
-static uint64_t sim_min_deadline(struct fsesl_sim *s)
+static uint64_t
+sim_min_deadline(struct fsesl_sim *s)
 {
 	uint64_t d = UINT64_MAX;
 
@@ -2785,7 +2941,8 @@ static uint64_t sim_min_deadline(struct fsesl_sim *s)
 	return d;
 }
 
-static void sim_timers(struct fsesl_sim *s, uint64_t now)
+static void
+sim_timers(struct fsesl_sim *s, uint64_t now)
 {
 	if (s->hb_deadline && now >= s->hb_deadline) {
 		s->hb_deadline += (uint64_t)s->hb_ms * 1000000u;
@@ -2841,7 +2998,8 @@ static void sim_timers(struct fsesl_sim *s, uint64_t now)
 	}
 }
 
-static void *sim_thread(void *arg)
+static void *
+sim_thread(void *arg)
 {
 	struct fsesl_sim *s = arg;
 	struct epoll_event evs[256];
@@ -2934,7 +3092,8 @@ static void *sim_thread(void *arg)
 /* Public API                                                           */
 /* ------------------------------------------------------------------ */
 
-void fsesl_sim_config_init(struct fsesl_sim_config *cfg)
+void
+fsesl_sim_config_init(struct fsesl_sim_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->listen_addr = "127.0.0.1";
@@ -2947,7 +3106,8 @@ void fsesl_sim_config_init(struct fsesl_sim_config *cfg)
 	cfg->max_sessions = 1000;
 }
 
-static void sim_free(struct fsesl_sim *s)
+static void
+sim_free(struct fsesl_sim *s)
 {
 	if (s->ep >= 0)
 		close(s->ep);
@@ -2987,12 +3147,14 @@ static void sim_free(struct fsesl_sim *s)
 	free(s);
 }
 
-static char *sim_dup_or_null(const char *p)
+static char *
+sim_dup_or_null(const char *p)
 {
 	return p ? strdup(p) : NULL;
 }
 
-int fsesl_sim_start(const struct fsesl_sim_config *cfg, fsesl_sim **out, uint16_t *port_out)
+int
+fsesl_sim_start(const struct fsesl_sim_config *cfg, fsesl_sim **out, uint16_t *port_out)
 {
 	struct fsesl_sim_config def;
 	struct fsesl_sim *s;
@@ -3076,7 +3238,8 @@ fail:
 	return -ENOMEM;
 }
 
-void fsesl_sim_stop(fsesl_sim *s)
+void
+fsesl_sim_stop(fsesl_sim *s)
 {
 	if (!s)
 		return;
@@ -3088,12 +3251,14 @@ void fsesl_sim_stop(fsesl_sim *s)
 	sim_free(s);
 }
 
-uint16_t fsesl_sim_port(const fsesl_sim *s)
+uint16_t
+fsesl_sim_port(const fsesl_sim *s)
 {
 	return s ? s->port : 0;
 }
 
-void fsesl_sim_set_load(fsesl_sim *s, const struct fsesl_sim_load *load)
+void
+fsesl_sim_set_load(fsesl_sim *s, const struct fsesl_sim_load *load)
 {
 	struct sim_op op = {.kind = OP_LOAD};
 
@@ -3103,7 +3268,8 @@ void fsesl_sim_set_load(fsesl_sim *s, const struct fsesl_sim_load *load)
 	sim_call(s, &op);
 }
 
-void fsesl_sim_set_heartbeat_interval(fsesl_sim *s, unsigned int ms)
+void
+fsesl_sim_set_heartbeat_interval(fsesl_sim *s, unsigned int ms)
 {
 	struct sim_op op = {.kind = OP_HB_INTERVAL, .u.ms = ms};
 
@@ -3111,7 +3277,8 @@ void fsesl_sim_set_heartbeat_interval(fsesl_sim *s, unsigned int ms)
 		sim_call(s, &op);
 }
 
-void fsesl_sim_fire_heartbeat(fsesl_sim *s)
+void
+fsesl_sim_fire_heartbeat(fsesl_sim *s)
 {
 	struct sim_op op = {.kind = OP_FIRE_HB};
 
@@ -3119,8 +3286,9 @@ void fsesl_sim_fire_heartbeat(fsesl_sim *s)
 		sim_call(s, &op);
 }
 
-int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
-    const char *const *kv, size_t n_kv, const char *body)
+int
+fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass, const char *const *kv,
+    size_t n_kv, const char *body)
 {
 	struct sim_op op = {.kind = OP_FIRE_EVENT};
 
@@ -3137,7 +3305,8 @@ int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
 	return sim_call(s, &op);
 }
 
-int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
+int
+fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
 {
 	struct sim_op op = {.kind = OP_FAULT};
 
@@ -3150,7 +3319,8 @@ int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint
 	return sim_call(s, &op);
 }
 
-void fsesl_sim_clear_faults(fsesl_sim *s)
+void
+fsesl_sim_clear_faults(fsesl_sim *s)
 {
 	struct sim_op op = {.kind = OP_CLEAR_FAULTS};
 
@@ -3158,7 +3328,8 @@ void fsesl_sim_clear_faults(fsesl_sim *s)
 		sim_call(s, &op);
 }
 
-void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out)
+void
+fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out)
 {
 	struct sim_op op = {.kind = OP_COUNTERS, .u.counters = out};
 
@@ -3167,7 +3338,8 @@ void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out)
 	sim_call(s, &op);
 }
 
-void fsesl_sim_record_commands(fsesl_sim *s, bool on)
+void
+fsesl_sim_record_commands(fsesl_sim *s, bool on)
 {
 	struct sim_op op = {.kind = OP_RECORD, .u.on = on};
 
@@ -3175,7 +3347,8 @@ void fsesl_sim_record_commands(fsesl_sim *s, bool on)
 		sim_call(s, &op);
 }
 
-size_t fsesl_sim_recorded(fsesl_sim *s, char ***lines_out)
+size_t
+fsesl_sim_recorded(fsesl_sim *s, char ***lines_out)
 {
 	struct sim_op op = {.kind = OP_RECORDED};
 	char **lines = NULL;
@@ -3188,7 +3361,8 @@ size_t fsesl_sim_recorded(fsesl_sim *s, char ***lines_out)
 	return op.u.rec.n;
 }
 
-size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max)
+size_t
+fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max)
 {
 	struct sim_op op = {.kind = OP_CONN_IDS};
 

@@ -20,28 +20,28 @@
 typedef struct fsesl_sim fsesl_sim;
 
 struct fsesl_sim_user {
-	const char *user;     /* "1000@default" */
+	const char *user; /* "1000@default" */
 	const char *password;
 	const char *allowed_events; /* NULL: "all" */
-	const char *allowed_api;    /* NULL: "all" */
+	const char *allowed_api; /* NULL: "all" */
 	bool allow_log;
 };
 
 struct fsesl_sim_config {
-	const char *listen_addr;      /* "127.0.0.1" */
-	uint16_t port;                /* 0: kernel picks */
-	const char *password;         /* "ClueCon" */
+	const char *listen_addr; /* "127.0.0.1" */
+	uint16_t port; /* 0: kernel picks */
+	const char *password; /* "ClueCon" */
 	const struct fsesl_sim_user *users;
 	size_t n_users;
 	unsigned int heartbeat_interval_ms; /* 0: none; FreeSWITCH default 20000 */
 	unsigned int auth_timeout_ms; /* 25000 */
 	unsigned int event_queue_max; /* 100000 */
 	unsigned int event_drop_kill; /* 500 */
-	const char *hostname;         /* "sim" */
-	unsigned int max_sessions;    /* 1000 */
+	const char *hostname; /* "sim" */
+	unsigned int max_sessions; /* 1000 */
 	/* Added after the first draft (appended: source-compatible). */
-	const char *ipv4;             /* FreeSWITCH-IPv4; NULL: "127.0.0.1" */
-	const char *ipv6;             /* FreeSWITCH-IPv6; NULL: "::1", "": header left out */
+	const char *ipv4; /* FreeSWITCH-IPv4; NULL: "127.0.0.1" */
+	const char *ipv6; /* FreeSWITCH-IPv6; NULL: "::1", "": header left out */
 	/* 0 (default): events reach an idle connection at once. 20: like the
 	 * real server, whose idle connection thread only looks at its queue
 	 * when its 20 ms poll() times out or a byte (a lone LF: a "kick")
@@ -81,22 +81,22 @@ int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
 /* ---- Faults (all counted; conn_id 0 = every connection, now and new) -- */
 enum fsesl_sim_fault {
 	FSESL_SIM_FAULT_NONE = 0,
-	FSESL_SIM_FAULT_DELAY,        /* a: ms before each command runs */
-	FSESL_SIM_FAULT_STALL,        /* stop reading and writing */
+	FSESL_SIM_FAULT_DELAY, /* a: ms before each command runs */
+	FSESL_SIM_FAULT_STALL, /* stop reading and writing */
 	FSESL_SIM_FAULT_CLOSE_AFTER_BYTES, /* a: close after writing a bytes */
-	FSESL_SIM_FAULT_CLOSE_AFTER_MSGS,  /* a: close after a messages */
-	FSESL_SIM_FAULT_CLOSE_MID_FRAME,   /* next reply: write half, close */
-	FSESL_SIM_FAULT_GARBAGE,      /* a: write a garbage bytes instead of next reply */
-	FSESL_SIM_FAULT_TINY_WRITES,  /* a: chunk bytes, b: pause us between */
-	FSESL_SIM_FAULT_REFUSE,       /* close the listener (port refuses) */
+	FSESL_SIM_FAULT_CLOSE_AFTER_MSGS, /* a: close after a messages */
+	FSESL_SIM_FAULT_CLOSE_MID_FRAME, /* next reply: write half, close */
+	FSESL_SIM_FAULT_GARBAGE, /* a: write a garbage bytes instead of next reply */
+	FSESL_SIM_FAULT_TINY_WRITES, /* a: chunk bytes, b: pause us between */
+	FSESL_SIM_FAULT_REFUSE, /* close the listener (port refuses) */
 	FSESL_SIM_FAULT_SILENT_ACCEPT, /* accept, never greet */
-	FSESL_SIM_FAULT_RUDE_REJECT,  /* rude rejection + notice + close */
+	FSESL_SIM_FAULT_RUDE_REJECT, /* rude rejection + notice + close */
 	FSESL_SIM_FAULT_NO_HEARTBEAT, /* stop sending heartbeats */
-	FSESL_SIM_FAULT_EVENT_FLOOD,  /* a: events per second (CUSTOM sim::flood) */
-	FSESL_SIM_FAULT_DROP_REPLY,   /* a: drop the reply to the a-th next command
+	FSESL_SIM_FAULT_EVENT_FLOOD, /* a: events per second (CUSTOM sim::flood) */
+	FSESL_SIM_FAULT_DROP_REPLY, /* a: drop the reply to the a-th next command
 	                               * (1 = next); the stream stays aligned only
 	                               * for the client that expects it */
-	FSESL_SIM_FAULT_KILL_ALL,     /* close every connection now (restart) */
+	FSESL_SIM_FAULT_KILL_ALL, /* close every connection now (restart) */
 	FSESL_SIM_FAULT__COUNT
 };
 /* Connection ids are 1, 2, 3... in accept order. Copies up to max ids of the
@@ -113,8 +113,7 @@ size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max);
  * are server-wide (conn_id ignored). Returns 0, -EINVAL, or -ENOENT for an
  * unknown conn_id. See docs/simulator.md for what each counter counts.
  */
-int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a,
-    uint64_t b);
+int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a, uint64_t b);
 void fsesl_sim_clear_faults(fsesl_sim *s);
 
 struct fsesl_sim_counters {
@@ -122,13 +121,13 @@ struct fsesl_sim_counters {
 	uint64_t active_conns;
 	uint64_t auth_ok;
 	uint64_t auth_failed;
-	uint64_t commands;          /* every command packet read */
+	uint64_t commands; /* every command packet read */
 	uint64_t api;
 	uint64_t bgapi;
 	uint64_t events_sent;
-	uint64_t events_dropped;    /* queue full */
+	uint64_t events_dropped; /* queue full */
 	uint64_t lost_event_kills;
-	uint64_t kicks;             /* lone LFs between commands */
+	uint64_t kicks; /* lone LFs between commands */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	uint64_t faults[FSESL_SIM_FAULT__COUNT]; /* times each fault acted */

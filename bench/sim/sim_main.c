@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fputs("usage: fsesl-sim [options]\n"
 	      "A FreeSWITCH 1.10.12 Event Socket (inbound) simulator. Prints\n"
@@ -103,7 +104,8 @@ enum {
 	O_REALISTIC,
 };
 
-static bool parse_u64(const char *s, uint64_t *out)
+static bool
+parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 
@@ -116,7 +118,8 @@ static bool parse_u64(const char *s, uint64_t *out)
 }
 
 /* "user@domain:pass[:events[:api[:log]]]", split in place. */
-static bool parse_user(char *spec, struct fsesl_sim_user *u)
+static bool
+parse_user(char *spec, struct fsesl_sim_user *u)
 {
 	char *parts[5] = {0};
 	int n = 0;
@@ -142,7 +145,8 @@ struct fault_req {
 	uint64_t a, b;
 };
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},

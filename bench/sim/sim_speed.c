@@ -23,7 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
+static double
+now_s(void)
 {
 	struct timespec ts;
 
@@ -31,7 +32,8 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what)
+static void
+die(const char *what)
 {
 	fprintf(stderr, "fsesl-sim-speed: %s: %s\n", what, strerror(errno));
 	exit(1);
@@ -43,7 +45,8 @@ struct run {
 };
 
 /* One connection: log in, then keep `window` commands in flight. */
-static void *run_conn(void *arg)
+static void *
+run_conn(void *arg)
 {
 	struct run *rn = arg;
 	unsigned long total = rn->total, window = rn->window;
@@ -120,7 +123,8 @@ static void *run_conn(void *arg)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	unsigned long total = 2000000, window = 8192;
 	unsigned port = 0, conns = 1;

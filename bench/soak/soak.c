@@ -75,7 +75,8 @@ static const char *const outcome_name[O__COUNT] = {
     "other",
 };
 
-static int outcome_of(int rc)
+static int
+outcome_of(int rc)
 {
 	switch (rc) {
 	case 0:
@@ -156,7 +157,8 @@ static struct aslot aslots[ASYNC_WINDOW];
 static sem_t afree;
 static _Atomic uint64_t a_issued, a_done, a_double, a_submit_err, a_outcomes[O__COUNT];
 
-static uint64_t now_ms(void)
+static uint64_t
+now_ms(void)
 {
 	struct timespec ts;
 
@@ -164,14 +166,16 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t rnd(uint64_t lo, uint64_t hi)
+static uint64_t
+rnd(uint64_t lo, uint64_t hi)
 {
 	if (hi <= lo)
 		return lo;
 	return lo + (uint64_t)random() % (hi - lo + 1);
 }
 
-static void log_fn(int level, const char *msg, void *ud)
+static void
+log_fn(int level, const char *msg, void *ud)
 {
 	(void)level;
 	(void)ud;
@@ -179,7 +183,8 @@ static void log_fn(int level, const char *msg, void *ud)
 		atomic_fetch_add(&pw_leaks, 1);
 }
 
-static bool matches(const fsesl_reply *r, const char *tok)
+static bool
+matches(const fsesl_reply *r, const char *tok)
 {
 	size_t len = 0, tl = strlen(tok);
 	const char *b = r ? fsesl_reply_body(r, &len) : NULL;
@@ -191,7 +196,8 @@ static bool matches(const fsesl_reply *r, const char *tok)
 	return len == tl && memcmp(b, tok, tl) == 0;
 }
 
-static int echo(const char *tok)
+static int
+echo(const char *tok)
 {
 	fsesl_reply *r = NULL;
 	char cmd[96];
@@ -224,13 +230,15 @@ static _Atomic int a_last;
 
 /* What a sane caller does while a server is down: do not spin on errors
  * that come back at once (the engine fails fast while disconnected). */
-static void pace(int o)
+static void
+pace(int o)
 {
 	if (o != O_OK && o != O_ETIMEDOUT && o != O_MISMATCH)
 		usleep(1000);
 }
 
-static void *worker(void *arg)
+static void *
+worker(void *arg)
 {
 	unsigned int id = (unsigned int)(uintptr_t)arg, seq = 0;
 	unsigned int salt = (unsigned int)random();
@@ -243,7 +251,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void acb(int status, const fsesl_reply *reply, void *ud)
+static void
+acb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct aslot *s = ud;
 	int o;
@@ -268,7 +277,8 @@ static void acb(int status, const fsesl_reply *reply, void *ud)
 	sem_post(&afree);
 }
 
-static void *asubmitter(void *arg)
+static void *
+asubmitter(void *arg)
 {
 	uint64_t n = 0;
 	char cmd[96];
@@ -319,7 +329,8 @@ static void *asubmitter(void *arg)
 
 static fsesl_subscriber *sub;
 
-static void *subscriber(void *arg)
+static void *
+subscriber(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stop_flag)) {
@@ -351,7 +362,8 @@ static void *subscriber(void *arg)
 	return NULL;
 }
 
-static bool recover(unsigned int *attempts)
+static bool
+recover(unsigned int *attempts)
 {
 	static unsigned int seq;
 	uint64_t end = now_ms() + RECOVER_MS;
@@ -371,7 +383,8 @@ static bool recover(unsigned int *attempts)
 	return false;
 }
 
-static int set(fsesl_config *cfg, const char *name, const char *value)
+static int
+set(fsesl_config *cfg, const char *name, const char *value)
 {
 	char err[160];
 
@@ -382,13 +395,15 @@ static int set(fsesl_config *cfg, const char *name, const char *value)
 	return 0;
 }
 
-static void usage(void)
+static void
+usage(void)
 {
 	fprintf(stderr, "usage: fsesl-soak [--seconds N] [--workers N] [--seed S] [--verbose]\n");
 	exit(2);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"seconds", required_argument, NULL, 's'},

@@ -10,7 +10,8 @@
 
 #include <fsesl.h>
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *url = argc > 1 ? argv[1] : "fs://:ClueCon@127.0.0.1:8021";
 	const char *cmd = argc > 2 ? argv[2] : "status";

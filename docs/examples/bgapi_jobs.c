@@ -31,7 +31,8 @@ struct job {
 	char *output;
 };
 
-static void on_job(int status, const struct fsesl_event *ev, void *ud)
+static void
+on_job(int status, const struct fsesl_event *ev, void *ud)
 {
 	struct job *j = ud;
 
@@ -44,7 +45,8 @@ static void on_job(int status, const struct fsesl_event *ev, void *ud)
 	pthread_mutex_unlock(&j->all->mu);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const char *def_cmds[] = {"status", "uptime", "version"};
 	const char *url = argc > 1 ? argv[1] : "fs://:ClueCon@127.0.0.1:8021";

@@ -33,7 +33,8 @@ struct req {
 
 static int done_pipe[2];
 
-static void on_reply(int status, const fsesl_reply *reply, void *ud)
+static void
+on_reply(int status, const fsesl_reply *reply, void *ud)
 {
 	struct req *rq = ud;
 	ssize_t n;
@@ -47,7 +48,8 @@ static void on_reply(int status, const fsesl_reply *reply, void *ud)
 	while (n < 0 && errno == EINTR);
 }
 
-static void finish(struct req *rq)
+static void
+finish(struct req *rq)
 {
 	const char *body;
 	size_t len;
@@ -65,8 +67,9 @@ static void finish(struct req *rq)
 	free(rq);
 }
 
-static void submit(fsesl_engine *e, fsesl_server_t srv, const char *line, size_t len,
-    int *outstanding, int *failures)
+static void
+submit(fsesl_engine *e, fsesl_server_t srv, const char *line, size_t len, int *outstanding,
+    int *failures)
 {
 	struct req *rq;
 	int err;
@@ -91,7 +94,8 @@ static void submit(fsesl_engine *e, fsesl_server_t srv, const char *line, size_t
 	(*outstanding)++;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *url = argc > 1 ? argv[1] : "fs://:ClueCon@127.0.0.1:8021";
 	struct epoll_event ev, evs[8];

@@ -18,20 +18,23 @@
 
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
 }
 
-static const char *hdr(const struct fsesl_event *ev, const char *name)
+static const char *
+hdr(const struct fsesl_event *ev, const char *name)
 {
 	const char *v = fsesl_event_get(ev, name);
 
 	return v != NULL ? v : "-";
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const char *const names[] = {
 	    "CHANNEL_CREATE",

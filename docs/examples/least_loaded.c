@@ -19,7 +19,8 @@
 
 #define MAX_SERVERS 64
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const char *def[] = {NULL, "fs://:ClueCon@127.0.0.1:8021"};
 	const char *const *urls = argc > 1 ? (const char *const *)argv : def;

@@ -30,7 +30,8 @@ struct worker {
 	int id;
 };
 
-static void *worker_main(void *arg)
+static void *
+worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct shared *sh = w->sh;
@@ -62,7 +63,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int env_int(const char *name, int def)
+static int
+env_int(const char *name, int def)
 {
 	const char *v = getenv(name);
 	int n = v != NULL ? atoi(v) : 0;
@@ -70,7 +72,8 @@ static int env_int(const char *name, int def)
 	return n > 0 ? n : def;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const char *const def_url[] = {"fs://:ClueCon@127.0.0.1:8021"};
 	int n_threads = env_int("FSESL_THREADS", 8);

@@ -20,7 +20,8 @@
 #include "fsesl_sim.h"
 #include "test_bench_util.h"
 
-static void expect_usage_error(const char *const *args, const char *needle)
+static void
+expect_usage_error(const char *const *args, const char *needle)
 {
 	struct bench_run r;
 	cr_assert_eq(bench_run(args, &r), 0);
@@ -102,7 +103,8 @@ static const char *const short_run[] = {"--json", "--no-progress", "--duration",
     "bare_serial,bare_window_16,opensips_1w,per_worker_1w,futex_1w,poll100_1w,async_window_16",
     NULL};
 
-static double num(const cJSON *o, const char *k)
+static double
+num(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	cr_assert(cJSON_IsNumber(v), "field %s is not a number", k);

@@ -15,7 +15,8 @@
 
 extern char **environ;
 
-static int append(char **buf, size_t *len, size_t *cap, int fd)
+static int
+append(char **buf, size_t *len, size_t *cap, int fd)
 {
 	if (*cap - *len < 4096) {
 		size_t ncap = *cap ? *cap * 2 : 65536;
@@ -35,7 +36,8 @@ static int append(char **buf, size_t *len, size_t *cap, int fd)
 	return 1;
 }
 
-int bench_run(const char *const *args, struct bench_run *r)
+int
+bench_run(const char *const *args, struct bench_run *r)
 {
 	int po[2], pe[2];
 	size_t n = 0, ocap = 0, ecap = 0;
@@ -100,7 +102,8 @@ int bench_run(const char *const *args, struct bench_run *r)
 	return 0;
 }
 
-void bench_run_free(struct bench_run *r)
+void
+bench_run_free(struct bench_run *r)
 {
 	free(r->out);
 	free(r->err);

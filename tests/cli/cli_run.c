@@ -20,7 +20,8 @@
 
 extern char **environ;
 
-static void append(char **buf, size_t *len, const char *p, size_t n)
+static void
+append(char **buf, size_t *len, const char *p, size_t n)
 {
 	*buf = realloc(*buf, *len + n + 1);
 	cr_assert_not_null(*buf);
@@ -29,7 +30,8 @@ static void append(char **buf, size_t *len, const char *p, size_t n)
 	(*buf)[*len] = '\0';
 }
 
-void cli_spawn(struct child *c, struct run *r, const char *const *args)
+void
+cli_spawn(struct child *c, struct run *r, const char *const *args)
 {
 	posix_spawn_file_actions_t fa;
 	int in[2], out[2], err[2];
@@ -68,20 +70,23 @@ void cli_spawn(struct child *c, struct run *r, const char *const *args)
 	r->status = -1;
 }
 
-void cli_send(struct child *c, const char *text)
+void
+cli_send(struct child *c, const char *text)
 {
 	/* Inputs are a few bytes: they fit in the pipe, no interleaving needed. */
 	cr_assert_eq(write(c->in, text, strlen(text)), (ssize_t)strlen(text));
 }
 
-void cli_close_input(struct child *c)
+void
+cli_close_input(struct child *c)
 {
 	if (c->in >= 0)
 		close(c->in);
 	c->in = -1;
 }
 
-void cli_pump(struct child *c, struct run *r, const char *until)
+void
+cli_pump(struct child *c, struct run *r, const char *until)
 {
 	struct pollfd pfd[2];
 	int i;
@@ -117,7 +122,8 @@ void cli_pump(struct child *c, struct run *r, const char *until)
 	    r->out, r->err);
 }
 
-void cli_finish(struct child *c, struct run *r)
+void
+cli_finish(struct child *c, struct run *r)
 {
 	int ws;
 
@@ -128,7 +134,8 @@ void cli_finish(struct child *c, struct run *r)
 }
 
 /* Runs the tool with args (NULL-terminated, without argv[0]). */
-void run_cli(struct run *r, const char *input, const char *const *args)
+void
+run_cli(struct run *r, const char *input, const char *const *args)
 {
 	struct child c;
 
@@ -138,13 +145,15 @@ void run_cli(struct run *r, const char *input, const char *const *args)
 	cli_finish(&c, r);
 }
 
-void run_free(struct run *r)
+void
+run_free(struct run *r)
 {
 	free(r->out);
 	free(r->err);
 }
 
-fsesl_sim *start_sim(uint16_t *port, unsigned int heartbeat_ms)
+fsesl_sim *
+start_sim(uint16_t *port, unsigned int heartbeat_ms)
 {
 	struct fsesl_sim_config cfg;
 	fsesl_sim *s = NULL;
@@ -156,7 +165,8 @@ fsesl_sim *start_sim(uint16_t *port, unsigned int heartbeat_ms)
 	return s;
 }
 
-char *cli_url(const char *password, uint16_t port)
+char *
+cli_url(const char *password, uint16_t port)
 {
 	char *u = NULL;
 
@@ -165,7 +175,8 @@ char *cli_url(const char *password, uint16_t port)
 }
 
 /* Number of lines in s that start with prefix. */
-size_t count_prefixed(const char *s, const char *prefix)
+size_t
+count_prefixed(const char *s, const char *prefix)
 {
 	size_t n = 0, plen = strlen(prefix);
 

@@ -38,13 +38,13 @@ et_now_ms(void)
 }
 
 /* Polls cond() (cheap, no sleep used as synchronisation) up to ms. */
-#define WAIT_UNTIL(cond, ms)                                          \
-	({                                                            \
-		uint64_t _end = et_now_ms() + (ms);                    \
-		bool _ok;                                              \
-		while (!(_ok = (cond)) && et_now_ms() < _end)          \
-			sched_yield();                                 \
-		_ok;                                                   \
+#define WAIT_UNTIL(cond, ms)                                                                       \
+	({                                                                                         \
+		uint64_t _end = et_now_ms() + (ms);                                                \
+		bool _ok;                                                                          \
+		while (!(_ok = (cond)) && et_now_ms() < _end)                                      \
+			sched_yield();                                                             \
+		_ok;                                                                               \
 	})
 
 static inline fsesl_sim *

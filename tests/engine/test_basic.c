@@ -86,11 +86,11 @@ Test(basic, bgapi_reply)
 Test(basic, raw_command_with_body)
 {
 	struct fsesl_header h[2] = {
-		{ "Event-Subclass", 14, "myapp::ping", 11 },
-		{ "X-Seq", 5, "42", 2 },
+	    {"Event-Subclass", 14, "myapp::ping", 11},
+	    {"X-Seq", 5, "42", 2},
 	};
 	static const char body[] = "hello\nw\xc3\xb6rld 100%";
-	struct fsesl_cmd c = { "sendevent CUSTOM", h, 2, body, sizeof(body) - 1, 0 };
+	struct fsesl_cmd c = {"sendevent CUSTOM", h, 2, body, sizeof(body) - 1, 0};
 	fsesl_reply *r = NULL;
 
 	cr_assert_eq(fsesl_command(eng, srv, &c, NULL, &r), 0);
@@ -186,8 +186,7 @@ Test(basic, async_api)
 	cr_assert_eq(a.nested, 0);
 	cr_assert_eq(a.blocking, FSESL_EINCALLBACK);
 	cr_assert_eq(a.async_rc, 0);
-	cr_assert_eq(fsesl_api_async(eng, srv, "echo a\nb", NULL, async_cb, &a),
-	    FSESL_EINJECTION);
+	cr_assert_eq(fsesl_api_async(eng, srv, "echo a\nb", NULL, async_cb, &a), FSESL_EINJECTION);
 }
 
 Test(basic, stats_count)

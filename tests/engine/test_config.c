@@ -54,13 +54,22 @@ Test(config, set_by_name)
 Test(config, bad_values)
 {
 	static const char *const bad[][2] = {
-		{ "esl_cmd_timeout", "" }, { "esl_cmd_timeout", "-5" }, { "esl_cmd_timeout", "5s" },
-		{ "esl_cmd_timeout", "0" }, { "esl_cmd_timeout", "99999999999999999999999" },
-		{ "esl_cmd_timeout", " 5" }, { "ring_size", "1000" }, { "ring_size", "2" },
-		{ "wait_mode", "spin" }, { "log_level", "loud" }, { "backoff", "" },
-		{ "backoff", "1,,x" }, { "backoff", "1,2,3,4,5,6,7,8,9" },
-		{ "connections_per_server", "0" }, { "max_in_flight", "0" },
-		{ "no_such_thing", "1" },
+	    {"esl_cmd_timeout", ""},
+	    {"esl_cmd_timeout", "-5"},
+	    {"esl_cmd_timeout", "5s"},
+	    {"esl_cmd_timeout", "0"},
+	    {"esl_cmd_timeout", "99999999999999999999999"},
+	    {"esl_cmd_timeout", " 5"},
+	    {"ring_size", "1000"},
+	    {"ring_size", "2"},
+	    {"wait_mode", "spin"},
+	    {"log_level", "loud"},
+	    {"backoff", ""},
+	    {"backoff", "1,,x"},
+	    {"backoff", "1,2,3,4,5,6,7,8,9"},
+	    {"connections_per_server", "0"},
+	    {"max_in_flight", "0"},
+	    {"no_such_thing", "1"},
 	};
 	fsesl_config c, orig;
 	char err[128];
@@ -76,8 +85,8 @@ Test(config, bad_values)
 	}
 	cr_assert_eq(memcmp(&c, &orig, sizeof(c)), 0, "a refused value changed the config");
 	cr_assert_eq(fsesl_config_set(&c, "x", "1", NULL, 0), FSESL_ECONFIG);
-	cr_assert_eq(fsesl_config_set(&c, "esl_cmd_timeout", NULL, err, sizeof(err)),
-	    FSESL_ECONFIG);
+	cr_assert_eq(
+	    fsesl_config_set(&c, "esl_cmd_timeout", NULL, err, sizeof(err)), FSESL_ECONFIG);
 }
 
 Test(config, engine_refuses_bad_config)

@@ -268,7 +268,7 @@ Test(conn, many_timeouts_recycle, .timeout = 90)
 		snprintf(tok, sizeof(tok), "slow-%d", i++);
 		err = et_echo(e, h, tok, &o);
 		cr_assert(err == -ETIMEDOUT || err == FSESL_EDISCONNECTED || err == 0 ||
-		        err == FSESL_ENOTCONNECTED || err == FSESL_ECONNTIMEOUT,
+		              err == FSESL_ENOTCONNECTED || err == FSESL_ECONNTIMEOUT,
 		    "unexpected %d %s", err, fsesl_strerror(err));
 	}
 	cr_assert_geq(stats(e, h).reconnects, 1, "no recycle");

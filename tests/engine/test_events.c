@@ -59,7 +59,7 @@ Test(events, heartbeat_delivery_and_load)
 	fsesl_subscriber *s = NULL;
 	fsesl_delivery d;
 	fsesl_load ld;
-	struct fsesl_sim_load sl = { 42.5, 7, 100 };
+	struct fsesl_sim_load sl = {42.5, 7, 100};
 
 	cr_assert_eq(fsesl_subscriber_create(eng, "t", NULL, &s), 0);
 	cr_assert_eq(fsesl_subscribe(s, srv, "HEARTBEAT"), 0);
@@ -84,8 +84,8 @@ Test(events, custom_event_and_injection)
 {
 	fsesl_subscriber *s = NULL;
 	fsesl_delivery d;
-	struct fsesl_header h[1] = { { "Event-Subclass", 14, "t::ping", 7 } };
-	struct fsesl_cmd c = { "sendevent CUSTOM", h, 1, "body!", 5, 0 };
+	struct fsesl_header h[1] = {{"Event-Subclass", 14, "t::ping", 7}};
+	struct fsesl_cmd c = {"sendevent CUSTOM", h, 1, "body!", 5, 0};
 	fsesl_reply *r;
 
 	cr_assert_eq(fsesl_subscriber_create(eng, "t", NULL, &s), 0);
@@ -133,7 +133,7 @@ ev_cb(const fsesl_delivery *d, void *ud)
 Test(events, callback_mode)
 {
 	fsesl_subscriber *s = NULL;
-	fsesl_sub_opts o = { 16, FSESL_EVFMT_JSON, ev_cb, NULL };
+	fsesl_sub_opts o = {16, FSESL_EVFMT_JSON, ev_cb, NULL};
 
 	cr_assert_eq(fsesl_subscriber_create(eng, "cb", &o, &s), 0);
 	cr_assert_eq(fsesl_subscribe(s, srv, "HEARTBEAT"), 0);
@@ -167,8 +167,8 @@ job_cb(int status, const struct fsesl_event *ev, void *ud)
 
 Test(events, bgapi_job_async)
 {
-	cr_assert_eq(fsesl_bgapi_job_async(eng, srv, "echo async-job", 10000, NULL, job_cb, NULL),
-	    0);
+	cr_assert_eq(
+	    fsesl_bgapi_job_async(eng, srv, "echo async-job", 10000, NULL, job_cb, NULL), 0);
 	cr_assert(WAIT_UNTIL(atomic_load(&job_status) != 1, 10000));
 	cr_assert_eq(atomic_load(&job_status), 0);
 }

@@ -70,8 +70,8 @@ Test(lifecycle, stop_with_thousands_pending, .timeout = 60)
 	o.timeout_ms = 60000;
 	for (i = 0; i < ASYNC_N; i++)
 		cr_assert_eq(fsesl_api_async(e, h, "echo pending", &o, count_cb, NULL), 0);
-	cr_assert(WAIT_UNTIL((fsesl_server_stats_get(e, h, &st),
-	                         st.in_flight + st.queued == ASYNC_N + BLOCKERS),
+	cr_assert(WAIT_UNTIL(
+	    (fsesl_server_stats_get(e, h, &st), st.in_flight + st.queued == ASYNC_N + BLOCKERS),
 	    20000));
 	cr_assert_eq(fsesl_engine_stop(e), 0);
 	for (i = 0; i < BLOCKERS; i++) {
@@ -130,7 +130,7 @@ Test(lifecycle, last_put_while_commands_run, .timeout = 60)
 	h = et_server(e, port, "ClueCon");
 	cr_assert_eq(et_echo(e, h, "warm", NULL), 0);
 	for (i = 0; i < 8; i++) {
-		r[i] = (struct runner){ e, h, i, &stop, 0, 0, 0 };
+		r[i] = (struct runner){e, h, i, &stop, 0, 0, 0};
 		cr_assert_eq(pthread_create(&th[i], NULL, runner_main, &r[i]), 0);
 	}
 	cr_assert(WAIT_UNTIL(r[0].ok + r[7].ok > 100, 20000));
@@ -194,7 +194,7 @@ Test(lifecycle, get_racing_put, .timeout = 90)
 	c.idle_timeout_s = 0;
 	e = et_engine(&c);
 	for (i = 0; i < 16; i++) {
-		r[i] = (struct racer){ e, port, i, 0 };
+		r[i] = (struct racer){e, port, i, 0};
 		cr_assert_eq(pthread_create(&th[i], NULL, racer_main, &r[i]), 0);
 	}
 	for (i = 0; i < 16; i++) {

@@ -52,12 +52,14 @@ static const char *const outcome_names[FH__COUNT] = {
     [FH_OTHER] = "OTHER",
 };
 
-const char *fh_outcome_name(int o)
+const char *
+fh_outcome_name(int o)
 {
 	return (o >= 0 && o < FH__COUNT) ? outcome_names[o] : "?";
 }
 
-int fh_outcome_of(int rc)
+int
+fh_outcome_of(int rc)
 {
 	switch (rc) {
 	case 0:
@@ -91,7 +93,8 @@ int fh_outcome_of(int rc)
 	}
 }
 
-static int count_dir(const char *path)
+static int
+count_dir(const char *path)
 {
 	DIR *d = opendir(path);
 	struct dirent *de;
@@ -106,18 +109,21 @@ static int count_dir(const char *path)
 	return n;
 }
 
-int fh_count_fds(void)
+int
+fh_count_fds(void)
 {
 	/* The DIR's own fd is counted both times, so it cancels out. */
 	return count_dir("/proc/self/fd");
 }
 
-int fh_count_threads(void)
+int
+fh_count_threads(void)
 {
 	return count_dir("/proc/self/task");
 }
 
-void fh_log_threads(void)
+void
+fh_log_threads(void)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *de;
@@ -142,7 +148,8 @@ void fh_log_threads(void)
 	closedir(d);
 }
 
-static uint64_t now_ms(void)
+static uint64_t
+now_ms(void)
 {
 	struct timespec ts;
 
@@ -151,7 +158,8 @@ static uint64_t now_ms(void)
 }
 
 /* Runs on the reactor: must not block, so it only counts. */
-static void fh_log(int level, const char *msg, void *ud)
+static void
+fh_log(int level, const char *msg, void *ud)
 {
 	(void)level;
 	(void)ud;
@@ -160,7 +168,8 @@ static void fh_log(int level, const char *msg, void *ud)
 		atomic_fetch_add_explicit(&fh_pw_leaks, 1, memory_order_relaxed);
 }
 
-static void set_cfg(fsesl_config *cfg, const char *name, const char *value)
+static void
+set_cfg(fsesl_config *cfg, const char *name, const char *value)
 {
 	char err[256] = "";
 	int rc = fsesl_config_set(cfg, name, value, err, sizeof(err));
@@ -168,13 +177,15 @@ static void set_cfg(fsesl_config *cfg, const char *name, const char *value)
 	cr_assert_eq(rc, 0, "fsesl_config_set(%s=%s): %d %s", name, value, rc, err);
 }
 
-void fh_url(const struct fh_env *env, const char *password, char *buf, size_t len)
+void
+fh_url(const struct fh_env *env, const char *password, char *buf, size_t len)
 {
 	snprintf(buf, len, "fs://:%s@127.0.0.1:%u", password ? password : FH_PASSWORD,
 	    (unsigned)env->port);
 }
 
-void fh_start(struct fh_env *env, const struct fh_opts *o)
+void
+fh_start(struct fh_env *env, const struct fh_opts *o)
 {
 	static const struct fh_opts none;
 	struct fsesl_sim_config sc;
@@ -249,7 +260,8 @@ void fh_start(struct fh_env *env, const struct fh_opts *o)
 	}
 }
 
-void fh_finish(struct fh_env *env)
+void
+fh_finish(struct fh_env *env)
 {
 	int rc, fds, threads;
 
@@ -277,7 +289,8 @@ void fh_finish(struct fh_env *env)
 	    (unsigned long long)atomic_load(&fh_pw_leaks));
 }
 
-static bool reply_matches(const fsesl_reply *r, const char *token)
+static bool
+reply_matches(const fsesl_reply *r, const char *token)
 {
 	size_t len = 0, tl = strlen(token);
 	const char *body = fsesl_reply_body(r, &len);
@@ -290,7 +303,8 @@ static bool reply_matches(const fsesl_reply *r, const char *token)
 	return len == tl && memcmp(body, token, tl) == 0;
 }
 
-int fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_out)
+int
+fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_out)
 {
 	fsesl_cmd_opts opts = FSESL_CMD_OPTS_INIT;
 	fsesl_reply *r = NULL;
@@ -309,7 +323,8 @@ int fh_echo_once(struct fh_env *env, const char *token, int timeout_ms, int *rc_
 	return o;
 }
 
-void fh_pace(int outcome)
+void
+fh_pace(int outcome)
 {
 	struct timespec ts = {0, 1000 * 1000};
 
@@ -317,7 +332,8 @@ void fh_pace(int outcome)
 		nanosleep(&ts, NULL);
 }
 
-bool fh_until_ok(struct fh_env *env, unsigned int max_attempts, unsigned int deadline_ms)
+bool
+fh_until_ok(struct fh_env *env, unsigned int max_attempts, unsigned int deadline_ms)
 {
 	static _Atomic unsigned int seq;
 	uint64_t end = now_ms() + deadline_ms;
@@ -343,12 +359,14 @@ struct fh_worker {
 	pthread_t tid;
 };
 
-static void count(struct fh_run *run, int o)
+static void
+count(struct fh_run *run, int o)
 {
 	atomic_fetch_add_explicit(&run->outcomes[o], 1, memory_order_relaxed);
 }
 
-static void *worker_main(void *arg)
+static void *
+worker_main(void *arg)
 {
 	struct fh_worker *w = arg;
 	struct fh_run *run = w->run;
@@ -388,7 +406,8 @@ static void *worker_main(void *arg)
 static sem_t async_window;
 static struct fh_run *async_run;
 
-static void async_cb(int status, const fsesl_reply *reply, void *ud)
+static void
+async_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct fh_async_slot *slot = ud;
 	int o;
@@ -404,7 +423,8 @@ static void async_cb(int status, const fsesl_reply *reply, void *ud)
 	sem_post(&async_window);
 }
 
-static void *async_main(void *arg)
+static void *
+async_main(void *arg)
 {
 	struct fh_run *run = arg;
 	fsesl_cmd_opts opts = FSESL_CMD_OPTS_INIT;
@@ -447,7 +467,8 @@ static void *async_main(void *arg)
 
 /* ---- subscriber ---- */
 
-static void *sub_main(void *arg)
+static void *
+sub_main(void *arg)
 {
 	struct fh_run *run = arg;
 	fsesl_delivery d;
@@ -502,7 +523,8 @@ static void *sub_main(void *arg)
  * notices it needs without sleeping. */
 static sem_t sub_sem;
 
-static void sub_cb(const fsesl_delivery *d, void *ud)
+static void
+sub_cb(const fsesl_delivery *d, void *ud)
 {
 	struct fh_run *run = ud;
 
@@ -524,7 +546,8 @@ static void sub_cb(const fsesl_delivery *d, void *ud)
 }
 
 /* The callback-mode counterpart of sub_main()'s final drain. */
-static void sub_cb_drain(struct fh_run *run)
+static void
+sub_cb_drain(struct fh_run *run)
 {
 	uint64_t end = now_ms() + 5000;
 
@@ -544,7 +567,8 @@ static void sub_cb_drain(struct fh_run *run)
 	}
 }
 
-static void drive(struct fh_run *run, unsigned int n, const char *tag)
+static void
+drive(struct fh_run *run, unsigned int n, const char *tag)
 {
 	char tok[48];
 	int o;
@@ -558,7 +582,8 @@ static void drive(struct fh_run *run, unsigned int n, const char *tag)
 	}
 }
 
-void fh_run_case(struct fh_env *env, const struct fh_case *c)
+void
+fh_run_case(struct fh_env *env, const struct fh_case *c)
 {
 	struct fh_worker w[FH_WORKERS];
 	/* Static, not heap: a failed cr_assert ends the test right there,

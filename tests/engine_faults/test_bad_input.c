@@ -23,7 +23,8 @@ TestSuite(bad_input, .timeout = 60);
 /* For async calls that must fail: their callback must never run. */
 static _Atomic int never_calls;
 
-static void never_cb(int status, const fsesl_reply *reply, void *ud)
+static void
+never_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	(void)status;
 	(void)reply;
@@ -33,7 +34,8 @@ static void never_cb(int status, const fsesl_reply *reply, void *ud)
 
 /* Asserts that no recorded command line contains any of bad[] and that
  * the marker is there (so recording did work). */
-static void expect_nothing_sent(struct fh_env *env, const char *const *bad, size_t n_bad)
+static void
+expect_nothing_sent(struct fh_env *env, const char *const *bad, size_t n_bad)
 {
 	char **lines = NULL;
 	size_t n;
@@ -53,14 +55,16 @@ static void expect_nothing_sent(struct fh_env *env, const char *const *bad, size
 	cr_expect(marker, "the recorder never saw the marker (%zu lines)", n);
 }
 
-static void start_recording(struct fh_env *env)
+static void
+start_recording(struct fh_env *env)
 {
 	fh_start(env, NULL);
 	cr_assert(fh_until_ok(env, 1000000, 10000), "the engine never connected");
 	fsesl_sim_record_commands(env->sim, true);
 }
 
-static int api_rc(struct fh_env *env, const char *cmd)
+static int
+api_rc(struct fh_env *env, const char *cmd)
 {
 	fsesl_reply *r = (fsesl_reply *)&r; /* must come back NULL on failure */
 	int rc = fsesl_api(env->e, env->srv, cmd, NULL, &r);
@@ -418,7 +422,8 @@ struct blocked {
 	pthread_t tid;
 };
 
-static void *blocked_caller(void *arg)
+static void *
+blocked_caller(void *arg)
 {
 	struct blocked *b = arg;
 	fsesl_cmd_opts opts = FSESL_CMD_OPTS_INIT;
@@ -434,7 +439,8 @@ static void *blocked_caller(void *arg)
 static _Atomic int shutdown_cb_calls;
 static _Atomic int shutdown_cb_status;
 
-static void shutdown_cb(int status, const fsesl_reply *reply, void *ud)
+static void
+shutdown_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	(void)reply;
 	(void)ud;
@@ -508,7 +514,8 @@ struct in_cb {
 	int api_rc, bgapi_rc, cmd_rc, job_rc, stop_rc, nested_rc, nested_status;
 };
 
-static void nested_cb(int status, const fsesl_reply *reply, void *ud)
+static void
+nested_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct in_cb *x = ud;
 
@@ -520,7 +527,8 @@ static void nested_cb(int status, const fsesl_reply *reply, void *ud)
 	pthread_mutex_unlock(&x->mu);
 }
 
-static void outer_cb(int status, const fsesl_reply *reply, void *ud)
+static void
+outer_cb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct in_cb *x = ud;
 	struct fsesl_cmd c = {.line = "api echo from-callback"};

@@ -18,7 +18,8 @@
 
 #include "fault_harness.h"
 
-static long vm_size_kb(void)
+static long
+vm_size_kb(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
 	char line[256];
@@ -33,7 +34,8 @@ static long vm_size_kb(void)
 	return kb;
 }
 
-static void cycle(void)
+static void
+cycle(void)
 {
 	fsesl_engine *e = NULL;
 	int rc = fsesl_engine_start(NULL, &e);

@@ -31,7 +31,8 @@
 	(B(FH_EDISCONNECTED) | B(FH_ENOTCONNECTED) | B(FH_ETIMEDOUT) | B(FH_ECONNRESET) |          \
 	    B(FH_ECONNTIMEOUT))
 
-static void run(const struct fh_case *c, const struct fh_opts *o)
+static void
+run(const struct fh_case *c, const struct fh_opts *o)
 {
 	struct fh_env env;
 
@@ -332,7 +333,8 @@ Test(faults, reply_delay_poll_wait)
 
 static fsesl_server_t extra_handle[2];
 
-static void auth_inject(struct fh_env *env)
+static void
+auth_inject(struct fh_env *env)
 {
 	char url[128];
 	int rc;
@@ -346,7 +348,8 @@ static void auth_inject(struct fh_env *env)
 	cr_assert_eq(rc, 0);
 }
 
-static void auth_clear(struct fh_env *env)
+static void
+auth_clear(struct fh_env *env)
 {
 	char url[128];
 	int rc;
@@ -376,7 +379,8 @@ Test(faults, auth_failure)
 
 /* Waits (on the subscriber, bounded) until fsesl_server_load's validity
  * equals `want`. Counts DOWN/UP notices on the way. */
-static bool wait_load_valid(
+static bool
+wait_load_valid(
     struct fh_env *env, fsesl_subscriber *s, bool want, unsigned int max_waits, unsigned int *downs)
 {
 	for (unsigned int i = 0; i < max_waits; i++) {
@@ -440,7 +444,8 @@ struct job_run {
 	_Atomic int other_rc;
 };
 
-static int job_once(struct job_run *jr, const char *tok)
+static int
+job_once(struct job_run *jr, const char *tok)
 {
 	struct fsesl_event *ev = NULL;
 	char cmd[96];
@@ -478,7 +483,8 @@ static int job_once(struct job_run *jr, const char *tok)
 
 static struct job_run job_run_storage;
 
-static void *job_worker(void *arg)
+static void *
+job_worker(void *arg)
 {
 	struct job_run *jr = &job_run_storage;
 	unsigned int id = (unsigned int)(uintptr_t)arg, seq = 0;
@@ -548,7 +554,8 @@ struct queued_caller {
 	int outcome;
 };
 
-static void *queued_caller_main(void *arg)
+static void *
+queued_caller_main(void *arg)
 {
 	struct queued_caller *q = arg;
 	char tok[32];
@@ -568,7 +575,8 @@ static void *queued_caller_main(void *arg)
  * place that the next waiting request must take. Either way, none may
  * wait for its (10 s) timeout on a healthy server.
  */
-static void queued_flow(bool restart)
+static void
+queued_flow(bool restart)
 {
 	enum { N = 8, WINDOW = 2 };
 	struct fh_opts o = {.max_in_flight = WINDOW};
@@ -643,7 +651,8 @@ struct aj_slot {
 static struct aj_slot aj_slots[AJ_N];
 static sem_t aj_window;
 
-static void aj_cb(int status, const struct fsesl_event *ev, void *ud)
+static void
+aj_cb(int status, const struct fsesl_event *ev, void *ud)
 {
 	struct aj_slot *sl = ud;
 

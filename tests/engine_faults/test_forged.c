@@ -21,7 +21,8 @@ TestSuite(forged, .timeout = 60);
 /* Takes deliveries until an event named `name` whose header `hdr` equals
  * `val` arrives; counts every event named `name` carrying a Command header
  * on the way. Bounded by `max_waits` waits of 100 ms. */
-static bool until_marker(fsesl_subscriber *s, const char *name, const char *hdr, const char *val,
+static bool
+until_marker(fsesl_subscriber *s, const char *name, const char *hdr, const char *val,
     unsigned int max_waits, unsigned int *forged_seen)
 {
 	for (unsigned int i = 0; i < max_waits; i++) {

@@ -28,7 +28,8 @@ static void barrier(void);
 /* Starts a simulator and an engine with one server; returns once the
  * server answered a command (connected), so that subscriptions made next
  * are sent at once rather than at connect. */
-static void start_all(unsigned int conns)
+static void
+start_all(unsigned int conns)
 {
 	struct fsesl_sim_config sc;
 	fsesl_config cfg;
@@ -48,7 +49,8 @@ static void start_all(unsigned int conns)
 	barrier();
 }
 
-static void stop_all(void)
+static void
+stop_all(void)
 {
 	fsesl_server_put(eng, srv);
 	fsesl_engine_stop(eng);
@@ -57,7 +59,8 @@ static void stop_all(void)
 
 /* The subscription commands the simulator received, in order, as one
  * string "cmd1|cmd2|...". Other commands (auth, api) are left out. */
-static char *sub_commands(void)
+static char *
+sub_commands(void)
 {
 	char **lines = NULL;
 	size_t n = fsesl_sim_recorded(sim, &lines), i, len = 0;
@@ -82,7 +85,8 @@ static char *sub_commands(void)
 
 /* A command round trip: everything the engine sent before it on the event
  * connection has been answered by then. */
-static void barrier(void)
+static void
+barrier(void)
 {
 	fsesl_reply *r = NULL;
 
@@ -91,7 +95,8 @@ static void barrier(void)
 }
 
 /* Next delivery of kind EVENT named `name` (others are skipped and counted). */
-static int next_kind(fsesl_subscriber *s, fsesl_delivery *d)
+static int
+next_kind(fsesl_subscriber *s, fsesl_delivery *d)
 {
 	int rc = fsesl_subscriber_next(s, d, SAFETY_MS);
 
@@ -109,9 +114,9 @@ Test(events, refcounted_commands, .init = NULL, .timeout = 60)
 	cr_assert_eq(fsesl_subscriber_create(eng, "b", NULL, &b), 0);
 	barrier(); /* connected */
 
-	cr_assert_eq(fsesl_subscribe(a, srv, "HEARTBEAT"), 0);   /* sends */
-	cr_assert_eq(fsesl_subscribe(b, srv, "HEARTBEAT"), 0);   /* nothing */
-	cr_assert_eq(fsesl_subscribe(a, srv, "HEARTBEAT"), 0);   /* nothing */
+	cr_assert_eq(fsesl_subscribe(a, srv, "HEARTBEAT"), 0); /* sends */
+	cr_assert_eq(fsesl_subscribe(b, srv, "HEARTBEAT"), 0); /* nothing */
+	cr_assert_eq(fsesl_subscribe(a, srv, "HEARTBEAT"), 0); /* nothing */
 	cr_assert_eq(fsesl_unsubscribe(a, srv, "HEARTBEAT"), 0); /* nothing */
 	cr_assert_eq(fsesl_unsubscribe(a, srv, "HEARTBEAT"), 0); /* nothing */
 	cr_assert_eq(fsesl_unsubscribe(a, srv, "HEARTBEAT"), -ENOENT);
@@ -144,7 +149,7 @@ Test(events, refcounted_commands, .init = NULL, .timeout = 60)
 Test(events, slow_subscriber_drops_alone, .timeout = 60)
 {
 	fsesl_subscriber *slow, *fast;
-	fsesl_sub_opts so = { .queue_size = 4 };
+	fsesl_sub_opts so = {.queue_size = 4};
 	struct fsesl_sim_counters sc;
 	fsesl_delivery d;
 	int got = 0, i;
@@ -156,7 +161,7 @@ Test(events, slow_subscriber_drops_alone, .timeout = 60)
 	cr_assert_eq(fsesl_subscribe(fast, srv, "CUSTOM test::ev"), 0);
 	for (i = 0; i < 200; i++) {
 		char seq[16];
-		const char *kv[] = { "X-Seq", seq };
+		const char *kv[] = {"X-Seq", seq};
 
 		snprintf(seq, sizeof(seq), "%d", i);
 		cr_assert_eq(fsesl_sim_fire_event(sim, "CUSTOM", "test::ev", kv, 2, NULL), 0);
@@ -208,7 +213,7 @@ Test(events, reconnect_replays_then_reports_up, .timeout = 60)
 	fsesl_subscriber *s;
 	fsesl_delivery d;
 	char *cmds;
-	const char *kv[] = { "X-After", "yes" };
+	const char *kv[] = {"X-After", "yes"};
 	bool down = false, up = false;
 
 	start_all(1);
@@ -264,7 +269,8 @@ struct job_ctx {
 
 static struct job_ctx jc;
 
-static void job_cb(int status, const struct fsesl_event *ev, void *ud)
+static void
+job_cb(int status, const struct fsesl_event *ev, void *ud)
 {
 	int idx = (int)(intptr_t)ud;
 
@@ -291,8 +297,9 @@ Test(events, thousand_async_jobs_each_get_their_own, .timeout = 120)
 
 		snprintf(jc.tokens[i], sizeof(jc.tokens[i]), "job-%d-%08x", i, rand());
 		snprintf(cmd, sizeof(cmd), "echo %s", jc.tokens[i]);
-		cr_assert_eq(fsesl_bgapi_job_async(eng, srv, cmd, 30000, NULL, job_cb,
-				 (void *)(intptr_t)i), 0);
+		cr_assert_eq(
+		    fsesl_bgapi_job_async(eng, srv, cmd, 30000, NULL, job_cb, (void *)(intptr_t)i),
+		    0);
 	}
 	pthread_mutex_lock(&jc.mu);
 	while (jc.done < 1000)
@@ -308,10 +315,13 @@ Test(events, blocking_job_unknown_and_forged_ignored, .timeout = 60)
 	struct fsesl_event *res = NULL;
 	fsesl_server_stats st;
 	fsesl_reply *r = NULL;
-	struct fsesl_header h = { "Job-UUID", 8, "not-ours-0000", 13 };
-	struct fsesl_cmd forge = { .line = "sendevent BACKGROUND_JOB", .headers = &h,
-		.n_headers = 1, .body = "forged", .body_len = 6 };
-	const char *kv[] = { "Job-UUID", "someone-elses-job" };
+	struct fsesl_header h = {"Job-UUID", 8, "not-ours-0000", 13};
+	struct fsesl_cmd forge = {.line = "sendevent BACKGROUND_JOB",
+	    .headers = &h,
+	    .n_headers = 1,
+	    .body = "forged",
+	    .body_len = 6};
+	const char *kv[] = {"Job-UUID", "someone-elses-job"};
 
 	start_all(1);
 	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo hello job", 10000, NULL, &res), 0);
@@ -349,7 +359,7 @@ Test(events, job_expires_and_job_lost, .timeout = 60)
 
 Test(events, heartbeat_load_snapshot, .timeout = 60)
 {
-	struct fsesl_sim_load l = { .idle_cpu = 87.5, .session_count = 12, .max_sessions = 500 };
+	struct fsesl_sim_load l = {.idle_cpu = 87.5, .session_count = 12, .max_sessions = 500};
 	fsesl_subscriber *s;
 	fsesl_delivery d;
 	fsesl_load ld;

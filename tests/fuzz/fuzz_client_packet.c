@@ -18,16 +18,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void inside(const char *p, size_t n, const char *buf, size_t len)
+static void
+inside(const char *p, size_t n, const char *buf, size_t len)
 {
 	if (n && (p < buf || p + n > buf + len))
 		abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fsesl_limits lim = { .max_header_bytes = 4096, .max_headers = 8,
-		.max_body_bytes = 4096, .max_event_headers = 64 };
+	struct fsesl_limits lim = {.max_header_bytes = 4096,
+	    .max_headers = 8,
+	    .max_body_bytes = 4096,
+	    .max_event_headers = 64};
 	struct fsesl_client_packet pkt, again;
 	char *buf = malloc(size ? size : 1);
 	size_t off = 0, i;
@@ -48,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		inside(pkt.body, pkt.body_len, buf + off, (size_t)r);
 		for (i = 0; i < pkt.n_headers; i++) {
 			inside(pkt.headers[i].name, pkt.headers[i].name_len, buf + off, (size_t)r);
-			inside(pkt.headers[i].value, pkt.headers[i].value_len, buf + off, (size_t)r);
+			inside(
+			    pkt.headers[i].value, pkt.headers[i].value_len, buf + off, (size_t)r);
 			if (!pkt.headers[i].value_len)
 				abort(); /* empty values are dropped */
 		}

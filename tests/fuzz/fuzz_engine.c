@@ -55,7 +55,8 @@ static _Atomic int completed;
 static _Atomic int stopped;
 static sem_t done_sem;
 
-static void cb(int status, const fsesl_reply *reply, void *ud)
+static void
+cb(int status, const fsesl_reply *reply, void *ud)
 {
 	struct slot *s = ud;
 
@@ -69,7 +70,8 @@ static void cb(int status, const fsesl_reply *reply, void *ud)
 	sem_post(&done_sem);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
@@ -91,7 +93,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static int wait_fd(int fd, short ev, int ms)
+static int
+wait_fd(int fd, short ev, int ms)
 {
 	struct pollfd p = {.fd = fd, .events = ev};
 
@@ -99,7 +102,8 @@ static int wait_fd(int fd, short ev, int ms)
 }
 
 /* Reads until `n` blank-line terminators have been seen (or 1 s passes). */
-static void read_packets(int fd, int n)
+static void
+read_packets(int fd, int n)
 {
 	char buf[4096];
 	int seen = 0;
@@ -118,7 +122,8 @@ static void read_packets(int fd, int n)
 	}
 }
 
-static void write_all(int fd, const uint8_t *p, size_t n)
+static void
+write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w;
@@ -133,7 +138,8 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 	}
 }
 
-static void drain_listener(void)
+static void
+drain_listener(void)
 {
 	/* Connections the engine opened and abandoned (reconnects) must not
 	 * be mistaken for the next input's. */
@@ -146,7 +152,8 @@ static void drain_listener(void)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char greet[] = "Content-Type: auth/request\n\n";
 	static const char ok[] = "Content-Type: command/reply\nReply-Text: +OK accepted\n\n";

@@ -17,7 +17,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_views(const struct fsesl_msg *m, const char *buf, size_t n)
+static void
+check_views(const struct fsesl_msg *m, const char *buf, size_t n)
 {
 	for (size_t i = 0; i < m->n_headers; i++) {
 		const struct fsesl_header *h = &m->headers[i];
@@ -30,8 +31,8 @@ static void check_views(const struct fsesl_msg *m, const char *buf, size_t n)
 		abort();
 }
 
-static void decode_event(enum fsesl_event_format fmt, const char *p, size_t len,
-    const struct fsesl_limits *lim)
+static void
+decode_event(enum fsesl_event_format fmt, const char *p, size_t len, const struct fsesl_limits *lim)
 {
 	struct fsesl_event *ev = NULL;
 	struct fsesl_heartbeat hb;
@@ -48,7 +49,8 @@ static void decode_event(enum fsesl_event_format fmt, const char *p, size_t len,
 	fsesl_event_free(ev);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fsesl_limits lim;
 	char *buf = malloc(size ? size : 1);
@@ -90,8 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		check_views(&m, buf + off, (size_t)n);
 		if (m.type >= FSESL_MSG_EVENT_PLAIN && m.type <= FSESL_MSG_EVENT_XML)
-			decode_event((enum fsesl_event_format)(m.type - FSESL_MSG_EVENT_PLAIN), m.body,
-			    m.body_len, &lim);
+			decode_event((enum fsesl_event_format)(m.type - FSESL_MSG_EVENT_PLAIN),
+			    m.body, m.body_len, &lim);
 		off += (size_t)n;
 	}
 

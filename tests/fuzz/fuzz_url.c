@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The bytes between the first ':' of the credentials and the last '@',
  * i.e. the password as written in the URL (before percent-decoding). */
-static bool raw_password(const char *url, const char **pw, size_t *len)
+static bool
+raw_password(const char *url, const char **pw, size_t *len)
 {
 	const char *p, *at, *colon;
 
@@ -38,7 +39,8 @@ static bool raw_password(const char *url, const char **pw, size_t *len)
 	return true;
 }
 
-static void check_field(const char *s, size_t cap)
+static void
+check_field(const char *s, size_t cap)
 {
 	size_t n = strnlen(s, cap);
 
@@ -46,7 +48,8 @@ static void check_field(const char *s, size_t cap)
 		abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *url = malloc(size + 1);
 	struct fsesl_url u;

@@ -15,25 +15,29 @@
 
 static struct fsesl_test_guard g;
 
-static void setup(void)
+static void
+setup(void)
 {
 	fsesl_test_guard_init(&g, 1 << 16);
 }
 
-static void teardown(void)
+static void
+teardown(void)
 {
 	fsesl_test_guard_free(&g);
 }
 
 TestSuite(events, .init = setup, .fini = teardown);
 
-static int dec(enum fsesl_event_format fmt, const char *s, size_t len,
-    const struct fsesl_limits *lim, struct fsesl_event **ev)
+static int
+dec(enum fsesl_event_format fmt, const char *s, size_t len, const struct fsesl_limits *lim,
+    struct fsesl_event **ev)
 {
 	return fsesl_event_parse(fmt, fsesl_test_guard_put(&g, s, len), len, lim, ev);
 }
 
-static struct fsesl_event *ok(enum fsesl_event_format fmt, const char *s)
+static struct fsesl_event *
+ok(enum fsesl_event_format fmt, const char *s)
 {
 	struct fsesl_event *ev = NULL;
 	int rc = dec(fmt, s, strlen(s), NULL, &ev);
@@ -43,7 +47,8 @@ static struct fsesl_event *ok(enum fsesl_event_format fmt, const char *s)
 	return ev;
 }
 
-static void fails(enum fsesl_event_format fmt, const char *s, size_t len, int code)
+static void
+fails(enum fsesl_event_format fmt, const char *s, size_t len, int code)
 {
 	struct fsesl_event *ev = (struct fsesl_event *)&g; /* must be reset to NULL */
 	int rc = dec(fmt, s, len, NULL, &ev);
@@ -53,12 +58,12 @@ static void fails(enum fsesl_event_format fmt, const char *s, size_t len, int co
 	cr_assert(ev == NULL);
 }
 
-static void hdr_is(const struct fsesl_event *ev, size_t i, const char *name, const char *val,
-    size_t vlen)
+static void
+hdr_is(const struct fsesl_event *ev, size_t i, const char *name, const char *val, size_t vlen)
 {
 	cr_assert(i < ev->n_headers);
 	cr_assert(ev->headers[i].name_len == strlen(name) &&
-		      memcmp(ev->headers[i].name, name, strlen(name)) == 0,
+	              memcmp(ev->headers[i].name, name, strlen(name)) == 0,
 	    "header %zu is %s", i, ev->headers[i].name);
 	cr_assert(ev->headers[i].value_len == vlen && memcmp(ev->headers[i].value, val, vlen) == 0,
 	    "%s = %s", name, ev->headers[i].value);
@@ -120,7 +125,8 @@ Test(events, plain_basics)
 
 Test(events, plain_no_body_and_no_terminator)
 {
-	struct fsesl_event *ev = ok(FSESL_EVFMT_PLAIN, "Event-Name: HEARTBEAT\nEvent-Sequence: x1\n\n");
+	struct fsesl_event *ev =
+	    ok(FSESL_EVFMT_PLAIN, "Event-Name: HEARTBEAT\nEvent-Sequence: x1\n\n");
 
 	cr_assert(ev->n_headers == 2 && ev->body_len == 0 && ev->body[0] == '\0');
 	cr_assert(!ev->has_sequence); /* not a strict number */
@@ -136,12 +142,12 @@ Test(events, plain_no_body_and_no_terminator)
 Test(events, plain_bad_escapes)
 {
 	static const char *const bad[] = {
-		"Event-Name: X\nA: 50%\n\n",
-		"Event-Name: X\nA: %4\n\n",
-		"Event-Name: X\nA: %zz\n\n",
-		"Event-Name: X%2\n\n",
-		"Event-Name: X\nA: %4",  /* cut at the payload end, before the guard */
-		"Event-Name: X\nA: %",
+	    "Event-Name: X\nA: 50%\n\n",
+	    "Event-Name: X\nA: %4\n\n",
+	    "Event-Name: X\nA: %zz\n\n",
+	    "Event-Name: X%2\n\n",
+	    "Event-Name: X\nA: %4", /* cut at the payload end, before the guard */
+	    "Event-Name: X\nA: %",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -198,19 +204,19 @@ Test(events, json_basics)
 Test(events, json_broken)
 {
 	static const char *const bad[] = {
-		"",
-		"{",
-		"{\"Event-Name\":\"X\"",
-		"[\"Event-Name\",\"X\"]",
-		"\"Event-Name\"",
-		"{\"Event-Name\":\"X\"} trailing",
-		"{\"Event-Name\":\"X\"}{}",
-		"{\"Event-Name\":\"X\",\"N\":5}",
-		"{\"Event-Name\":\"X\",\"N\":null}",
-		"{\"Event-Name\":\"X\",\"O\":{\"a\":\"b\"}}",
-		"{\"Event-Name\":\"X\",\"A\":[\"a\",1]}",
-		"{\"Event-Name\":\"X\",\"_body\":7}",
-		"{\"Event-Name\":\"X\",}",
+	    "",
+	    "{",
+	    "{\"Event-Name\":\"X\"",
+	    "[\"Event-Name\",\"X\"]",
+	    "\"Event-Name\"",
+	    "{\"Event-Name\":\"X\"} trailing",
+	    "{\"Event-Name\":\"X\"}{}",
+	    "{\"Event-Name\":\"X\",\"N\":5}",
+	    "{\"Event-Name\":\"X\",\"N\":null}",
+	    "{\"Event-Name\":\"X\",\"O\":{\"a\":\"b\"}}",
+	    "{\"Event-Name\":\"X\",\"A\":[\"a\",1]}",
+	    "{\"Event-Name\":\"X\",\"_body\":7}",
+	    "{\"Event-Name\":\"X\",}",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -223,12 +229,12 @@ Test(events, json_broken)
 
 Test(events, xml_basics)
 {
-	struct fsesl_event *ev = ok(FSESL_EVFMT_XML,
-	    XML_HEAD "    <X-Pct>a%20b%3A</X-Pct>\n    <X-Array>a</X-Array>\n"
-		     "    <X-Array>b</X-Array>\n    <X-Ent>&lt;&amp;&gt;&quot;&apos;&#65;&#x20AC;</X-Ent>\n"
-		     "    <X-Empty></X-Empty>\n    <X-Self/>\n  </headers>\n"
-		     "  <Content-Length>17</Content-Length>\n"
-		     "  <body>a&amp;b&lt;c&gt;&#xD;\n&#xF6;&#x1F600; 100%\n  </body>\n</event>\n");
+	struct fsesl_event *ev = ok(FSESL_EVFMT_XML, XML_HEAD
+	    "    <X-Pct>a%20b%3A</X-Pct>\n    <X-Array>a</X-Array>\n"
+	    "    <X-Array>b</X-Array>\n    <X-Ent>&lt;&amp;&gt;&quot;&apos;&#65;&#x20AC;</X-Ent>\n"
+	    "    <X-Empty></X-Empty>\n    <X-Self/>\n  </headers>\n"
+	    "  <Content-Length>17</Content-Length>\n"
+	    "  <body>a&amp;b&lt;c&gt;&#xD;\n&#xF6;&#x1F600; 100%\n  </body>\n</event>\n");
 
 	cr_assert(ev->n_headers == 7);
 	hdr_is(ev, 1, "X-Pct", "a b:", 4);
@@ -248,7 +254,7 @@ Test(events, xml_comment_and_cdata_in_body)
 	/* the "<!" quirk of §5.4: a comment disappears, as in an XML parser */
 	struct fsesl_event *ev = ok(FSESL_EVFMT_XML,
 	    XML_HEAD "  </headers>\n  <body>x &lt;t&gt;\n then <!-- raw & <rest> -->\n"
-		     "<![CDATA[<a&b>]]>  </body>\n</event>");
+	             "<![CDATA[<a&b>]]>  </body>\n</event>");
 
 	cr_assert(ev->body_len == 20, "%zu [%s]", ev->body_len, ev->body);
 	cr_assert(strcmp(ev->body, "x <t>\n then \n<a&b>  ") == 0);
@@ -262,23 +268,23 @@ Test(events, xml_comment_and_cdata_in_body)
 Test(events, xml_broken)
 {
 	static const char *const bad[] = {
-		"",
-		"<event>",
-		"<events></events>",
-		XML_HEAD "  </headers>\n",
-		XML_HEAD "  </headers>\n</event>\ntrailing",
-		XML_HEAD "    <A>x</B>\n  </headers>\n</event>",
-		XML_HEAD "    <A>x\n  </headers>\n</event>",
-		XML_HEAD "    <A>&bogus;</A>\n  </headers>\n</event>",
-		XML_HEAD "    <A>&amp</A>\n  </headers>\n</event>",
-		XML_HEAD "    <A>&#xZZ;</A>\n  </headers>\n</event>",
-		XML_HEAD "    <A>&#;</A>\n  </headers>\n</event>",
-		XML_HEAD "    <A>&#0;</A>\n  </headers>\n</event>",
-		XML_HEAD "    <A>&#x110000;</A>\n  </headers>\n</event>",
-		XML_HEAD "    <A><B>x</B></A>\n  </headers>\n</event>",
-		XML_HEAD "  </headers>\n  <body>a <!-- unterminated </body>\n</event>",
-		XML_HEAD "  </headers>\n  <body>a</body>",
-		"<event>\n  <headers>\n    <Event-Name>X</Event-Name>\n  </headers",
+	    "",
+	    "<event>",
+	    "<events></events>",
+	    XML_HEAD "  </headers>\n",
+	    XML_HEAD "  </headers>\n</event>\ntrailing",
+	    XML_HEAD "    <A>x</B>\n  </headers>\n</event>",
+	    XML_HEAD "    <A>x\n  </headers>\n</event>",
+	    XML_HEAD "    <A>&bogus;</A>\n  </headers>\n</event>",
+	    XML_HEAD "    <A>&amp</A>\n  </headers>\n</event>",
+	    XML_HEAD "    <A>&#xZZ;</A>\n  </headers>\n</event>",
+	    XML_HEAD "    <A>&#;</A>\n  </headers>\n</event>",
+	    XML_HEAD "    <A>&#0;</A>\n  </headers>\n</event>",
+	    XML_HEAD "    <A>&#x110000;</A>\n  </headers>\n</event>",
+	    XML_HEAD "    <A><B>x</B></A>\n  </headers>\n</event>",
+	    XML_HEAD "  </headers>\n  <body>a <!-- unterminated </body>\n</event>",
+	    XML_HEAD "  </headers>\n  <body>a</body>",
+	    "<event>\n  <headers>\n    <Event-Name>X</Event-Name>\n  </headers",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -290,7 +296,7 @@ Test(events, xml_broken)
 Test(events, xml_without_event_name)
 {
 	const char *s = "<event>\n  <headers>\n    <Core-UUID>x</Core-UUID>\n  </headers>\n"
-			"  <body>b</body>\n</event>\n";
+	                "  <body>b</body>\n</event>\n";
 
 	fails(FSESL_EVFMT_XML, s, strlen(s), FSESL_PERR_NO_EVENT_NAME);
 	fails(FSESL_EVFMT_XML, "<event></event>", 15, FSESL_PERR_NO_EVENT_NAME);
@@ -302,8 +308,8 @@ Test(events, bad_arguments)
 
 	cr_assert(fsesl_event_parse(FSESL_EVFMT_PLAIN, NULL, 3, NULL, &ev) == FSESL_PERR_INVALID);
 	cr_assert(fsesl_event_parse(FSESL_EVFMT_PLAIN, "x", 1, NULL, NULL) == FSESL_PERR_INVALID);
-	cr_assert(fsesl_event_parse((enum fsesl_event_format)7, "x", 1, NULL, &ev) ==
-		  FSESL_PERR_INVALID);
+	cr_assert(
+	    fsesl_event_parse((enum fsesl_event_format)7, "x", 1, NULL, &ev) == FSESL_PERR_INVALID);
 	cr_assert(ev == NULL);
 }
 
@@ -313,8 +319,8 @@ Test(events, bad_arguments)
 Test(events, every_prefix_of_every_vector_payload)
 {
 	static const char *const files[] = {"background-job-plain.bin", "background-job-json.bin",
-		"background-job-xml.bin", "event-plain-with-body.bin", "custom-event-json.bin",
-		"heartbeat-xml.bin", "background-job-empty-body-json.bin"};
+	    "background-job-xml.bin", "event-plain-with-body.bin", "custom-event-json.bin",
+	    "heartbeat-xml.bin", "background-job-empty-body-json.bin"};
 
 	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
 		char path[512];
@@ -334,7 +340,7 @@ Test(events, every_prefix_of_every_vector_payload)
 			int rc = dec(fmt, m.body, k, NULL, &ev);
 
 			cr_assert(rc == 0 || (rc <= FSESL_PERR_HEADER_TOO_LARGE &&
-						 rc >= FSESL_PERR_BAD_COMMAND),
+			                         rc >= FSESL_PERR_BAD_COMMAND),
 			    "%s prefix %zu: %d", files[f], k, rc);
 			cr_assert((rc == 0) == (ev != NULL));
 			fsesl_event_free(ev);

@@ -14,12 +14,14 @@
 
 static struct fsesl_test_guard g;
 
-static void setup(void)
+static void
+setup(void)
 {
 	fsesl_test_guard_init(&g, 1 << 20);
 }
 
-static void teardown(void)
+static void
+teardown(void)
 {
 	fsesl_test_guard_free(&g);
 }
@@ -28,21 +30,24 @@ TestSuite(frames, .init = setup, .fini = teardown);
 
 static struct fsesl_msg M;
 
-static ssize_t parse_lim(const char *s, size_t len, const struct fsesl_limits *lim, int *err)
+static ssize_t
+parse_lim(const char *s, size_t len, const struct fsesl_limits *lim, int *err)
 {
 	const char *b = fsesl_test_guard_put(&g, s, len);
 
 	return fsesl_msg_parse(b, len, 0, lim, &M, err);
 }
 
-static ssize_t parse(const char *s, int *err)
+static ssize_t
+parse(const char *s, int *err)
 {
 	return parse_lim(s, strlen(s), NULL, err);
 }
 
 /* Expects a framing error with that code, also when fed byte by byte
  * (with last_len), and PARTIAL on every prefix before it shows up. */
-static void expect_error(const char *s, size_t len, const struct fsesl_limits *lim, int code)
+static void
+expect_error(const char *s, size_t len, const struct fsesl_limits *lim, int code)
 {
 	int err = 0;
 	ssize_t n = parse_lim(s, len, lim, &err);
@@ -72,7 +77,7 @@ static void expect_error(const char *s, size_t len, const struct fsesl_limits *l
 Test(frames, content_length_not_digits)
 {
 	static const char *const bad[] = {CL("abc"), CL("12a"), CL(""), CL("5 "), CL("+5"),
-		CL("0x5"), CL("5\t"), CL("1 2"), CL("٣")};
+	    CL("0x5"), CL("5\t"), CL("1 2"), CL("٣")};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect_error(bad[i], strlen(bad[i]), NULL, FSESL_PERR_BAD_CONTENT_LENGTH);
@@ -88,8 +93,8 @@ Test(frames, content_length_overflow)
 {
 	expect_error(CL("18446744073709551616"), strlen(CL("18446744073709551616")), NULL,
 	    FSESL_PERR_BAD_CONTENT_LENGTH);
-	expect_error(CL("99999999999999999999999999999"), strlen(CL("99999999999999999999999999999")),
-	    NULL, FSESL_PERR_BAD_CONTENT_LENGTH);
+	expect_error(CL("99999999999999999999999999999"),
+	    strlen(CL("99999999999999999999999999999")), NULL, FSESL_PERR_BAD_CONTENT_LENGTH);
 	/* fits in 64 bits, so it is "only" too large */
 	expect_error(CL("18446744073709551615"), strlen(CL("18446744073709551615")), NULL,
 	    FSESL_PERR_BODY_TOO_LARGE);
@@ -144,7 +149,7 @@ Test(frames, missing_blank_line)
 	for (size_t k = 1; k < 512; k++) {
 		cr_assert(parse_lim(buf, k, &lim, &err) == FSESL_PARSE_PARTIAL, "at %zu", k);
 		cr_assert(fsesl_msg_parse(fsesl_test_guard_put(&g, buf, k), k, k - 1, &lim, &M,
-			      &err) == FSESL_PARSE_PARTIAL);
+		              &err) == FSESL_PARSE_PARTIAL);
 	}
 	/* 31 lines of 19 bytes: the 513th byte comes before the 33rd header */
 	expect_error(buf, len, &lim, FSESL_PERR_HEADER_TOO_LARGE);
@@ -296,8 +301,8 @@ Test(frames, nul_bytes)
 	expect_error(name_nul, sizeof(name_nul) - 1, NULL, FSESL_PERR_NUL_BYTE);
 	expect_error(value_nul, sizeof(value_nul) - 1, NULL, FSESL_PERR_NUL_BYTE);
 	/* a body is opaque bytes framed by length */
-	cr_assert(parse_lim(body_nul, sizeof(body_nul) - 1, NULL, &err) ==
-		  (ssize_t)sizeof(body_nul) - 1);
+	cr_assert(
+	    parse_lim(body_nul, sizeof(body_nul) - 1, NULL, &err) == (ssize_t)sizeof(body_nul) - 1);
 	cr_assert(M.body_len == 3 && M.body[1] == '\0');
 }
 
@@ -309,14 +314,16 @@ Test(frames, bad_header_lines)
 
 Test(frames, crlf_and_leading_blank_lines)
 {
-	const char *s = "\r\n\n\r\nContent-Type: command/reply\r\nReply-Text: +OK accepted\r\n\r\nX";
+	const char *s =
+	    "\r\n\n\r\nContent-Type: command/reply\r\nReply-Text: +OK accepted\r\n\r\nX";
 	int err;
 	ssize_t n = parse(s, &err);
 
 	cr_assert(n == (ssize_t)strlen(s) - 1);
 	cr_assert(M.type == FSESL_MSG_COMMAND_REPLY);
 	cr_assert(M.n_headers == 2);
-	cr_assert(M.headers[1].value_len == 12 && memcmp(M.headers[1].value, "+OK accepted", 12) == 0);
+	cr_assert(
+	    M.headers[1].value_len == 12 && memcmp(M.headers[1].value, "+OK accepted", 12) == 0);
 	cr_assert(M.reply == FSESL_REPLY_OK);
 	cr_assert(M.reply_text_len == 8 && memcmp(M.reply_text, "accepted", 8) == 0);
 	cr_assert(M.header_bytes == strlen(s) - 1 - 5);
@@ -327,11 +334,12 @@ Test(frames, crlf_and_leading_blank_lines)
 	 * ending in a lone '\r' right before the guard page */
 	{
 		const char *crlf = "\r\nContent-Type: api/response\r\nContent-Length: 2\r\n"
-				   "X: y\r\r\n\r\nok";
+		                   "X: y\r\r\n\r\nok";
 		size_t len = strlen(crlf);
 
 		for (size_t k = 0; k < len; k++)
-			cr_assert(parse_lim(crlf, k, NULL, &err) == FSESL_PARSE_PARTIAL, "at %zu", k);
+			cr_assert(
+			    parse_lim(crlf, k, NULL, &err) == FSESL_PARSE_PARTIAL, "at %zu", k);
 		cr_assert(parse_lim(crlf, len, NULL, &err) == (ssize_t)len);
 		cr_assert(M.n_headers == 3 && M.headers[2].value_len == 2); /* "y\r" */
 		cr_assert(M.body_len == 2 && memcmp(M.body, "ok", 2) == 0);
@@ -357,13 +365,14 @@ Test(frames, leading_blank_lines_limit)
 
 Test(frames, values_are_never_decoded)
 {
-	const char *s = "Content-Type: command/reply\nReply-Text: -ERR invalid session id [abc%41]\n\n";
+	const char *s =
+	    "Content-Type: command/reply\nReply-Text: -ERR invalid session id [abc%41]\n\n";
 	int err;
 
 	cr_assert(parse(s, &err) == (ssize_t)strlen(s));
 	cr_assert(M.reply == FSESL_REPLY_ERR);
-	cr_assert(M.reply_text_len == 27 &&
-		  memcmp(M.reply_text, "invalid session id [abc%41]", 27) == 0);
+	cr_assert(
+	    M.reply_text_len == 27 && memcmp(M.reply_text, "invalid session id [abc%41]", 27) == 0);
 }
 
 Test(frames, empty_values_and_duplicates_kept)
@@ -387,24 +396,24 @@ Test(frames, classification)
 		const char *ct;
 		enum fsesl_msg_type t;
 	} tab[] = {
-		{"auth/request", FSESL_MSG_AUTH_REQUEST},
-		{"command/reply", FSESL_MSG_COMMAND_REPLY},
-		{"api/response", FSESL_MSG_API_RESPONSE},
-		{"text/event-plain", FSESL_MSG_EVENT_PLAIN},
-		{"text/event-json", FSESL_MSG_EVENT_JSON},
-		{"TEXT/Event-XML", FSESL_MSG_EVENT_XML},
-		{"log/data", FSESL_MSG_LOG_DATA},
-		{"text/disconnect-notice", FSESL_MSG_DISCONNECT_NOTICE},
-		{"text/rude-rejection", FSESL_MSG_RUDE_REJECTION},
-		{"text/event-yaml", FSESL_MSG_UNKNOWN},
-		{"command/reply ", FSESL_MSG_UNKNOWN},
-		{"", FSESL_MSG_UNKNOWN},
+	    {"auth/request", FSESL_MSG_AUTH_REQUEST},
+	    {"command/reply", FSESL_MSG_COMMAND_REPLY},
+	    {"api/response", FSESL_MSG_API_RESPONSE},
+	    {"text/event-plain", FSESL_MSG_EVENT_PLAIN},
+	    {"text/event-json", FSESL_MSG_EVENT_JSON},
+	    {"TEXT/Event-XML", FSESL_MSG_EVENT_XML},
+	    {"log/data", FSESL_MSG_LOG_DATA},
+	    {"text/disconnect-notice", FSESL_MSG_DISCONNECT_NOTICE},
+	    {"text/rude-rejection", FSESL_MSG_RUDE_REJECTION},
+	    {"text/event-yaml", FSESL_MSG_UNKNOWN},
+	    {"command/reply ", FSESL_MSG_UNKNOWN},
+	    {"", FSESL_MSG_UNKNOWN},
 	};
 	int err;
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		cr_assert(fsesl_msg_type_of(tab[i].ct, strlen(tab[i].ct)) == tab[i].t, "%s",
-		    tab[i].ct);
+		cr_assert(
+		    fsesl_msg_type_of(tab[i].ct, strlen(tab[i].ct)) == tab[i].t, "%s", tab[i].ct);
 	cr_assert(fsesl_msg_type_of(NULL, 0) == FSESL_MSG_UNKNOWN);
 	cr_assert_str_eq(fsesl_msg_type_name(FSESL_MSG_EVENT_JSON), "text/event-json");
 	cr_assert_str_eq(fsesl_msg_type_name((enum fsesl_msg_type)99), "unknown");
@@ -419,9 +428,9 @@ Test(frames, classification)
 Test(frames, disconnect_notice_linger)
 {
 	const char *linger = "Content-Type: text/disconnect-notice\nController-Session-UUID: u\n"
-			     "Content-Disposition: linger\nContent-Length: 0\n\n";
+	                     "Content-Disposition: linger\nContent-Length: 0\n\n";
 	const char *bye = "Content-Type: text/disconnect-notice\nContent-Disposition: disconnect\n"
-			  "Content-Length: 3\n\nbye";
+	                  "Content-Length: 3\n\nbye";
 	int err;
 
 	cr_assert(parse(linger, &err) == (ssize_t)strlen(linger));
@@ -447,7 +456,8 @@ Test(frames, reply_kinds)
 Test(frames, body_with_everything)
 {
 	/* the body may hold blank lines, CR, '%' and header-looking text */
-	const char *s = "Content-Type: api/response\nContent-Length: 23\n\n\n\nX: y\r\n%zz\n\nContent-Ty";
+	const char *s =
+	    "Content-Type: api/response\nContent-Length: 23\n\n\n\nX: y\r\n%zz\n\nContent-Ty";
 	int err;
 
 	cr_assert(parse(s, &err) == (ssize_t)strlen(s));

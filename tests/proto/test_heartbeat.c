@@ -12,7 +12,8 @@
 #include "fsesl_proto.h"
 #include "testutil.h"
 
-static struct fsesl_event *load(const char *file, enum fsesl_event_format fmt)
+static struct fsesl_event *
+load(const char *file, enum fsesl_event_format fmt)
 {
 	char path[512];
 	size_t len;
@@ -36,9 +37,9 @@ Test(heartbeat, vectors_all_formats)
 		const char *file;
 		enum fsesl_event_format fmt;
 	} v[] = {
-		{"heartbeat-plain.bin", FSESL_EVFMT_PLAIN},
-		{"heartbeat-json.bin", FSESL_EVFMT_JSON},
-		{"heartbeat-xml.bin", FSESL_EVFMT_XML},
+	    {"heartbeat-plain.bin", FSESL_EVFMT_PLAIN},
+	    {"heartbeat-json.bin", FSESL_EVFMT_JSON},
+	    {"heartbeat-xml.bin", FSESL_EVFMT_XML},
 	};
 
 	for (size_t i = 0; i < 3; i++) {
@@ -60,7 +61,8 @@ Test(heartbeat, vectors_all_formats)
 }
 
 /* A minimal heartbeat with one header replaced or added. */
-static int hb_with(const char *extra, struct fsesl_heartbeat *hb)
+static int
+hb_with(const char *extra, struct fsesl_heartbeat *hb)
 {
 	char buf[1024];
 	struct fsesl_event *ev;
@@ -94,14 +96,29 @@ Test(heartbeat, minimal_and_first_wins)
 Test(heartbeat, bad_numbers_are_errors)
 {
 	static const char *const bad[] = {
-		"Session-Count: \n", "Session-Count: -1\n", "Session-Count: +1\n",
-		"Session-Count: 1e3\n", "Session-Count: 12a\n", "Session-Count: %2012\n",
-		"Session-Count: 12%20\n", "Session-Count: 0x10\n",
-		"Session-Count: 18446744073709551616\n", "Session-Count: 12%003\n",
-		"Max-Sessions: abc\n", "Uptime-msec: 1.5\n", "Session-Per-Sec: -\n",
-		"Event-Date-Timestamp: 99999999999999999999\n", "Idle-CPU: 97.5.3\n",
-		"Idle-CPU: .5\n", "Idle-CPU: 5.\n", "Idle-CPU: nan\n", "Idle-CPU: inf\n",
-		"Idle-CPU: -1.0\n", "Idle-CPU: 1e2\n", "Idle-CPU: \n", "Idle-CPU: 9%2C5\n",
+	    "Session-Count: \n",
+	    "Session-Count: -1\n",
+	    "Session-Count: +1\n",
+	    "Session-Count: 1e3\n",
+	    "Session-Count: 12a\n",
+	    "Session-Count: %2012\n",
+	    "Session-Count: 12%20\n",
+	    "Session-Count: 0x10\n",
+	    "Session-Count: 18446744073709551616\n",
+	    "Session-Count: 12%003\n",
+	    "Max-Sessions: abc\n",
+	    "Uptime-msec: 1.5\n",
+	    "Session-Per-Sec: -\n",
+	    "Event-Date-Timestamp: 99999999999999999999\n",
+	    "Idle-CPU: 97.5.3\n",
+	    "Idle-CPU: .5\n",
+	    "Idle-CPU: 5.\n",
+	    "Idle-CPU: nan\n",
+	    "Idle-CPU: inf\n",
+	    "Idle-CPU: -1.0\n",
+	    "Idle-CPU: 1e2\n",
+	    "Idle-CPU: \n",
+	    "Idle-CPU: 9%2C5\n",
 	};
 	struct fsesl_heartbeat hb;
 
@@ -122,21 +139,23 @@ Test(heartbeat, missing_forged_and_wrong_events)
 	char host[400];
 
 	ev = NULL;
-	cr_assert(fsesl_event_parse(FSESL_EVFMT_PLAIN,
-		      "Event-Name: HEARTBEAT\nIdle-CPU: 1.0\nMax-Sessions: 3\n\n", 52, NULL, &ev) == 0);
+	cr_assert(
+	    fsesl_event_parse(FSESL_EVFMT_PLAIN,
+	        "Event-Name: HEARTBEAT\nIdle-CPU: 1.0\nMax-Sessions: 3\n\n", 52, NULL, &ev) == 0);
 	cr_assert(fsesl_heartbeat_parse(ev, &hb) == FSESL_PERR_MISSING_FIELD);
 	fsesl_event_free(ev);
 	cr_assert(fsesl_event_parse(FSESL_EVFMT_PLAIN,
-		      "Event-Name: HEARTBEAT\nSession-Count: 1\nMax-Sessions: 3\n\n", 55, NULL,
-		      &ev) == 0);
+	              "Event-Name: HEARTBEAT\nSession-Count: 1\nMax-Sessions: 3\n\n", 55, NULL,
+	              &ev) == 0);
 	cr_assert(fsesl_heartbeat_parse(ev, &hb) == FSESL_PERR_MISSING_FIELD);
 	fsesl_event_free(ev);
 
 	/* sendevent HEARTBEAT carries a Command header (§7.4) */
 	cr_assert(hb_with("Command: sendevent%20HEARTBEAT\n", &hb) == FSESL_PERR_INVALID);
-	cr_assert(fsesl_event_parse(FSESL_EVFMT_PLAIN,
-		      "Event-Name: RE_SCHEDULE\nIdle-CPU: 1.0\nSession-Count: 1\nMax-Sessions: 3\n\n",
-		      71, NULL, &ev) == 0);
+	cr_assert(
+	    fsesl_event_parse(FSESL_EVFMT_PLAIN,
+	        "Event-Name: RE_SCHEDULE\nIdle-CPU: 1.0\nSession-Count: 1\nMax-Sessions: 3\n\n", 71,
+	        NULL, &ev) == 0);
 	cr_assert(fsesl_heartbeat_parse(ev, &hb) == FSESL_PERR_INVALID);
 	fsesl_event_free(ev);
 	cr_assert(fsesl_heartbeat_parse(NULL, &hb) == FSESL_PERR_INVALID);
@@ -161,14 +180,16 @@ Test(heartbeat, parse_u64)
 	cr_assert(fsesl_parse_u64("1 ", 2, &v) == FSESL_PERR_BAD_NUMBER);
 	cr_assert(fsesl_parse_u64("-1", 2, &v) == FSESL_PERR_BAD_NUMBER);
 	cr_assert(fsesl_parse_u64("12", 1, &v) == 0 && v == 1); /* len is honoured */
-	cr_assert(fsesl_parse_u64("1\0" "2", 3, &v) == FSESL_PERR_BAD_NUMBER);
+	cr_assert(fsesl_parse_u64("1\0"
+	                          "2",
+	              3, &v) == FSESL_PERR_BAD_NUMBER);
 }
 
 /* Every real HEARTBEAT of the 1.10.12 captures parses. */
 Test(heartbeat, real_captures)
 {
 	static const char *const caps[] = {"heartbeat-formats", "event-all", "event-misc",
-		"pipeline-starves-events", "filter-semantics"};
+	    "pipeline-starves-events", "filter-semantics"};
 	size_t seen = 0;
 
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
@@ -188,9 +209,9 @@ Test(heartbeat, real_captures)
 			off += (size_t)n;
 			if (m.type < FSESL_MSG_EVENT_PLAIN || m.type > FSESL_MSG_EVENT_XML)
 				continue;
-			cr_assert(fsesl_event_parse((enum fsesl_event_format)(m.type -
-							FSESL_MSG_EVENT_PLAIN),
-				      m.body, m.body_len, NULL, &ev) == 0);
+			cr_assert(fsesl_event_parse(
+			              (enum fsesl_event_format)(m.type - FSESL_MSG_EVENT_PLAIN),
+			              m.body, m.body_len, NULL, &ev) == 0);
 			if (strcmp(ev->name, "HEARTBEAT") == 0) {
 				cr_assert(fsesl_heartbeat_parse(ev, &hb) == 0);
 				cr_assert_str_eq(hb.hostname, "vm");

@@ -14,7 +14,8 @@
 
 /* Runs `fsesl-parse ARGS`, returns its exit code; *lines gets the output
  * lines parsed as JSON (array, caller frees). */
-static int run_tool(const char *args, cJSON **lines)
+static int
+run_tool(const char *args, cJSON **lines)
 {
 	char cmd[1024], line[1 << 16];
 	FILE *p;
@@ -37,16 +38,16 @@ static int run_tool(const char *args, cJSON **lines)
 
 Test(parse_tool, real_captures_one_line_per_frame)
 {
-	static const char *const caps[] = {"bgapi-xml", "sendevent-variants", "log-stream",
-		"call-events-json"};
+	static const char *const caps[] = {
+	    "bgapi-xml", "sendevent-variants", "log-stream", "call-events-json"};
 	cJSON *exp = fsesl_test_read_json(FSESL_TEST_DATA "/real-1.10.12/expected.json");
 
 	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
 		char args[512];
-		cJSON *lines, *frames =
-		    cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(exp, "captures"),
-					    caps[i]),
-			"frames");
+		cJSON *lines,
+		    *frames = cJSON_GetObjectItem(
+		        cJSON_GetObjectItem(cJSON_GetObjectItem(exp, "captures"), caps[i]),
+		        "frames");
 		const cJSON *l, *f;
 		int rc;
 
@@ -55,16 +56,18 @@ Test(parse_tool, real_captures_one_line_per_frame)
 		cr_assert(rc == 0, "%s: exit %d", caps[i], rc);
 		cr_assert(cJSON_GetArraySize(lines) == cJSON_GetArraySize(frames), "%s", caps[i]);
 		f = frames->child;
-		cJSON_ArrayForEach(l, lines) {
+		cJSON_ArrayForEach(l, lines)
+		{
 			const cJSON *ev = cJSON_GetObjectItem(l, "event");
 
 			cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(l, "type")),
 			    cJSON_GetStringValue(cJSON_GetObjectItem(f, "content_type")));
 			cr_assert(cJSON_GetObjectItem(l, "body_len")->valuedouble ==
-				  cJSON_GetObjectItem(f, "body_length")->valuedouble);
+			          cJSON_GetObjectItem(f, "body_length")->valuedouble);
 			cr_assert((ev != NULL) == (cJSON_GetObjectItem(f, "event") != NULL));
 			if (ev)
-				cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "name")),
+				cr_assert_str_eq(
+				    cJSON_GetStringValue(cJSON_GetObjectItem(ev, "name")),
 				    cJSON_GetStringValue(cJSON_GetObjectItem(f, "event_name")));
 			f = f->next;
 		}
@@ -91,7 +94,7 @@ Test(parse_tool, exit_codes)
 
 	/* greeting, then a Content-Length with a sign */
 	rc = run_tool("<<'EOF'\nContent-Type: auth/request\n\n"
-		      "Content-Type: api/response\nContent-Length: -1\n\nEOF\n",
+	              "Content-Type: api/response\nContent-Length: -1\n\nEOF\n",
 	    &lines);
 	cr_assert(rc == 2);
 	last = cJSON_GetArrayItem(lines, cJSON_GetArraySize(lines) - 1);
@@ -101,7 +104,7 @@ Test(parse_tool, exit_codes)
 
 	/* a body announced but cut short */
 	rc = run_tool("<<'EOF'\nContent-Type: auth/request\n\n"
-		      "Content-Type: api/response\nContent-Length: 50\n\nshort\nEOF\n",
+	              "Content-Type: api/response\nContent-Length: 50\n\nshort\nEOF\n",
 	    &lines);
 	cr_assert(rc == 3);
 	last = cJSON_GetArrayItem(lines, cJSON_GetArraySize(lines) - 1);

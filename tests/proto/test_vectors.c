@@ -28,7 +28,8 @@ struct digest {
 	size_t len, cap;
 };
 
-static void put(struct digest *d, const void *src, size_t n)
+static void
+put(struct digest *d, const void *src, size_t n)
 {
 	if (d->len + n > d->cap) {
 		d->cap = (d->len + n) * 2 + 256;
@@ -39,19 +40,22 @@ static void put(struct digest *d, const void *src, size_t n)
 	d->len += n;
 }
 
-static void put_sz(struct digest *d, size_t v)
+static void
+put_sz(struct digest *d, size_t v)
 {
 	put(d, &v, sizeof(v));
 }
 
-static void put_str(struct digest *d, const char *s, size_t n)
+static void
+put_str(struct digest *d, const char *s, size_t n)
 {
 	put_sz(d, s ? n : (size_t)-1);
 	if (s)
 		put(d, s, n);
 }
 
-static void digest_msg(struct digest *d, const struct fsesl_msg *m, ssize_t n)
+static void
+digest_msg(struct digest *d, const struct fsesl_msg *m, ssize_t n)
 {
 	put_sz(d, (size_t)n);
 	put_sz(d, m->type);
@@ -75,8 +79,9 @@ static void digest_msg(struct digest *d, const struct fsesl_msg *m, ssize_t n)
  * as fsesl_proto.h asks. The result (messages, then the final state) goes
  * into *d.
  */
-static void run_stream(struct fsesl_test_guard *g, const char *data, size_t len,
-    const size_t *cuts, size_t ncuts, struct digest *d)
+static void
+run_stream(struct fsesl_test_guard *g, const char *data, size_t len, const size_t *cuts,
+    size_t ncuts, struct digest *d)
 {
 	size_t off = 0, avail, last_len = 0;
 
@@ -91,8 +96,8 @@ static void run_stream(struct fsesl_test_guard *g, const char *data, size_t len,
 		for (;;) {
 			struct fsesl_msg m;
 			int err = 12345;
-			ssize_t n = fsesl_msg_parse(b + (off - base), avail - off, last_len, NULL, &m,
-			    &err);
+			ssize_t n = fsesl_msg_parse(
+			    b + (off - base), avail - off, last_len, NULL, &m, &err);
 
 			if (n > 0) {
 				cr_assert((size_t)n <= avail - off);
@@ -118,13 +123,14 @@ static void run_stream(struct fsesl_test_guard *g, const char *data, size_t len,
 	put_sz(d, off);
 }
 
-static void run_whole(struct fsesl_test_guard *g, const char *data, size_t len, struct digest *d)
+static void
+run_whole(struct fsesl_test_guard *g, const char *data, size_t len, struct digest *d)
 {
 	run_stream(g, data, len, NULL, 0, d);
 }
 
-static void run_bytewise(struct fsesl_test_guard *g, const char *data, size_t len,
-    struct digest *d)
+static void
+run_bytewise(struct fsesl_test_guard *g, const char *data, size_t len, struct digest *d)
 {
 	size_t *cuts = malloc(len * sizeof(*cuts) + 1);
 
@@ -134,8 +140,8 @@ static void run_bytewise(struct fsesl_test_guard *g, const char *data, size_t le
 	free(cuts);
 }
 
-static void same(const struct digest *a, const struct digest *b, const char *what,
-    const char *name, size_t at)
+static void
+same(const struct digest *a, const struct digest *b, const char *what, const char *name, size_t at)
 {
 	cr_assert(a->len == b->len && memcmp(a->p, b->p, a->len) == 0,
 	    "%s: %s run differs from the whole run (split at %zu)", name, what, at);
@@ -143,15 +149,17 @@ static void same(const struct digest *a, const struct digest *b, const char *wha
 
 /* ----------------------------------------------------- expected.json */
 
-static void check_headers(const char *name, size_t idx, const struct fsesl_header *h, size_t n,
-    const cJSON *exp)
+static void
+check_headers(
+    const char *name, size_t idx, const struct fsesl_header *h, size_t n, const cJSON *exp)
 {
 	size_t i = 0;
 	const cJSON *pair;
 
 	cr_assert(n == (size_t)cJSON_GetArraySize(exp), "%s #%zu: %zu headers, expected %d", name,
 	    idx, n, cJSON_GetArraySize(exp));
-	cJSON_ArrayForEach(pair, exp) {
+	cJSON_ArrayForEach(pair, exp)
+	{
 		const char *en = cJSON_GetStringValue(cJSON_GetArrayItem(pair, 0));
 		size_t vlen;
 		char *ev = fsesl_test_expected_value(pair, &vlen);
@@ -166,18 +174,18 @@ static void check_headers(const char *name, size_t idx, const struct fsesl_heade
 	}
 }
 
-static void check_body(const char *name, size_t idx, const char *body, size_t len,
-    const cJSON *exp)
+static void
+check_body(const char *name, size_t idx, const char *body, size_t len, const cJSON *exp)
 {
 	const cJSON *txt = cJSON_GetObjectItem(exp, "body");
 	const char *sha = cJSON_GetStringValue(cJSON_GetObjectItem(exp, "body_sha256"));
 	const cJSON *blen = cJSON_GetObjectItem(exp, "body_length");
 
-	cr_assert(blen && (size_t)blen->valuedouble == len, "%s #%zu: body %zu bytes", name, idx,
-	    len);
+	cr_assert(
+	    blen && (size_t)blen->valuedouble == len, "%s #%zu: body %zu bytes", name, idx, len);
 	if (cJSON_IsString(txt)) {
 		cr_assert(strlen(txt->valuestring) == len &&
-			      (len == 0 || memcmp(txt->valuestring, body, len) == 0),
+		              (len == 0 || memcmp(txt->valuestring, body, len) == 0),
 		    "%s #%zu: body differs", name, idx);
 	} else if (sha) {
 		char got[65];
@@ -187,12 +195,13 @@ static void check_body(const char *name, size_t idx, const char *body, size_t le
 	}
 }
 
-static void check_event(const char *name, size_t idx, const struct fsesl_msg *m,
-    const cJSON *exp, const cJSON *frame)
+static void
+check_event(
+    const char *name, size_t idx, const struct fsesl_msg *m, const cJSON *exp, const cJSON *frame)
 {
-	enum fsesl_event_format fmt = m->type == FSESL_MSG_EVENT_PLAIN ? FSESL_EVFMT_PLAIN
-				      : m->type == FSESL_MSG_EVENT_JSON ? FSESL_EVFMT_JSON
-									 : FSESL_EVFMT_XML;
+	enum fsesl_event_format fmt = m->type == FSESL_MSG_EVENT_PLAIN  ? FSESL_EVFMT_PLAIN
+	                              : m->type == FSESL_MSG_EVENT_JSON ? FSESL_EVFMT_JSON
+	                                                                : FSESL_EVFMT_XML;
 	const char *efmt = cJSON_GetStringValue(cJSON_GetObjectItem(exp, "format"));
 	const char *ename = cJSON_GetStringValue(cJSON_GetObjectItem(frame, "event_name"));
 	struct fsesl_event *ev = NULL;
@@ -227,7 +236,8 @@ static void check_event(const char *name, size_t idx, const struct fsesl_msg *m,
 	fsesl_event_free(ev);
 }
 
-static void check_reply(const struct fsesl_msg *m)
+static void
+check_reply(const struct fsesl_msg *m)
 {
 	const struct fsesl_header *rt = fsesl_msg_header(m, "Reply-Text");
 
@@ -241,8 +251,8 @@ static void check_reply(const struct fsesl_msg *m)
 		cr_assert(m->reply == FSESL_REPLY_ERR);
 	else
 		cr_assert(m->reply == FSESL_REPLY_OTHER);
-	cr_assert(m->reply_text >= rt->value && m->reply_text + m->reply_text_len ==
-		  rt->value + rt->value_len);
+	cr_assert(m->reply_text >= rt->value &&
+	          m->reply_text + m->reply_text_len == rt->value + rt->value_len);
 }
 
 /*
@@ -250,14 +260,16 @@ static void check_reply(const struct fsesl_msg *m)
  * messages/frames). Then every strict prefix of every message must be
  * PARTIAL.
  */
-static void check_expected(struct fsesl_test_guard *g, const char *name, const char *data,
-    size_t len, const cJSON *exp, bool prefixes)
+static void
+check_expected(struct fsesl_test_guard *g, const char *name, const char *data, size_t len,
+    const cJSON *exp, bool prefixes)
 {
 	const char *b = fsesl_test_guard_put(g, data, len);
 	size_t off = 0, idx = 0;
 	const cJSON *e;
 
-	cJSON_ArrayForEach(e, exp) {
+	cJSON_ArrayForEach(e, exp)
+	{
 		struct fsesl_msg m;
 		int err;
 		ssize_t n = fsesl_msg_parse(b + off, len - off, 0, NULL, &m, &err);
@@ -270,11 +282,11 @@ static void check_expected(struct fsesl_test_guard *g, const char *name, const c
 			hdrs = cJSON_GetObjectItem(e, "headers");
 		check_headers(name, idx, m.headers, m.n_headers, hdrs);
 		cr_assert(m.content_type && ct && strlen(ct) == m.content_type_len &&
-			      memcmp(ct, m.content_type, m.content_type_len) == 0,
+		              memcmp(ct, m.content_type, m.content_type_len) == 0,
 		    "%s #%zu: content type", name, idx);
 		cr_assert(m.type == fsesl_msg_type_of(ct, strlen(ct)));
-		cr_assert_str_eq(fsesl_msg_type_name(m.type),
-		    m.type == FSESL_MSG_UNKNOWN ? "unknown" : ct);
+		cr_assert_str_eq(
+		    fsesl_msg_type_name(m.type), m.type == FSESL_MSG_UNKNOWN ? "unknown" : ct);
 		check_body(name, idx, m.body, m.body_len, e);
 		cr_assert((m.body != NULL) == (fsesl_msg_header(&m, "Content-Length") != NULL));
 		check_reply(&m);
@@ -282,15 +294,15 @@ static void check_expected(struct fsesl_test_guard *g, const char *name, const c
 			const struct fsesl_header *cd = fsesl_msg_header(&m, "Content-Disposition");
 
 			cr_assert(m.linger == (cd && cd->value_len == 6 &&
-						  memcmp(cd->value, "linger", 6) == 0));
+			                          memcmp(cd->value, "linger", 6) == 0));
 		} else {
 			cr_assert(!m.linger);
 		}
 		if (ev)
 			check_event(name, idx, &m, ev, e);
 		else
-			cr_assert(m.type != FSESL_MSG_EVENT_PLAIN && m.type != FSESL_MSG_EVENT_JSON &&
-				  m.type != FSESL_MSG_EVENT_XML);
+			cr_assert(m.type != FSESL_MSG_EVENT_PLAIN &&
+			          m.type != FSESL_MSG_EVENT_JSON && m.type != FSESL_MSG_EVENT_XML);
 
 		if (prefixes) {
 			for (size_t k = 0; k < (size_t)n; k++) {
@@ -313,7 +325,8 @@ static void check_expected(struct fsesl_test_guard *g, const char *name, const c
 
 enum mode { M_EXPECTED, M_EQUIV };
 
-static void run_set(bool real, enum mode mode)
+static void
+run_set(bool real, enum mode mode)
 {
 	cJSON *root = fsesl_test_read_json(real ? REAL "/expected.json" : VEC "/expected.json");
 	const cJSON *set = cJSON_GetObjectItem(root, real ? "captures" : "vectors");
@@ -321,7 +334,8 @@ static void run_set(bool real, enum mode mode)
 	size_t count = 0, frames = 0;
 
 	cr_assert(set != NULL);
-	cJSON_ArrayForEach(it, set) {
+	cJSON_ArrayForEach(it, set)
+	{
 		char path[512];
 		size_t len;
 		char *data;
@@ -418,7 +432,8 @@ Test(vectors, synthesised_glued)
 	size_t slen = 0;
 	struct fsesl_test_guard g;
 
-	cJSON_ArrayForEach(it, set) {
+	cJSON_ArrayForEach(it, set)
+	{
 		char path[512];
 		size_t len;
 		char *data;
@@ -430,7 +445,7 @@ Test(vectors, synthesised_glued)
 		slen += len;
 		free(data);
 		cJSON_ArrayForEach(m, cJSON_GetObjectItem(it, "messages"))
-			cJSON_AddItemToArray(msgs, cJSON_Duplicate(m, 1));
+		    cJSON_AddItemToArray(msgs, cJSON_Duplicate(m, 1));
 	}
 	fsesl_test_guard_init(&g, slen);
 	check_expected(&g, "glued", stream, slen, msgs, false);

@@ -14,8 +14,8 @@
 #include <cjson/cJSON.h>
 
 struct fsesl_test_guard {
-	char *base;   /* mapping start */
-	size_t size;  /* readable bytes before the guard page */
+	char *base; /* mapping start */
+	size_t size; /* readable bytes before the guard page */
 	size_t total; /* mapping size including the guard page */
 };
 

@@ -11,7 +11,8 @@
 
 /* Reads FSESL_TEST_DATA/rel into a malloc'd buffer (NUL-terminated for
  * convenience; *len excludes it). Fails the test if it cannot. */
-static inline char *enc_read_vector(const char *rel, size_t *len)
+static inline char *
+enc_read_vector(const char *rel, size_t *len)
 {
 	char path[1024];
 	FILE *f;
@@ -35,7 +36,8 @@ static inline char *enc_read_vector(const char *rel, size_t *len)
 }
 
 /* Prints bytes with \n, \r, \xHH visible, for assertion messages. */
-static inline const char *enc_show(const char *p, size_t n, char *out, size_t cap)
+static inline const char *
+enc_show(const char *p, size_t n, char *out, size_t cap)
 {
 	size_t o = 0, i;
 

@@ -13,7 +13,8 @@
 
 static struct fsesl_client_packet pkt;
 
-static ssize_t parse(const char *s, size_t n)
+static ssize_t
+parse(const char *s, size_t n)
 {
 	int err = 0;
 	ssize_t r = fsesl_client_packet_parse(s, n, NULL, &pkt, &err);
@@ -25,7 +26,8 @@ static ssize_t parse(const char *s, size_t n)
 
 #define PARSE(lit) parse(lit, sizeof(lit) - 1)
 
-static void expect_line(const char *want)
+static void
+expect_line(const char *want)
 {
 	char s[256];
 
@@ -34,14 +36,15 @@ static void expect_line(const char *want)
 	cr_assert(memcmp(pkt.line, want, pkt.line_len) == 0);
 }
 
-static void expect_header(size_t i, const char *name, const char *value)
+static void
+expect_header(size_t i, const char *name, const char *value)
 {
 	char s1[256], s2[256];
 	const struct fsesl_header *h = &pkt.headers[i];
 
 	cr_assert_lt(i, pkt.n_headers, "header %zu missing (%zu headers)", i, pkt.n_headers);
 	cr_assert(h->name_len == strlen(name) && memcmp(h->name, name, h->name_len) == 0 &&
-		h->value_len == strlen(value) && memcmp(h->value, value, h->value_len) == 0,
+	              h->value_len == strlen(value) && memcmp(h->value, value, h->value_len) == 0,
 	    "header %zu is \"%s\": \"%s\", want \"%s\": \"%s\"", i,
 	    enc_show(h->name, h->name_len, s1, sizeof(s1)),
 	    enc_show(h->value, h->value_len, s2, sizeof(s2)), name, value);
@@ -100,7 +103,7 @@ Test(client_packet, leading_kicks_skipped_spaces_kept)
 Test(client_packet, tabs_spaces_empty_values_no_colon)
 {
 	cr_assert_eq(PARSE("sendevent CUSTOM\nX-Tab:\tv\nX-Sp:   v2 \nX-Empty: \nX-Empty2:\n"
-			   "no colon here\nX-A:1\nX-Col: a:b\n\n"),
+	                   "no colon here\nX-A:1\nX-Col: a:b\n\n"),
 	    90);
 	expect_line("sendevent CUSTOM");
 	cr_assert_eq(pkt.n_headers, 4);
@@ -212,10 +215,10 @@ Test(client_packet, partial_at_every_prefix)
 
 Test(client_packet, request_vectors)
 {
-	static const char *const files[] = { "req-api-status.bin", "req-auth.bin",
-		"req-bgapi-jobuuid.bin", "req-event-json-custom.bin", "req-event-plain.bin",
-		"req-exit.bin", "req-filter.bin", "req-sendevent-custom-body.bin",
-		"req-sendmsg-execute-body.bin", "req-sendmsg-execute.bin", "req-userauth.bin" };
+	static const char *const files[] = {"req-api-status.bin", "req-auth.bin",
+	    "req-bgapi-jobuuid.bin", "req-event-json-custom.bin", "req-event-plain.bin",
+	    "req-exit.bin", "req-filter.bin", "req-sendevent-custom-body.bin",
+	    "req-sendmsg-execute-body.bin", "req-sendmsg-execute.bin", "req-userauth.bin"};
 	size_t i, len;
 	char rel[128];
 
@@ -240,8 +243,8 @@ Test(client_packet, request_vectors)
 
 Test(client_packet, pipelined_vector)
 {
-	static const char *const lines[] = { "auth ClueCon", "event plain HEARTBEAT BACKGROUND_JOB",
-		"api status", "bgapi originate user/1001 &park()", "api nosuchcmd", "exit" };
+	static const char *const lines[] = {"auth ClueCon", "event plain HEARTBEAT BACKGROUND_JOB",
+	    "api status", "bgapi originate user/1001 &park()", "api nosuchcmd", "exit"};
 	size_t len, off = 0, i;
 	char *v = enc_read_vector("requests/req-pipelined.bin", &len);
 
@@ -273,14 +276,15 @@ Test(client_packet, header_cap_drops_but_still_frames)
 
 Test(client_packet, limits)
 {
-	struct fsesl_limits lim = { .max_header_bytes = 16, .max_headers = 2,
-		.max_body_bytes = 4, .max_event_headers = 0 };
+	struct fsesl_limits lim = {
+	    .max_header_bytes = 16, .max_headers = 2, .max_body_bytes = 4, .max_event_headers = 0};
 	int err = 0;
 
 	cr_assert_eq(fsesl_client_packet_parse("api 0123456789abcdef", 20, &lim, &pkt, &err),
 	    FSESL_PARSE_ERROR);
 	cr_assert_eq(err, FSESL_PERR_HEADER_TOO_LARGE);
-	cr_assert_eq(fsesl_client_packet_parse("api 0123", 8, &lim, &pkt, &err), FSESL_PARSE_PARTIAL);
+	cr_assert_eq(
+	    fsesl_client_packet_parse("api 0123", 8, &lim, &pkt, &err), FSESL_PARSE_PARTIAL);
 	cr_assert_eq(fsesl_client_packet_parse("x\nContent-Length: 5\n\n", 21, NULL, &pkt, &err),
 	    FSESL_PARSE_PARTIAL);
 	lim.max_header_bytes = 1024;
@@ -290,7 +294,8 @@ Test(client_packet, limits)
 	cr_assert_eq(err, FSESL_PERR_BODY_TOO_LARGE);
 	err = 0;
 	cr_assert_eq(PARSE("x\nContent-Length: 99999999999999999999999999\n\n"), FSESL_PARSE_ERROR);
-	cr_assert_eq(fsesl_client_packet_parse("x\nA: 1\nB: 2\nC: 3\n\n", 18, &lim, &pkt, &err), 18);
+	cr_assert_eq(
+	    fsesl_client_packet_parse("x\nA: 1\nB: 2\nC: 3\n\n", 18, &lim, &pkt, &err), 18);
 	cr_assert_eq(pkt.n_headers, 2);
 	cr_assert_eq(pkt.dropped_headers, 1);
 	cr_assert_eq(fsesl_client_packet_parse(NULL, 0, NULL, &pkt, &err), FSESL_PARSE_ERROR);

@@ -25,7 +25,8 @@ struct ev {
 	size_t n_owned;
 };
 
-static char *own(struct ev *e, char *s)
+static char *
+own(struct ev *e, char *s)
 {
 	e->owned = realloc(e->owned, (e->n_owned + 1) * sizeof(*e->owned));
 	cr_assert_not_null(e->owned);
@@ -33,7 +34,8 @@ static char *own(struct ev *e, char *s)
 	return s;
 }
 
-static void ev_free(struct ev *e)
+static void
+ev_free(struct ev *e)
 {
 	size_t i;
 
@@ -44,13 +46,15 @@ static void ev_free(struct ev *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static int hexnib(char c)
+static int
+hexnib(char c)
 {
 	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }
 
 /* [[name, value(, {"hex": ...})], ...]; a list value is an ARRAY:: header. */
-static void ev_from_json(struct ev *e, const cJSON *headers)
+static void
+ev_from_json(struct ev *e, const cJSON *headers)
 {
 	const cJSON *pair;
 	size_t i = 0;
@@ -58,7 +62,8 @@ static void ev_from_json(struct ev *e, const cJSON *headers)
 	e->n = (size_t)cJSON_GetArraySize(headers);
 	e->h = calloc(e->n ? e->n : 1, sizeof(*e->h));
 	cr_assert_not_null(e->h);
-	cJSON_ArrayForEach(pair, headers) {
+	cJSON_ArrayForEach(pair, headers)
+	{
 		const cJSON *name = cJSON_GetArrayItem(pair, 0);
 		const cJSON *val = cJSON_GetArrayItem(pair, 1);
 		const cJSON *extra = cJSON_GetArrayItem(pair, 2);
@@ -81,13 +86,11 @@ static void ev_from_json(struct ev *e, const cJSON *headers)
 			size_t cap = 8, len;
 			char *b;
 
-			cJSON_ArrayForEach(it, val)
-				cap += strlen(it->valuestring) + 2;
+			cJSON_ArrayForEach(it, val) cap += strlen(it->valuestring) + 2;
 			b = own(e, malloc(cap));
 			len = (size_t)snprintf(b, cap, "ARRAY::");
-			cJSON_ArrayForEach(it, val)
-				len += (size_t)snprintf(b + len, cap - len, "%s%s",
-				    it == val->child ? "" : "|:", it->valuestring);
+			cJSON_ArrayForEach(it, val) len += (size_t)snprintf(b + len, cap - len,
+			    "%s%s", it == val->child ? "" : "|:", it->valuestring);
 			h->value = b;
 			h->value_len = len;
 		} else {
@@ -98,7 +101,8 @@ static void ev_from_json(struct ev *e, const cJSON *headers)
 	}
 }
 
-static cJSON *load_json(const char *rel)
+static cJSON *
+load_json(const char *rel)
 {
 	size_t len;
 	char *text = enc_read_vector(rel, &len);
@@ -109,7 +113,8 @@ static cJSON *load_json(const char *rel)
 	return root;
 }
 
-static enum fsesl_event_format fmt_of(const char *s)
+static enum fsesl_event_format
+fmt_of(const char *s)
 {
 	if (!strcmp(s, "text/event-plain") || !strcmp(s, "plain"))
 		return FSESL_EVFMT_PLAIN;
@@ -124,8 +129,9 @@ static enum fsesl_event_format fmt_of(const char *s)
  * as the vectors give it: NULL when absent; for XML the text an XML parser
  * returns, so the "  " the writer puts before </body> is removed first.
  */
-static void check_one(const char *what, enum fsesl_event_format fmt, const struct ev *e,
-    const char *body, size_t body_len, const char *want, size_t want_len)
+static void
+check_one(const char *what, enum fsesl_event_format fmt, const struct ev *e, const char *body,
+    size_t body_len, const char *want, size_t want_len)
 {
 	size_t bound = fsesl_event_serialize_size(fmt, e->h, e->n, body_len);
 	char *out = malloc(bound ? bound : 1);
@@ -144,15 +150,18 @@ static void check_one(const char *what, enum fsesl_event_format fmt, const struc
 	    enc_show(want + (i > 40 ? i - 40 : 0), 120, s2, sizeof(s2)));
 	cr_assert_leq((size_t)n, bound, "%s: size bound %zu < %zd", what, bound, n);
 	/* exact capacity is enough, one byte less is not */
-	cr_assert_eq(fsesl_event_serialize(out, (size_t)n, fmt, e->h, e->n,
-			 body_len ? body : NULL, body_len), n);
-	cr_assert_eq(fsesl_event_serialize(out, (size_t)n - 1, fmt, e->h, e->n,
-			 body_len ? body : NULL, body_len), FSESL_PERR_BUFFER_TOO_SMALL);
+	cr_assert_eq(fsesl_event_serialize(
+	                 out, (size_t)n, fmt, e->h, e->n, body_len ? body : NULL, body_len),
+	    n);
+	cr_assert_eq(fsesl_event_serialize(
+	                 out, (size_t)n - 1, fmt, e->h, e->n, body_len ? body : NULL, body_len),
+	    FSESL_PERR_BUFFER_TOO_SMALL);
 	free(out);
 }
 
 /* The XML body as an XML parser returns it, minus the writer's quirk. */
-static size_t xml_body_len(const cJSON *event, const char *body)
+static size_t
+xml_body_len(const cJSON *event, const char *body)
 {
 	const cJSON *xcl = cJSON_GetObjectItem(event, "xml_content_length");
 	size_t len = body ? strlen(body) : 0;
@@ -171,18 +180,20 @@ Test(event_write, synthesised_vectors_byte_exact)
 {
 	cJSON *root = load_json("expected.json");
 	const cJSON *vec;
-	size_t checked[3] = { 0, 0, 0 };
+	size_t checked[3] = {0, 0, 0};
 
-	cJSON_ArrayForEach(vec, cJSON_GetObjectItem(root, "vectors")) {
+	cJSON_ArrayForEach(vec, cJSON_GetObjectItem(root, "vectors"))
+	{
 		const cJSON *msg;
 		int idx = 0;
 
-		cJSON_ArrayForEach(msg, cJSON_GetObjectItem(vec, "messages")) {
+		cJSON_ArrayForEach(msg, cJSON_GetObjectItem(vec, "messages"))
+		{
 			const cJSON *event = cJSON_GetObjectItem(msg, "event");
 			const cJSON *jb;
 			const char *ct, *payload, *body = NULL;
 			enum fsesl_event_format fmt;
-			struct ev e = { 0 };
+			struct ev e = {0};
 			char what[256];
 			size_t body_len = 0;
 
@@ -196,7 +207,7 @@ Test(event_write, synthesised_vectors_byte_exact)
 			if (cJSON_IsString(jb)) {
 				body = jb->valuestring;
 				body_len = fmt == FSESL_EVFMT_XML ? xml_body_len(event, body)
-								  : strlen(body);
+				                                  : strlen(body);
 			}
 			ev_from_json(&e, cJSON_GetObjectItem(event, "headers"));
 			snprintf(what, sizeof(what), "%s message %d", vec->string, idx);
@@ -221,9 +232,10 @@ Test(event_write, real_capture_payloads_byte_exact)
 {
 	cJSON *root = load_json("real-1.10.12/expected.json");
 	const cJSON *cap;
-	size_t checked[3] = { 0, 0, 0 }, skipped = 0;
+	size_t checked[3] = {0, 0, 0}, skipped = 0;
 
-	cJSON_ArrayForEach(cap, cJSON_GetObjectItem(root, "captures")) {
+	cJSON_ArrayForEach(cap, cJSON_GetObjectItem(root, "captures"))
+	{
 		char rel[256];
 		size_t len, off = 0;
 		char *recv;
@@ -232,9 +244,11 @@ Test(event_write, real_capture_payloads_byte_exact)
 
 		snprintf(rel, sizeof(rel), "real-1.10.12/%s.recv", cap->string);
 		recv = enc_read_vector(rel, &len);
-		cJSON_ArrayForEach(frame, cJSON_GetObjectItem(cap, "frames")) {
+		cJSON_ArrayForEach(frame, cJSON_GetObjectItem(cap, "frames"))
+		{
 			const cJSON *event = cJSON_GetObjectItem(frame, "event");
-			size_t blen = (size_t)cJSON_GetObjectItem(frame, "body_length")->valuedouble;
+			size_t blen =
+			    (size_t)cJSON_GetObjectItem(frame, "body_length")->valuedouble;
 			const char *hend = memmem(recv + off, len - off, "\n\n", 2);
 			const char *payload;
 			char what[256];
@@ -248,12 +262,12 @@ Test(event_write, real_capture_payloads_byte_exact)
 			if (!event)
 				continue;
 			{
-				enum fsesl_event_format fmt = fmt_of(
-				    cJSON_GetObjectItem(event, "format")->valuestring);
+				enum fsesl_event_format fmt =
+				    fmt_of(cJSON_GetObjectItem(event, "format")->valuestring);
 				const cJSON *jb = cJSON_GetObjectItem(event, "body");
 				const char *body = NULL;
 				size_t body_len = 0;
-				struct ev e = { 0 };
+				struct ev e = {0};
 
 				/* An XML body from "<!" on is copied raw by the writer, so
 				 * a parser's view of it (comments dropped) cannot be
@@ -264,8 +278,9 @@ Test(event_write, real_capture_payloads_byte_exact)
 				}
 				if (cJSON_IsString(jb)) {
 					body = jb->valuestring;
-					body_len = fmt == FSESL_EVFMT_XML ? xml_body_len(event, body)
-									  : strlen(body);
+					body_len = fmt == FSESL_EVFMT_XML
+					               ? xml_body_len(event, body)
+					               : strlen(body);
 				}
 				ev_from_json(&e, cJSON_GetObjectItem(event, "headers"));
 				snprintf(what, sizeof(what), "%s frame %d", cap->string, idx);
@@ -277,8 +292,8 @@ Test(event_write, real_capture_payloads_byte_exact)
 		free(recv);
 	}
 	cJSON_Delete(root);
-	cr_log_info("plain %zu, json %zu, xml %zu, skipped %zu", checked[0], checked[1],
-	    checked[2], skipped);
+	cr_log_info("plain %zu, json %zu, xml %zu, skipped %zu", checked[0], checked[1], checked[2],
+	    skipped);
 	/* 135 event payloads in the captures (esl-protocol.md §0.1) */
 	cr_assert_eq(checked[0] + checked[1] + checked[2] + skipped, 135);
 	cr_assert_leq(skipped, 1);
@@ -288,12 +303,16 @@ Test(event_write, real_capture_payloads_byte_exact)
 /* Layout rules in isolation                                            */
 /* ------------------------------------------------------------------ */
 
-#define H(n, v) { .name = (n), .name_len = sizeof(n) - 1, .value = (v), .value_len = sizeof(v) - 1 }
+#define H(n, v)                                                                                    \
+	{                                                                                          \
+		.name = (n), .name_len = sizeof(n) - 1, .value = (v), .value_len = sizeof(v) - 1   \
+	}
 
 static char out[8192];
 
-static void expect_ser(enum fsesl_event_format fmt, const struct fsesl_header *h, size_t n,
-    const char *body, size_t body_len, const char *want)
+static void
+expect_ser(enum fsesl_event_format fmt, const struct fsesl_header *h, size_t n, const char *body,
+    size_t body_len, const char *want)
 {
 	ssize_t r = fsesl_event_serialize(out, sizeof(out), fmt, h, n, body, body_len);
 	char s1[1024], s2[1024];
@@ -306,8 +325,8 @@ static void expect_ser(enum fsesl_event_format fmt, const struct fsesl_header *h
 
 Test(event_write, arrays_empty_values_and_bodies)
 {
-	struct fsesl_header h[] = { H("Event-Name", "CUSTOM"), H("X-Array", "ARRAY::a|:b c"),
-		H("X-Empty", "") };
+	struct fsesl_header h[] = {
+	    H("Event-Name", "CUSTOM"), H("X-Array", "ARRAY::a|:b c"), H("X-Empty", "")};
 
 	expect_ser(FSESL_EVFMT_PLAIN, h, 3, NULL, 0,
 	    "Event-Name: CUSTOM\nX-Array: ARRAY%3A%3Aa%7C%3Ab%20c\nX-Empty: _undef_\n\n");
@@ -326,8 +345,8 @@ Test(event_write, arrays_empty_values_and_bodies)
 	    "<event>\n  <headers>\n    <Event-Name>CUSTOM</Event-Name>\n  </headers>\n</event>\n");
 
 	/* a body */
-	expect_ser(FSESL_EVFMT_PLAIN, h, 1, "a\nb", 3,
-	    "Event-Name: CUSTOM\nContent-Length: 3\n\na\nb");
+	expect_ser(
+	    FSESL_EVFMT_PLAIN, h, 1, "a\nb", 3, "Event-Name: CUSTOM\nContent-Length: 3\n\na\nb");
 	expect_ser(FSESL_EVFMT_JSON, h, 1, "a\nb\"\\\t\r\b\f\x01\x7f/", 12,
 	    "{\"Event-Name\":\"CUSTOM\",\"Content-Length\":\"12\","
 	    "\"_body\":\"a\\nb\\\"\\\\\\t\\r\\b\\f\\u0001\x7f/\"}");
@@ -337,10 +356,10 @@ Test(event_write, arrays_empty_values_and_bodies)
 
 Test(event_write, body_marker_is_the_last_content_length)
 {
-	struct fsesl_header h[] = { H("Event-Name", "CUSTOM"), H("Content-Length", "3"),
-		H("X-Seq", "1"), H("Content-Length", "3") };
-	struct fsesl_header zero[] = { H("Event-Name", "BACKGROUND_JOB"), H("Content-Length", "0") };
-	struct fsesl_header other[] = { H("Event-Name", "X"), H("Content-Length", "4") };
+	struct fsesl_header h[] = {H("Event-Name", "CUSTOM"), H("Content-Length", "3"),
+	    H("X-Seq", "1"), H("Content-Length", "3")};
+	struct fsesl_header zero[] = {H("Event-Name", "BACKGROUND_JOB"), H("Content-Length", "0")};
+	struct fsesl_header other[] = {H("Event-Name", "X"), H("Content-Length", "4")};
 
 	/* the sender's Content-Length is kept, the trailing one is the body's */
 	expect_ser(FSESL_EVFMT_PLAIN, h, 4, "abc", 3,
@@ -359,7 +378,7 @@ Test(event_write, body_marker_is_the_last_content_length)
 
 Test(event_write, xml_body_escaping_and_quirks)
 {
-	struct fsesl_header h[] = { H("Event-Name", "X") };
+	struct fsesl_header h[] = {H("Event-Name", "X")};
 	const char *pre = "<event>\n  <headers>\n    <Event-Name>X</Event-Name>\n  </headers>\n";
 	char want[1024];
 	static const char b1[] = "a&b<c>d\"e'f\r\ng\th \xc3\xb6\xe2\x82\xac\xf0\x9f\x98\x80\n";
@@ -368,11 +387,13 @@ Test(event_write, xml_body_escaping_and_quirks)
 
 	snprintf(want, sizeof(want),
 	    "%s  <Content-Length>%zu</Content-Length>\n  <body>a&amp;b&lt;c&gt;d\"e'f&#xD;\ng\th "
-	    "&#xF6;&#x20AC;&#x1F600;\n  </body>\n</event>\n", pre, sizeof(b1) - 1);
+	    "&#xF6;&#x20AC;&#x1F600;\n  </body>\n</event>\n",
+	    pre, sizeof(b1) - 1);
 	expect_ser(FSESL_EVFMT_XML, h, 1, b1, sizeof(b1) - 1, want);
 	snprintf(want, sizeof(want),
 	    "%s  <Content-Length>%zu</Content-Length>\n  <body>x &lt;tail&gt;\n then "
-	    "<!-- raw & <rest> -->\n  </body>\n</event>\n", pre, sizeof(b2) - 1);
+	    "<!-- raw & <rest> -->\n  </body>\n</event>\n",
+	    pre, sizeof(b2) - 1);
 	expect_ser(FSESL_EVFMT_XML, h, 1, b2, sizeof(b2) - 1, want);
 	/* a truncated UTF-8 sequence at the very end: decoded from what is there */
 	snprintf(want, sizeof(want),
@@ -382,8 +403,9 @@ Test(event_write, xml_body_escaping_and_quirks)
 
 Test(event_write, invalid_arguments)
 {
-	struct fsesl_header h[] = { H("A", "1") };
-	struct fsesl_header noname[] = { { .name = NULL, .name_len = 0, .value = "x", .value_len = 1 } };
+	struct fsesl_header h[] = {H("A", "1")};
+	struct fsesl_header noname[] = {
+	    {.name = NULL, .name_len = 0, .value = "x", .value_len = 1}};
 
 	cr_assert_eq(fsesl_event_serialize(out, sizeof(out), FSESL_EVFMT_PLAIN, NULL, 1, NULL, 0),
 	    FSESL_PERR_INVALID);
@@ -391,8 +413,9 @@ Test(event_write, invalid_arguments)
 	    FSESL_PERR_INVALID);
 	cr_assert_eq(fsesl_event_serialize(out, sizeof(out), FSESL_EVFMT_PLAIN, noname, 1, NULL, 0),
 	    FSESL_PERR_INVALID);
-	cr_assert_eq(fsesl_event_serialize(out, sizeof(out), (enum fsesl_event_format)9, h, 1,
-			 NULL, 0), FSESL_PERR_INVALID);
+	cr_assert_eq(
+	    fsesl_event_serialize(out, sizeof(out), (enum fsesl_event_format)9, h, 1, NULL, 0),
+	    FSESL_PERR_INVALID);
 	cr_assert_eq(fsesl_event_serialize(NULL, 0, FSESL_EVFMT_XML, h, 1, NULL, 0),
 	    FSESL_PERR_BUFFER_TOO_SMALL);
 }
@@ -401,7 +424,8 @@ Test(event_write, invalid_arguments)
 /* URL encoding                                                         */
 /* ------------------------------------------------------------------ */
 
-static void expect_enc(const char *in, size_t n, const char *want)
+static void
+expect_enc(const char *in, size_t n, const char *want)
 {
 	ssize_t r = fsesl_url_encode(in, n, out, sizeof(out));
 
@@ -409,7 +433,8 @@ static void expect_enc(const char *in, size_t n, const char *want)
 	cr_assert(memcmp(out, want, (size_t)r) == 0, "got %.*s want %s", (int)r, out, want);
 	cr_assert_eq(fsesl_url_encode(in, n, out, (size_t)r), r);
 	if (r)
-		cr_assert_eq(fsesl_url_encode(in, n, out, (size_t)r - 1), FSESL_PERR_BUFFER_TOO_SMALL);
+		cr_assert_eq(
+		    fsesl_url_encode(in, n, out, (size_t)r - 1), FSESL_PERR_BUFFER_TOO_SMALL);
 }
 
 #define ENC(lit, want) expect_enc(lit, sizeof(lit) - 1, want)
@@ -454,11 +479,11 @@ Test(event_write, url_encode_set_and_quirk)
  * returns the body as an XML parser does, with the writer's "  " before
  * </body>; that is removed here, and bodies with "<!" cannot round-trip.
  */
-static bool roundtrip(const char *what, enum fsesl_event_format fmt, const char *payload,
-    size_t len)
+static bool
+roundtrip(const char *what, enum fsesl_event_format fmt, const char *payload, size_t len)
 {
 	struct fsesl_event *ev = NULL;
-	struct ev e = { 0 };
+	struct ev e = {0};
 	size_t body_len;
 	int rc;
 
@@ -481,11 +506,11 @@ Test(event_write, roundtrip_through_decoder)
 	cJSON *root = load_json("real-1.10.12/expected.json");
 	const cJSON *cap;
 	size_t done = 0, skipped = 0;
-	static const char *const synth[] = { "background-job-plain.bin", "background-job-json.bin",
-		"background-job-xml.bin", "background-job-empty-body-plain.bin",
-		"background-job-empty-body-json.bin", "heartbeat-plain.bin", "heartbeat-json.bin",
-		"heartbeat-xml.bin", "event-plain-with-body.bin", "custom-event-json.bin",
-		"api-event-plain.bin", "background-job-status-plain.bin" };
+	static const char *const synth[] = {"background-job-plain.bin", "background-job-json.bin",
+	    "background-job-xml.bin", "background-job-empty-body-plain.bin",
+	    "background-job-empty-body-json.bin", "heartbeat-plain.bin", "heartbeat-json.bin",
+	    "heartbeat-xml.bin", "event-plain-with-body.bin", "custom-event-json.bin",
+	    "api-event-plain.bin", "background-job-status-plain.bin"};
 	size_t i;
 
 	for (i = 0; i < sizeof(synth) / sizeof(synth[0]); i++) {
@@ -495,12 +520,15 @@ Test(event_write, roundtrip_through_decoder)
 		const char *ct = strstr(v, "text/event-");
 
 		cr_assert(hend && ct && ct < hend, "%s", synth[i]);
-		roundtrip(synth[i], ct[11] == 'p' ? FSESL_EVFMT_PLAIN :
-		    ct[11] == 'j' ? FSESL_EVFMT_JSON : FSESL_EVFMT_XML, hend + 2,
-		    len - (size_t)(hend + 2 - v));
+		roundtrip(synth[i],
+		    ct[11] == 'p'   ? FSESL_EVFMT_PLAIN
+		    : ct[11] == 'j' ? FSESL_EVFMT_JSON
+		                    : FSESL_EVFMT_XML,
+		    hend + 2, len - (size_t)(hend + 2 - v));
 		free(v);
 	}
-	cJSON_ArrayForEach(cap, cJSON_GetObjectItem(root, "captures")) {
+	cJSON_ArrayForEach(cap, cJSON_GetObjectItem(root, "captures"))
+	{
 		char rel[256];
 		size_t len, off = 0;
 		char *recv;
@@ -509,9 +537,11 @@ Test(event_write, roundtrip_through_decoder)
 
 		snprintf(rel, sizeof(rel), "real-1.10.12/%s.recv", cap->string);
 		recv = enc_read_vector(rel, &len);
-		cJSON_ArrayForEach(frame, cJSON_GetObjectItem(cap, "frames")) {
+		cJSON_ArrayForEach(frame, cJSON_GetObjectItem(cap, "frames"))
+		{
 			const cJSON *event = cJSON_GetObjectItem(frame, "event");
-			size_t blen = (size_t)cJSON_GetObjectItem(frame, "body_length")->valuedouble;
+			size_t blen =
+			    (size_t)cJSON_GetObjectItem(frame, "body_length")->valuedouble;
 			const char *hend = memmem(recv + off, len - off, "\n\n", 2);
 			char what[256];
 
@@ -521,8 +551,9 @@ Test(event_write, roundtrip_through_decoder)
 			if (!event)
 				continue;
 			snprintf(what, sizeof(what), "%s frame %d", cap->string, idx);
-			if (roundtrip(what, fmt_of(cJSON_GetObjectItem(event, "format")->valuestring),
-				hend + 2, blen))
+			if (roundtrip(what,
+			        fmt_of(cJSON_GetObjectItem(event, "format")->valuestring), hend + 2,
+			        blen))
 				done++;
 			else
 				skipped++;

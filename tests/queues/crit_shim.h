@@ -12,13 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define qshim_check(cond, text)                                                          \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-			    text);                                                       \
-			abort();                                                         \
-		}                                                                        \
+#define qshim_check(cond, text)                                                                    \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, text);    \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define cr_assert(c, ...) qshim_check((c), #c)

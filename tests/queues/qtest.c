@@ -169,8 +169,8 @@ ring_producer(void *p)
 	unsigned int i;
 
 	for (i = 0; i < run->m; i++) {
-		if (fsesl_ring_mpsc_enqueue(&run->r, item_make(pr->id, i), NULL,
-		    &fsesl_wait_ops_linux) != 0)
+		if (fsesl_ring_mpsc_enqueue(
+		        &run->r, item_make(pr->id, i), NULL, &fsesl_wait_ops_linux) != 0)
 			atomic_fetch_add(&run->errors, 1);
 	}
 	atomic_fetch_add(&run->producers_done, 1);
@@ -182,7 +182,7 @@ qtest_ring_mpsc(unsigned int n, unsigned int m, unsigned int size)
 {
 	struct ring_run run;
 	struct producer *prs = calloc(n, sizeof(*prs));
-	struct order_check oc = { .n = n, .next = calloc(n, sizeof(unsigned int)) };
+	struct order_check oc = {.n = n, .next = calloc(n, sizeof(unsigned int))};
 	unsigned int i, took;
 	void *item;
 
@@ -261,7 +261,7 @@ qtest_sq(unsigned int n, unsigned int m, unsigned int shards, unsigned int ring_
 {
 	struct sq_run run;
 	struct producer *prs = calloc(n, sizeof(*prs));
-	struct order_check oc = { .n = n, .next = calloc(n, sizeof(unsigned int)) };
+	struct order_check oc = {.n = n, .next = calloc(n, sizeof(unsigned int))};
 	unsigned long total = (unsigned long)n * m, clears = 0, sleeps = 0;
 	struct pollfd pfd;
 	unsigned int i;
@@ -303,8 +303,8 @@ qtest_sq(unsigned int n, unsigned int m, unsigned int shards, unsigned int ring_
 		pthread_join(prs[i].th, NULL);
 	writes = atomic_load(&run.sq.db.writes);
 	rings = atomic_load(&run.sq.db.rings);
-	cr_log_info("sq %u producers x %u, %u shards of %u: %lu items, %" PRIu64
-		    " rings, %" PRIu64 " eventfd writes, %lu clears, %lu sleeps",
+	cr_log_info("sq %u producers x %u, %u shards of %u: %lu items, %" PRIu64 " rings, %" PRIu64
+	            " eventfd writes, %lu clears, %lu sleeps",
 	    n, m, shards, ring_size, oc.received, rings, writes, clears, sleeps);
 	cr_assert_eq(atomic_load(&run.errors), 0);
 	cr_assert_eq(oc.bad, 0, "%lu items out of order, duplicated or unknown", oc.bad);
@@ -395,7 +395,7 @@ static void *
 race_reactor(void *p)
 {
 	struct race_run *run = p;
-	struct pollfd pfd = { .fd = fsesl_doorbell_fd(&run->sq.db), .events = POLLIN };
+	struct pollfd pfd = {.fd = fsesl_doorbell_fd(&run->sq.db), .events = POLLIN};
 	int timeout;
 
 	while (!run->stop) {
@@ -469,8 +469,8 @@ qtest_cpl_race(unsigned int iters, bool poll_mode)
 	cr_log_info("cpl race (%s): %u requests, %lu done, %lu timed out",
 	    poll_mode ? "poll" : "futex", iters, waiter_done, waiter_timedout);
 	cr_assert_eq(atomic_load(&run.errors), 0);
-	cr_assert_eq(atomic_load(&run.frees), iters, "freed %lu of %u",
-	    atomic_load(&run.frees), iters);
+	cr_assert_eq(
+	    atomic_load(&run.frees), iters, "freed %lu of %u", atomic_load(&run.frees), iters);
 	cr_assert_eq(waiter_done + waiter_timedout, iters);
 	cr_assert_eq(atomic_load(&run.reactor_wins), waiter_done);
 	fsesl_sq_destroy(&run.sq);

@@ -42,8 +42,8 @@ void qtest_ring_mpsc(unsigned int n_producers, unsigned int m_items, unsigned in
  * re-drain protocol), so a lost wake-up hangs the test (and its timeout
  * fails it). Asserts writes <= rings and writes <= prepare_sleep calls + 1.
  */
-void qtest_sq(unsigned int n_producers, unsigned int m_items, unsigned int shards,
-    unsigned int ring_size);
+void qtest_sq(
+    unsigned int n_producers, unsigned int m_items, unsigned int shards, unsigned int ring_size);
 
 /* Completion race: `iters` requests, each raced between a waiter (deadline
  * a few us away, futex or poll wait) and a reactor thread completing it

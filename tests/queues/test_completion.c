@@ -108,7 +108,7 @@ Test(cpl, futex_wait_sleeps_with_bit_and_is_woken)
 {
 	struct fake_ops f;
 	struct fsesl_cpl c;
-	struct complete_in_wait w = { .c = &c, .state = FSESL_CPL_DONE };
+	struct complete_in_wait w = {.c = &c, .state = FSESL_CPL_DONE};
 	struct timespec d;
 
 	fake_ops_init(&f);
@@ -157,12 +157,12 @@ struct poll_case {
 ParameterizedTestParameters(cpl, poll_wait_counts_sleeps)
 {
 	static struct poll_case cases[] = {
-		{ 5000000, 1000 }, /* OpenSIPS defaults: 5 s, 1000 us */
-		{ 100000, 1000 },
-		{ 100000, 100 },
-		{ 12345, 1000 }, /* not a multiple */
-		{ 999, 1000 },   /* shorter than one interval */
-		{ 0, 1000 },
+	    {5000000, 1000}, /* OpenSIPS defaults: 5 s, 1000 us */
+	    {100000, 1000},
+	    {100000, 100},
+	    {12345, 1000}, /* not a multiple */
+	    {999, 1000}, /* shorter than one interval */
+	    {0, 1000},
 	};
 
 	return cr_make_param_array(struct poll_case, cases, sizeof(cases) / sizeof(cases[0]));
@@ -187,8 +187,8 @@ ParameterizedTest(struct poll_case *pc, cpl, poll_wait_counts_sleeps)
 	cr_assert(got >= expect - 1 && got <= expect + 1, "%ld sleeps for %u us / %u us", got,
 	    pc->timeout_us, pc->itv_us);
 	cr_assert_geq(f.now_ns, deadline_ns, "returned before the deadline");
-	cr_assert_lt(f.now_ns, deadline_ns + (uint64_t)pc->itv_us * 1000u,
-	    "overslept by a whole interval");
+	cr_assert_lt(
+	    f.now_ns, deadline_ns + (uint64_t)pc->itv_us * 1000u, "overslept by a whole interval");
 	cr_assert_eq(f.waits + f.wakes, 0, "poll mode never touches the futex");
 	cr_assert_eq(fsesl_cpl_state(&c), FSESL_CPL_TIMEDOUT);
 }
@@ -213,7 +213,7 @@ Test(cpl, poll_wait_returns_completion)
 {
 	struct fake_ops f;
 	struct fsesl_cpl c;
-	struct complete_after a = { .c = &c, .at_sleep = 7 };
+	struct complete_after a = {.c = &c, .at_sleep = 7};
 	struct timespec d;
 
 	fake_ops_init(&f);
@@ -246,7 +246,7 @@ Test(cpl_async, callback_runs_once_on_complete)
 {
 	struct fake_ops f;
 	struct fsesl_cpl c;
-	struct cb_count cc = { 0 };
+	struct cb_count cc = {0};
 
 	fake_ops_init(&f);
 	fsesl_cpl_init(&c, 1, count_cb, &cc);
@@ -261,7 +261,7 @@ Test(cpl_async, callback_runs_once_when_waiter_times_out)
 {
 	struct fake_ops f;
 	struct fsesl_cpl c;
-	struct cb_count cc = { 0 };
+	struct cb_count cc = {0};
 	struct timespec d;
 
 	fake_ops_init(&f);
@@ -323,5 +323,11 @@ Test(cpl_async, racing_completers_one_callback, .timeout = 60)
 }
 
 /* Timeout racing completion with real futexes; counts frees. */
-Test(cpl_race, futex_2000, .timeout = 60) { qtest_cpl_race(2000, false); }
-Test(cpl_race, poll_500, .timeout = 60) { qtest_cpl_race(500, true); }
+Test(cpl_race, futex_2000, .timeout = 60)
+{
+	qtest_cpl_race(2000, false);
+}
+Test(cpl_race, poll_500, .timeout = 60)
+{
+	qtest_cpl_race(500, true);
+}

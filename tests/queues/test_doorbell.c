@@ -20,7 +20,7 @@
 static bool
 efd_readable(int fd)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
 }
@@ -87,8 +87,14 @@ Test(doorbell, destroy_twice_is_harmless)
 }
 
 /* No lost wake-up under producers + a reactor that sleeps in poll(-1). */
-Test(doorbell_threads, p4_many_sleeps, .timeout = 60) { qtest_sq(4, 5000, 2, 64); }
-Test(doorbell_threads, p16_small_rings, .timeout = 60) { qtest_sq(16, 1000, 2, 4); }
+Test(doorbell_threads, p4_many_sleeps, .timeout = 60)
+{
+	qtest_sq(4, 5000, 2, 64);
+}
+Test(doorbell_threads, p16_small_rings, .timeout = 60)
+{
+	qtest_sq(16, 1000, 2, 4);
+}
 
 /* Many threads ring while the reactor sleeps: the exchange lets exactly
  * one of them write, however the rings interleave. */

@@ -21,7 +21,7 @@
 Test(ring, rejects_bad_sizes)
 {
 	struct fsesl_ring_mpsc r;
-	unsigned int bad[] = { 0, 1, 2, 3, 5, 6, 7, 12, 1000, 0x80000000u };
+	unsigned int bad[] = {0, 1, 2, 3, 5, 6, 7, 12, 1000, 0x80000000u};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -32,7 +32,7 @@ Test(ring, rejects_bad_sizes)
 Test(ring, capacity_is_size_minus_one_and_fifo)
 {
 	struct fsesl_ring_mpsc r;
-	unsigned int sizes[] = { 4, 8, 64, 1024 };
+	unsigned int sizes[] = {4, 8, 64, 1024};
 	uintptr_t i, round;
 	size_t k;
 	void *item;
@@ -44,7 +44,8 @@ Test(ring, capacity_is_size_minus_one_and_fifo)
 		for (round = 0; round < 5; round++) {
 			for (i = 0; i < sizes[k] - 1; i++)
 				cr_assert(fsesl_ring_mpsc_try_enqueue(&r, (void *)(i + 1)));
-			cr_assert_not(fsesl_ring_mpsc_try_enqueue(&r, (void *)1), "full ring took more");
+			cr_assert_not(
+			    fsesl_ring_mpsc_try_enqueue(&r, (void *)1), "full ring took more");
 			cr_assert_eq(fsesl_ring_mpsc_count(&r), sizes[k] - 1);
 			for (i = 0; i < sizes[k] - 1; i++) {
 				cr_assert(fsesl_ring_mpsc_dequeue(&r, &item));
@@ -189,11 +190,26 @@ Test(ring, blocked_producer_woken_by_real_futex, .timeout = 30)
 }
 
 /* N producers x M items, one consumer. Size 4 forces the full path. */
-Test(ring_mpsc, p1_size4, .timeout = 60) { qtest_ring_mpsc(1, 20000, 4); }
-Test(ring_mpsc, p4_size4, .timeout = 60) { qtest_ring_mpsc(4, 5000, 4); }
-Test(ring_mpsc, p16_size8, .timeout = 60) { qtest_ring_mpsc(16, 1000, 8); }
-Test(ring_mpsc, p64_size4, .timeout = 60) { qtest_ring_mpsc(64, 300, 4); }
-Test(ring_mpsc, p64_size1024, .timeout = 60) { qtest_ring_mpsc(64, 300, 1024); }
+Test(ring_mpsc, p1_size4, .timeout = 60)
+{
+	qtest_ring_mpsc(1, 20000, 4);
+}
+Test(ring_mpsc, p4_size4, .timeout = 60)
+{
+	qtest_ring_mpsc(4, 5000, 4);
+}
+Test(ring_mpsc, p16_size8, .timeout = 60)
+{
+	qtest_ring_mpsc(16, 1000, 8);
+}
+Test(ring_mpsc, p64_size4, .timeout = 60)
+{
+	qtest_ring_mpsc(64, 300, 4);
+}
+Test(ring_mpsc, p64_size1024, .timeout = 60)
+{
+	qtest_ring_mpsc(64, 300, 1024);
+}
 
 static void
 count_item(void *item, void *arg)
@@ -259,5 +275,11 @@ Test(sq, drain_respects_max_and_is_fair)
 	fsesl_sq_destroy(&sq);
 }
 
-Test(sq_threads, p8_3shards_size4, .timeout = 60) { qtest_sq(8, 2000, 3, 4); }
-Test(sq_threads, p64_4shards_size4, .timeout = 60) { qtest_sq(64, 200, 4, 4); }
+Test(sq_threads, p8_3shards_size4, .timeout = 60)
+{
+	qtest_sq(8, 2000, 3, 4);
+}
+Test(sq_threads, p64_4shards_size4, .timeout = 60)
+{
+	qtest_sq(64, 200, 4, 4);
+}

@@ -17,7 +17,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-int tc_connect(struct tc *t, uint16_t port, int timeout_ms)
+int
+tc_connect(struct tc *t, uint16_t port, int timeout_ms)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
@@ -40,7 +41,8 @@ int tc_connect(struct tc *t, uint16_t port, int timeout_ms)
 	return 0;
 }
 
-void tc_close(struct tc *t)
+void
+tc_close(struct tc *t)
 {
 	if (t->fd >= 0)
 		close(t->fd);
@@ -50,7 +52,8 @@ void tc_close(struct tc *t)
 	t->buf = t->frame = NULL;
 }
 
-void tc_send(struct tc *t, const char *data, size_t len)
+void
+tc_send(struct tc *t, const char *data, size_t len)
 {
 	size_t off = 0;
 
@@ -61,12 +64,14 @@ void tc_send(struct tc *t, const char *data, size_t len)
 	}
 }
 
-void tc_sends(struct tc *t, const char *s)
+void
+tc_sends(struct tc *t, const char *s)
 {
 	tc_send(t, s, strlen(s));
 }
 
-int tc_next(struct tc *t)
+int
+tc_next(struct tc *t)
 {
 	for (;;) {
 		if (t->len) {
@@ -107,7 +112,8 @@ int tc_next(struct tc *t)
 	}
 }
 
-void tc_login(struct tc *t)
+void
+tc_login(struct tc *t)
 {
 	cr_assert_eq(tc_next(t), 1, "no greeting");
 	cr_assert_eq(t->msg.type, FSESL_MSG_AUTH_REQUEST);
@@ -116,7 +122,8 @@ void tc_login(struct tc *t)
 	cr_assert(tc_reply_is(t, "+OK accepted"));
 }
 
-int tc_drain(struct tc *t)
+int
+tc_drain(struct tc *t)
 {
 	int n = 0;
 
@@ -125,7 +132,8 @@ int tc_drain(struct tc *t)
 	return n;
 }
 
-bool tc_quiet_for(struct tc *t, int timeout_ms)
+bool
+tc_quiet_for(struct tc *t, int timeout_ms)
 {
 	struct pollfd p = {.fd = t->fd, .events = POLLIN};
 
@@ -134,7 +142,8 @@ bool tc_quiet_for(struct tc *t, int timeout_ms)
 	return poll(&p, 1, timeout_ms) == 0;
 }
 
-const char *tc_header(const struct tc *t, const char *name, char *buf, size_t cap)
+const char *
+tc_header(const struct tc *t, const char *name, char *buf, size_t cap)
 {
 	const struct fsesl_header *h = fsesl_msg_header(&t->msg, name);
 
@@ -144,7 +153,8 @@ const char *tc_header(const struct tc *t, const char *name, char *buf, size_t ca
 	return buf;
 }
 
-bool tc_reply_is(const struct tc *t, const char *reply_text)
+bool
+tc_reply_is(const struct tc *t, const char *reply_text)
 {
 	char b[1024];
 	const char *v = tc_header(t, "Reply-Text", b, sizeof(b));
@@ -152,14 +162,16 @@ bool tc_reply_is(const struct tc *t, const char *reply_text)
 	return t->msg.type == FSESL_MSG_COMMAND_REPLY && v && !strcmp(v, reply_text);
 }
 
-bool tc_body_is(const struct tc *t, const char *body)
+bool
+tc_body_is(const struct tc *t, const char *body)
 {
 	size_t n = strlen(body);
 
 	return t->msg.body_len == n && (n == 0 || !memcmp(t->msg.body, body, n));
 }
 
-fsesl_sim *tc_sim_start(struct fsesl_sim_config *cfg, uint16_t *port)
+fsesl_sim *
+tc_sim_start(struct fsesl_sim_config *cfg, uint16_t *port)
 {
 	struct fsesl_sim_config def;
 	fsesl_sim *s = NULL;

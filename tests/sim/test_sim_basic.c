@@ -18,19 +18,22 @@
 static fsesl_sim *sim;
 static uint16_t port;
 
-static void setup(void)
+static void
+setup(void)
 {
 	sim = tc_sim_start(NULL, &port);
 }
 
-static void teardown(void)
+static void
+teardown(void)
 {
 	fsesl_sim_stop(sim);
 }
 
 TestSuite(sim, .init = setup, .fini = teardown, .timeout = 30);
 
-static char *event_name(const struct tc *t, char *buf, size_t cap)
+static char *
+event_name(const struct tc *t, char *buf, size_t cap)
 {
 	struct fsesl_event *ev = NULL;
 	enum fsesl_event_format f = t->msg.type == FSESL_MSG_EVENT_JSON  ? FSESL_EVFMT_JSON

@@ -26,7 +26,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static cJSON *load_expected(void)
+static cJSON *
+load_expected(void)
 {
 	const char *path = FSESL_TEST_DATA "/real-1.10.12/expected.json";
 	FILE *f = fopen(path, "rb");
@@ -45,13 +46,15 @@ static cJSON *load_expected(void)
 	return j;
 }
 
-static bool is_hex(char c)
+static bool
+is_hex(char c)
 {
 	return isxdigit((unsigned char)c) != 0;
 }
 
 /* Replaces every 8-4-4-4-12 hex UUID with "<uuid>". */
-static char *norm(const char *s, size_t len)
+static char *
+norm(const char *s, size_t len)
 {
 	static const int groups[5] = {8, 4, 4, 4, 12};
 	char *o = malloc(len + 1);
@@ -85,7 +88,8 @@ static char *norm(const char *s, size_t len)
 	return o;
 }
 
-static bool volatile_event_header(const char *name)
+static bool
+volatile_event_header(const char *name)
 {
 	static const char *const v[] = {"Core-UUID", "Event-Date-Local", "Event-Date-GMT",
 	    "Event-Date-Timestamp", "Event-Sequence", "Up-Time", "Uptime-msec", "Idle-CPU",
@@ -99,7 +103,8 @@ static bool volatile_event_header(const char *name)
 }
 
 /* status and uptime outputs change with every run; compare their shape. */
-static bool volatile_body(const char *b)
+static bool
+volatile_body(const char *b)
 {
 	if (!strncmp(b, "UP ", 3))
 		return true;
@@ -109,7 +114,8 @@ static bool volatile_body(const char *b)
 	return i > 0 && b[i] == '\n' && b[i + 1] == '\0';
 }
 
-static void cmp_text(const char *what, const char *exp, size_t elen, const char *got, size_t glen)
+static void
+cmp_text(const char *what, const char *exp, size_t elen, const char *got, size_t glen)
 {
 	char *a = norm(exp, elen), *b = norm(got, glen);
 	cr_expect_str_eq(b, a, "%s: got [%s] want [%s]", what, b, a);
@@ -118,7 +124,8 @@ static void cmp_text(const char *what, const char *exp, size_t elen, const char 
 }
 
 /* Expected decoded value: string, JSON array (multi-value), or hex bytes. */
-static char *exp_value(const cJSON *h, size_t *len)
+static char *
+exp_value(const cJSON *h, size_t *len)
 {
 	const cJSON *v = cJSON_GetArrayItem(h, 1);
 	const cJSON *hex = cJSON_GetArrayItem(h, 2);
@@ -156,7 +163,8 @@ static char *exp_value(const cJSON *h, size_t *len)
 	return o;
 }
 
-static void cmp_event(const char *ctx, const cJSON *eev, const struct tc *t)
+static void
+cmp_event(const char *ctx, const cJSON *eev, const struct tc *t)
 {
 	const char *fmt = cJSON_GetObjectItem(eev, "format")->valuestring;
 	enum fsesl_event_format f = !strcmp(fmt, "json")  ? FSESL_EVFMT_JSON
@@ -196,7 +204,8 @@ static void cmp_event(const char *ctx, const cJSON *eev, const struct tc *t)
 	fsesl_event_free(ev);
 }
 
-static void cmp_frame(const char *cap, int k, const cJSON *ef, const struct tc *t)
+static void
+cmp_frame(const char *cap, int k, const cJSON *ef, const struct tc *t)
 {
 	char ctx[128];
 	const char *ct = cJSON_GetObjectItem(ef, "content_type")->valuestring;
@@ -241,7 +250,8 @@ static void cmp_frame(const char *cap, int k, const cJSON *ef, const struct tc *
 	}
 }
 
-static const char *exp_event_name(const cJSON *frames, int k)
+static const char *
+exp_event_name(const cJSON *frames, int k)
 {
 	const cJSON *f = cJSON_GetArrayItem(frames, k);
 	const cJSON *ev = f ? cJSON_GetObjectItem(f, "event") : NULL;
@@ -254,7 +264,8 @@ static const char *exp_event_name(const cJSON *frames, int k)
 }
 
 /* A HEARTBEAT, or a RE_SCHEDULE not right after one (a filtered heartbeat). */
-static bool wants_heartbeat(const cJSON *frames, int k)
+static bool
+wants_heartbeat(const cJSON *frames, int k)
 {
 	const char *n = exp_event_name(frames, k);
 	if (!n)
@@ -277,7 +288,8 @@ struct replay {
 
 /* The heartbeat behind frame k fires as soon as frame k-1 is in, before any
  * later write: in the captures it was queued while frame k-1 was sent. */
-static void maybe_fire(struct replay *r)
+static void
+maybe_fire(struct replay *r)
 {
 	if (r->fired != r->got && wants_heartbeat(r->frames, r->got)) {
 		r->fired = r->got;
@@ -285,7 +297,8 @@ static void maybe_fire(struct replay *r)
 	}
 }
 
-static void replay_read_one(struct replay *r)
+static void
+replay_read_one(struct replay *r)
 {
 	maybe_fire(r);
 	int rc = tc_next(&r->t);
@@ -296,7 +309,8 @@ static void replay_read_one(struct replay *r)
 	maybe_fire(r);
 }
 
-static void replay_until(struct replay *r, double t_ms)
+static void
+replay_until(struct replay *r, double t_ms)
 {
 	int need = 0;
 	for (const cJSON *f = r->frames->child; f; f = f->next)
@@ -306,7 +320,8 @@ static void replay_until(struct replay *r, double t_ms)
 		replay_read_one(r);
 }
 
-static void replay_opts(const char *name, unsigned int auth_timeout_ms)
+static void
+replay_opts(const char *name, unsigned int auth_timeout_ms)
 {
 	cJSON *root = load_expected();
 	const cJSON *cap = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "captures"), name);
@@ -376,7 +391,8 @@ static void replay_opts(const char *name, unsigned int auth_timeout_ms)
 	cJSON_Delete(root);
 }
 
-static void replay(const char *name)
+static void
+replay(const char *name)
 {
 	replay_opts(name, 25000);
 }

@@ -15,19 +15,22 @@
 static fsesl_sim *sim;
 static uint16_t port;
 
-static void setup(void)
+static void
+setup(void)
 {
 	sim = tc_sim_start(NULL, &port);
 }
 
-static void teardown(void)
+static void
+teardown(void)
 {
 	fsesl_sim_stop(sim);
 }
 
 TestSuite(fault, .init = setup, .fini = teardown, .timeout = 30);
 
-static uint64_t counted(enum fsesl_sim_fault f)
+static uint64_t
+counted(enum fsesl_sim_fault f)
 {
 	struct fsesl_sim_counters c;
 
@@ -35,7 +38,8 @@ static uint64_t counted(enum fsesl_sim_fault f)
 	return c.faults[f];
 }
 
-static void login(struct tc *t)
+static void
+login(struct tc *t)
 {
 	cr_assert_eq(tc_connect(t, port, 5000), 0);
 	tc_login(t);

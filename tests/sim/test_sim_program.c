@@ -19,7 +19,8 @@
 
 extern char **environ;
 
-static pid_t spawn_sim(char *const argv[], int *out_fd)
+static pid_t
+spawn_sim(char *const argv[], int *out_fd)
 {
 	int p[2];
 	posix_spawn_file_actions_t fa;
@@ -36,7 +37,8 @@ static pid_t spawn_sim(char *const argv[], int *out_fd)
 	return pid;
 }
 
-static uint16_t read_port(int fd)
+static uint16_t
+read_port(int fd)
 {
 	char line[128];
 	size_t n = 0;
@@ -55,7 +57,8 @@ static uint16_t read_port(int fd)
 	return (uint16_t)port;
 }
 
-static void stop_sim(pid_t pid, int fd)
+static void
+stop_sim(pid_t pid, int fd)
 {
 	int st = 0;
 
