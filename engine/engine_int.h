@@ -151,6 +151,8 @@ struct fsesl_conn {
 	enum fsesl_conn_state state;
 	bool was_ready; /* reached READY since the last failure */
 	bool retry_soon; /* dropped while READY: immediate retry armed */
+	uint64_t ready_ns; /* when it became READY (liveness) */
+	uint64_t rx_ns;    /* last bytes received (liveness) */
 	bool out_armed; /* EPOLLOUT registered (after a short write) */
 	bool dirty; /* on the engine's dirty list */
 	struct fsesl_conn *dirty_next;
@@ -215,6 +217,8 @@ struct fsesl_srv {
 	struct fsesl_load_snap *load; /* RCU-published, read by any thread */
 	_Atomic bool hb_wanted;
 	bool hb_internal;
+	uint64_t hb_seen_interval_ns; /* longest observed HEARTBEAT period,
+	                               * kept across reconnects (liveness) */
 	bool bg_internal;
 	struct fsesl_timer kick; /* lf_kick_interval_ms: wakes the server's
 	                          * event poll with a lone LF */
@@ -342,6 +346,8 @@ void fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_load_free(struct fsesl_srv *s);
 void fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s);
+bool fsesl_events_liveness_expired(struct fsesl_engine *e, struct fsesl_srv *s,
+    const struct fsesl_conn *c);
 void fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r);
 

@@ -211,6 +211,9 @@ load_publish(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_hea
 		n->interval_ns = old ? e->now_ns - old->at_ns : 0;
 		if (old && old->interval_ns && n->interval_ns < old->interval_ns / 2)
 			n->interval_ns = old->interval_ns; /* a fired beat, not the period */
+		if (n->interval_ns > s->hb_seen_interval_ns &&
+		    n->interval_ns < 3600ull * 1000000000ull)
+			s->hb_seen_interval_ns = n->interval_ns;
 	}
 	/* Publishes a fully written snapshot (release); readers use
 	 * rcu_dereference. The old one is freed after a grace period. */
@@ -326,6 +329,41 @@ job_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		fsesl_rx_send_on(e, c, r);
 	else
 		fsesl_rx_enqueue(e, r);
+}
+
+/*
+ * Reactor (housekeeping): HEARTBEAT is wanted on this server (by a
+ * subscriber, ALL, or the engine's load watch) and the event connection has
+ * received nothing - no heartbeat, no reply, no event - for
+ * heartbeat_miss_limit intervals of event_heartbeat_interval. Counting any
+ * received byte, not only heartbeats, keeps a busy pipeline (which starves
+ * the server's event flushing, esl-protocol.md section 4.3) from looking dead.
+ */
+bool
+fsesl_events_liveness_expired(struct fsesl_engine *e, struct fsesl_srv *s,
+    const struct fsesl_conn *c)
+{
+	const struct fsesl_sub_entry *en;
+	uint64_t ref, limit;
+	bool wanted = false;
+
+	if (!e->cfg.heartbeat_miss_limit || !e->cfg.event_heartbeat_interval)
+		return false;
+	for (en = s->subs; en && !wanted; en = en->next)
+		wanted = !en->is_filter &&
+		    (strcasecmp(en->a, "HEARTBEAT") == 0 || strcasecmp(en->a, "ALL") == 0);
+	if (!wanted)
+		return false;
+	ref = c->ready_ns > c->rx_ns ? c->ready_ns : c->rx_ns;
+	if (s->load && s->load->at_ns > ref)
+		ref = s->load->at_ns;
+	/* A server whose own event-heartbeat-interval is longer than ours
+	 * (FreeSWITCH's default is 20 s) is judged by the period it shows. */
+	limit = (uint64_t)e->cfg.event_heartbeat_interval * 1000000000ull;
+	if (s->hb_seen_interval_ns > limit)
+		limit = s->hb_seen_interval_ns;
+	limit *= e->cfg.heartbeat_miss_limit;
+	return e->now_ns > ref && e->now_ns - ref > limit;
 }
 
 void

@@ -735,6 +735,7 @@ conn_ready(struct fsesl_engine *e, struct fsesl_conn *c)
 
 	fsesl_timer_disarm(&e->timers, &c->timer);
 	c->state = FSESL_CONN_READY;
+	c->ready_ns = e->now_ns;
 	c->failures = 0;
 	FSESL_STAT_ADD(s->st.connects, 1);
 	if (c->was_ready)
@@ -942,6 +943,7 @@ conn_on_readable(struct fsesl_engine *e, struct fsesl_conn *c)
 		n = recv(c->fd, c->in.p + c->in.len, room, MSG_DONTWAIT);
 		if (n > 0) {
 			FSESL_STAT_ADD(c->srv->st.bytes_in, (uint64_t)n);
+			c->rx_ns = e->now_ns;
 			c->in.len += (size_t)n;
 			if (!conn_parse(e, c) || c->backlog)
 				return;
@@ -1212,6 +1214,16 @@ housekeeping(struct fsesl_timer *t, void *arg)
 		for (i = 0; i < s->n_conns; i++) {
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;
+		}
+		/* A half-open TCP connection or a frozen server: HEARTBEAT is
+		 * subscribed, yet the event connection has been silent for
+		 * heartbeat_miss_limit intervals. Reopen it. */
+		if (s->n_conns && s->conns[0].state == FSESL_CONN_READY &&
+		    fsesl_events_liveness_expired(e, s, &s->conns[0])) {
+			fsesl_log(e, FSESL_LOG_WARN,
+			    "%s: no HEARTBEAT and nothing received for %u intervals: reconnecting",
+			    s->key, e->cfg.heartbeat_miss_limit);
+			conn_fail(e, &s->conns[0], FSESL_EDISCONNECTED);
 		}
 		if (busy || atomic_load_explicit(&s->refs, memory_order_relaxed) != 0 || s->dirty ||
 		    (atomic_load(&s->attach_sent) && !s->attach_done)) {

@@ -6,6 +6,7 @@
  * reply or a job, with a generous bound only as a safety net.
  */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -381,6 +382,154 @@ Test(events, heartbeat_load_snapshot, .timeout = 60)
 	cr_assert_eq(ld.hb.session_count, 12);
 	cr_assert_eq(ld.hb.max_sessions, 500);
 	cr_assert_eq(fsesl_pick_least_loaded(eng, &srv, 1), 0);
+	fsesl_subscriber_destroy(s);
+	stop_all();
+}
+
+/* ---- liveness ------------------------------------------------------ */
+
+/* A server that sends a HEARTBEAT every 200 ms, an engine that expects one
+ * every second and gives up after one missed interval. */
+static fsesl_subscriber *
+start_liveness(void)
+{
+	struct fsesl_sim_config sc;
+	fsesl_subscriber *s;
+	fsesl_delivery d;
+	fsesl_config cfg;
+	uint16_t port;
+	char url[128];
+
+	fsesl_sim_config_init(&sc);
+	sc.heartbeat_interval_ms = 200;
+	cr_assert_eq(fsesl_sim_start(&sc, &sim, &port), 0);
+	fsesl_config_init(&cfg);
+	cr_assert_eq(fsesl_config_set(&cfg, "event_heartbeat_interval", "1", NULL, 0), 0);
+	cr_assert_eq(fsesl_config_set(&cfg, "heartbeat_miss_limit", "1", NULL, 0), 0);
+	cr_assert_eq(fsesl_config_set(&cfg, "backoff", "0,1", NULL, 0), 0);
+	cr_assert_eq(fsesl_engine_start(&cfg, &eng), 0);
+	snprintf(url, sizeof(url), "fs://:ClueCon@127.0.0.1:%u", port);
+	cr_assert_eq(fsesl_server_get(eng, url, &srv), 0);
+	barrier();
+	cr_assert_eq(fsesl_subscriber_create(eng, "live", NULL, &s), 0);
+	cr_assert_eq(fsesl_subscribe(s, srv, "HEARTBEAT"), 0);
+	while (next_kind(s, &d) != FSESL_NOTICE_EVENT) /* heartbeats flow */
+		fsesl_delivery_release(&d);
+	fsesl_delivery_release(&d);
+	return s;
+}
+
+/* Waits for a notice of `kind`, skipping events. */
+static void
+wait_notice(fsesl_subscriber *s, enum fsesl_notice kind)
+{
+	fsesl_delivery d;
+
+	while (next_kind(s, &d) != (int)kind)
+		fsesl_delivery_release(&d);
+	fsesl_delivery_release(&d);
+}
+
+Test(events, heartbeats_stop_connection_reopened, .timeout = 60)
+{
+	fsesl_subscriber *s = start_liveness();
+	fsesl_server_stats st;
+	fsesl_load ld;
+	fsesl_delivery d;
+
+	/* The server stays connected but goes quiet. */
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_NO_HEARTBEAT, 0, 0), 0);
+	wait_notice(s, FSESL_NOTICE_DOWN);
+	cr_assert_eq(fsesl_server_load(eng, srv, &ld), 0);
+	cr_assert(!ld.valid, "stale load must not look valid");
+	wait_notice(s, FSESL_NOTICE_UP);
+	fsesl_sim_clear_faults(sim);
+	while (next_kind(s, &d) != FSESL_NOTICE_EVENT)
+		fsesl_delivery_release(&d);
+	cr_assert_str_eq(d.event->name, "HEARTBEAT");
+	fsesl_delivery_release(&d);
+	cr_assert_eq(fsesl_server_stats_get(eng, srv, &st), 0);
+	cr_assert_geq(st.reconnects, 1);
+	fsesl_subscriber_destroy(s);
+	stop_all();
+}
+
+Test(events, stalled_server_detected, .timeout = 60)
+{
+	fsesl_subscriber *s = start_liveness();
+
+	/* Reads nothing, writes nothing: a frozen FreeSWITCH. */
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_STALL, 0, 0), 0);
+	wait_notice(s, FSESL_NOTICE_DOWN);
+	fsesl_sim_clear_faults(sim);
+	wait_notice(s, FSESL_NOTICE_UP);
+	barrier(); /* commands work again */
+	fsesl_subscriber_destroy(s);
+	stop_all();
+}
+
+/* ---- load snapshots read while they change -------------------------- */
+
+static _Atomic bool load_writer_done;
+static _Atomic unsigned long load_reads, load_bad;
+
+static void *
+load_reader(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&load_writer_done)) {
+		fsesl_load ld;
+
+		if (fsesl_server_load(eng, srv, &ld) != 0) {
+			atomic_fetch_add(&load_bad, 1);
+			continue;
+		}
+		if (!ld.valid)
+			continue;
+		/* The writer keeps max - count == 1000 and idle == count: a
+		 * torn snapshot would break one of them. */
+		if (ld.hb.max_sessions - ld.hb.session_count != 1000 ||
+		    (uint64_t)ld.hb.idle_cpu != ld.hb.session_count)
+			atomic_fetch_add(&load_bad, 1);
+		atomic_fetch_add(&load_reads, 1);
+	}
+	return NULL;
+}
+
+Test(events, load_snapshots_consistent_across_16_readers, .timeout = 120)
+{
+	pthread_t rd[16];
+	fsesl_subscriber *s;
+	fsesl_delivery d;
+	fsesl_load ld;
+	unsigned int i;
+
+	start_all(1);
+	cr_assert_eq(fsesl_server_load(eng, srv, &ld), 0); /* the engine's watch */
+	cr_assert_eq(fsesl_subscriber_create(eng, "w", NULL, &s), 0);
+	cr_assert_eq(fsesl_subscribe(s, srv, "HEARTBEAT"), 0);
+	atomic_store(&load_writer_done, false);
+	atomic_store(&load_reads, 0);
+	atomic_store(&load_bad, 0);
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(pthread_create(&rd[i], NULL, load_reader, NULL), 0);
+	for (i = 1; i <= 300; i++) {
+		struct fsesl_sim_load l = {.idle_cpu = (double)(i % 100),
+		    .session_count = i % 100,
+		    .max_sessions = 1000 + i % 100};
+
+		fsesl_sim_set_load(sim, &l);
+		fsesl_sim_fire_heartbeat(sim);
+		/* Paced by the heartbeat's own arrival, not by time. */
+		while (next_kind(s, &d) != FSESL_NOTICE_EVENT)
+			fsesl_delivery_release(&d);
+		fsesl_delivery_release(&d);
+	}
+	atomic_store(&load_writer_done, true);
+	for (i = 0; i < 16; i++)
+		pthread_join(rd[i], NULL);
+	cr_assert_eq(atomic_load(&load_bad), 0);
+	cr_assert_gt(atomic_load(&load_reads), 0);
 	fsesl_subscriber_destroy(s);
 	stop_all();
 }
