@@ -152,7 +152,7 @@ struct fsesl_conn {
 	bool was_ready; /* reached READY since the last failure */
 	bool retry_soon; /* dropped while READY: immediate retry armed */
 	uint64_t ready_ns; /* when it became READY (liveness) */
-	uint64_t rx_ns;    /* last bytes received (liveness) */
+	uint64_t rx_ns; /* last bytes received (liveness) */
 	bool out_armed; /* EPOLLOUT registered (after a short write) */
 	bool dirty; /* on the engine's dirty list */
 	struct fsesl_conn *dirty_next;
@@ -331,6 +331,7 @@ void fsesl_handle_retire(struct fsesl_req *r);
 void fsesl_srv_creds(struct fsesl_srv *s, char *user, size_t ulen, char *pw, size_t plen);
 
 /* reactor.c */
+uint64_t fsesl_backoff_ns(const fsesl_config *cfg, unsigned int failures, uint32_t random);
 int fsesl_reactor_start(struct fsesl_engine *e);
 void fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r);
 int fsesl_submit(
@@ -346,8 +347,8 @@ void fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_load_free(struct fsesl_srv *s);
 void fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s);
-bool fsesl_events_liveness_expired(struct fsesl_engine *e, struct fsesl_srv *s,
-    const struct fsesl_conn *c);
+bool fsesl_events_liveness_expired(
+    struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_conn *c);
 void fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r);
 

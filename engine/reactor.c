@@ -556,20 +556,31 @@ conn_timer_fired(struct fsesl_timer *t, void *arg)
 		conn_fail(e, c, FSESL_ECONNTIMEOUT);
 }
 
-/* OpenSIPS's schedule: backoff_s[failures / step_every], with +-10 %
- * jitter so that many clients do not retry in lock step. */
+/* OpenSIPS's schedule: backoff_s[(failures - 1) / step_every], the last
+ * step repeating, with +-10 % jitter (from `random`) so that many clients
+ * do not retry in lock step. Pure, so the schedule is unit-tested. */
+uint64_t
+fsesl_backoff_ns(const fsesl_config *cfg, unsigned int failures, uint32_t random)
+{
+	unsigned int every = cfg->backoff_step_every ? cfg->backoff_step_every : 1;
+	unsigned int step = (failures ? failures - 1 : 0) / every;
+	uint64_t ns;
+
+	if (!cfg->backoff_steps)
+		return 0;
+	if (step >= cfg->backoff_steps)
+		step = cfg->backoff_steps - 1;
+	ns = (uint64_t)cfg->backoff_s[step] * 1000000000ull;
+	if (ns)
+		ns = ns - ns / 10 + (random % (ns / 5 + 1));
+	return ns;
+}
+
 static uint64_t
 backoff_ns(struct fsesl_engine *e, unsigned int failures)
 {
-	unsigned int step = (failures ? failures - 1 : 0) / e->cfg.backoff_step_every;
-	uint64_t ns;
 
-	if (step >= e->cfg.backoff_steps)
-		step = e->cfg.backoff_steps - 1;
-	ns = (uint64_t)e->cfg.backoff_s[step] * 1000000000ull;
-	if (ns)
-		ns = ns - ns / 10 + (rnd(e) % (ns / 5 + 1));
-	return ns;
+	return fsesl_backoff_ns(&e->cfg, failures, rnd(e));
 }
 
 static void

@@ -1,6 +1,7 @@
 /* test_config.c - settings by name, units, bad values, error names. */
 #include <errno.h>
 
+#include "engine_int.h"
 #include "engine_test.h"
 
 Test(config, defaults_are_opensips)
@@ -126,4 +127,37 @@ Test(config, start_stop_idle)
 	fsesl_engine_stats_get(e, &st);
 	cr_assert_eq(st.servers, 0);
 	cr_assert_eq(fsesl_engine_stop(e), 0);
+}
+
+/* The reconnect schedule (engine_int.h: fsesl_backoff_ns is pure). */
+Test(config, backoff_schedule_follows_the_configuration)
+{
+	const uint64_t s = 1000000000ull;
+	unsigned int f;
+	fsesl_config c;
+	char err[128];
+
+	/* The OpenSIPS default: 1, 5, 10, 30, 90 s, one step per 20 failures. */
+	fsesl_config_init(&c);
+	for (f = 1; f <= 120; f++) {
+		static const unsigned int want[] = {1, 5, 10, 30, 90};
+		unsigned int step = (f - 1) / 20 > 4 ? 4 : (f - 1) / 20;
+		uint64_t lo = fsesl_backoff_ns(&c, f, 0), hi = fsesl_backoff_ns(&c, f, UINT32_MAX);
+
+		/* +-10 % jitter around the step's value, both ends reachable. */
+		cr_assert_eq(lo, want[step] * s - want[step] * s / 10, "failure %u", f);
+		cr_assert_leq(hi, want[step] * s + want[step] * s / 10, "failure %u", f);
+		cr_assert_geq(hi, lo);
+	}
+	/* A schedule of one's own. */
+	cr_assert_eq(fsesl_config_set(&c, "backoff", "0,2", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+	    fsesl_config_set(&c, "backoff_step_every", "3", err, sizeof(err)), 0, "%s", err);
+	for (f = 1; f <= 3; f++)
+		cr_assert_eq(fsesl_backoff_ns(&c, f, 12345), 0); /* 0: retry at once */
+	for (f = 4; f <= 10; f++) {
+		uint64_t ns = fsesl_backoff_ns(&c, f, 12345);
+
+		cr_assert(ns >= 2 * s - 2 * s / 10 && ns <= 2 * s + 2 * s / 10, "failure %u", f);
+	}
 }
