@@ -4,8 +4,9 @@
 #   ./build.sh bench   install what is missing, build, run fsesl-bench
 #                      against the embedded simulator (the main job)
 #   ./build.sh test    install what is missing, build, run every test
-#   ./build.sh asan    the unit tests again under ASan+UBSan
-#   ./build.sh tsan    the suite under ThreadSanitizer
+#   ./build.sh asan    the suite again under ASan+UBSan (all but the two
+#                      longest stress runs: 64x10,000 commands, the bench)
+#   ./build.sh tsan    the TSan-capable drivers (queues, soak) under ThreadSanitizer
 #   ./build.sh fuzz    bounded libFuzzer runs (clang), FSESL_FUZZ_SECONDS each
 #   ./build.sh format  check the house style (.clang-format)
 #   ./build.sh deps    only install the Debian packages
@@ -38,8 +39,12 @@ deps() {
 
 configure_build() { # dir [cmake args...]
   local dir=$1; shift
+  echo "build.sh: building in $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$JOBS"
+  # The compiler's lines only when something fails.
+  if ! cmake --build "$dir" -j "$JOBS" >"$dir/build.log" 2>&1; then
+    cat "$dir/build.log"; echo "build.sh: build failed in $dir" >&2; exit 1
+  fi
 }
 
 cmd=${1:-test}; shift || true
@@ -57,7 +62,8 @@ case "$cmd" in
     deps
     configure_build build-asan -DFSESL_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit "$@" ;;
+      ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L 'unit|stress' \
+        -E 'test_engine_stress|test_bench_quick' "$@" ;;
   tsan)
     deps
     configure_build build-tsan -DFSESL_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
