@@ -122,12 +122,50 @@ ns_to_ts(uint64_t ns, struct timespec *ts)
 	ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
+/*
+ * The one way a request enters the engine: inside the submit window (so a
+ * concurrent stop strands nothing), holding a server reference for the
+ * reactor (none when need_srv is false), stamped, pushed. On failure r is
+ * freed and nothing was submitted. *dl gets the request's deadline.
+ */
+static int
+req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool need_srv,
+    bool nonblock, bool deadline, struct timespec *dl)
+{
+	struct fsesl_srv *s = NULL;
+	int err;
+
+	err = fsesl_window_enter(e);
+	if (err) {
+		free(r);
+		return err;
+	}
+	if (need_srv) {
+		err = fsesl_srv_acquire(e, h, &s);
+		if (err) {
+			fsesl_window_leave(e);
+			free(r);
+			return err;
+		}
+	}
+	r->srv = s;
+	r->submit_ns = fsesl_mono_ns();
+	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, dl);
+	err = fsesl_submit(e, r, nonblock, deadline ? dl : NULL);
+	fsesl_window_leave(e);
+	if (err) {
+		if (s)
+			fsesl_srv_unref(s);
+		free(r);
+	}
+	return err;
+}
+
 static int
 run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
     const fsesl_cmd_opts *opts, fsesl_reply **reply)
 {
 	enum fsesl_wait_mode mode;
-	struct fsesl_srv *s;
 	struct fsesl_req *r;
 	struct timespec dl;
 	unsigned int itv;
@@ -148,24 +186,9 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	itv = e->cfg.esl_cmd_polling_itv;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
-	err = fsesl_window_enter(e);
-	if (err) {
-		free(r);
-		return err;
-	}
-	err = fsesl_srv_acquire(e, h, &s);
+	err = req_submit(e, h, r, true, opts && opts->nonblock, true, &dl);
 	if (err)
-		goto out_leave;
-	r->srv = s;
-	r->submit_ns = fsesl_mono_ns();
-	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
-	err = fsesl_submit(e, r, opts && opts->nonblock, &dl);
-	fsesl_window_leave(e);
-	if (err) {
-		fsesl_srv_unref(s);
-		free(r);
 		return err;
-	}
 	/* From here on e may be stopped and freed: touch only r. */
 	if (mode == FSESL_WAIT_POLL)
 		st = fsesl_cpl_wait_poll(&r->cpl, &dl, itv, &fsesl_wait_ops_linux);
@@ -189,17 +212,12 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
 	return err;
-out_leave:
-	fsesl_window_leave(e);
-	free(r);
-	return err;
 }
 
 static int
 run_async(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
     const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud)
 {
-	struct fsesl_srv *s;
 	struct fsesl_req *r;
 	struct timespec dl;
 	int err;
@@ -211,28 +229,7 @@ run_async(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 		return err;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_req_set_async(r, cb, ud);
-	err = fsesl_window_enter(e);
-	if (err) {
-		free(r);
-		return err;
-	}
-	err = fsesl_srv_acquire(e, h, &s);
-	if (err)
-		goto out_leave;
-	r->srv = s;
-	r->submit_ns = fsesl_mono_ns();
-	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
-	err = fsesl_submit(e, r, opts && opts->nonblock, &dl);
-	fsesl_window_leave(e);
-	if (err) {
-		fsesl_srv_unref(s);
-		free(r);
-	}
-	return err;
-out_leave:
-	fsesl_window_leave(e);
-	free(r);
-	return err;
+	return req_submit(e, h, r, true, opts && opts->nonblock, true, &dl);
 }
 
 int
@@ -290,7 +287,6 @@ int
 fsesl_run_ctl(
     struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, unsigned int timeout_ms)
 {
-	struct fsesl_srv *s = NULL;
 	struct timespec dl;
 	uint32_t st;
 	int err;
@@ -305,27 +301,10 @@ fsesl_run_ctl(
 	}
 	r->timeout_ms = timeout_ms ? timeout_ms : e->cfg.esl_cmd_timeout;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
-	err = fsesl_window_enter(e);
-	if (err) {
-		free(r);
+	err = req_submit(
+	    e, h, r, h != 0 || r->kind != FSESL_REQ_SUBDESTROY, false, timeout_ms != 0, &dl);
+	if (err)
 		return err;
-	}
-	if (h != 0 || r->kind != FSESL_REQ_SUBDESTROY) {
-		err = fsesl_srv_acquire(e, h, &s);
-		if (err)
-			goto out_leave;
-	}
-	r->srv = s;
-	r->submit_ns = fsesl_mono_ns();
-	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, &dl);
-	err = fsesl_submit(e, r, false, timeout_ms ? &dl : NULL);
-	fsesl_window_leave(e);
-	if (err) {
-		if (s)
-			fsesl_srv_unref(s);
-		free(r);
-		return err;
-	}
 	st = fsesl_cpl_wait(&r->cpl, timeout_ms ? &dl : NULL, &fsesl_wait_ops_linux);
 	if (st == FSESL_CPL_TIMEDOUT)
 		err = -ETIMEDOUT;
@@ -335,10 +314,6 @@ fsesl_run_ctl(
 		err = r->status ? r->status : FSESL_ESHUTDOWN;
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
-	return err;
-out_leave:
-	fsesl_window_leave(e);
-	free(r);
 	return err;
 }
 

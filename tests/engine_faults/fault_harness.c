@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,7 +278,14 @@ fh_finish(struct fh_env *env)
 	env->sim = NULL;
 
 	fds = fh_count_fds();
+	/* A joined thread can still be listed in /proc/self/task for a moment
+	 * while the kernel finishes reaping it: give it a bounded number of
+	 * yields before calling it a leak. */
 	threads = fh_count_threads();
+	for (int i = 0; i < 10000 && threads > env->threads_before; i++) {
+		sched_yield();
+		threads = fh_count_threads();
+	}
 	cr_expect_eq(fds, env->fds_before, "fds: %d before, %d after stop", env->fds_before, fds);
 	cr_expect_eq(threads, env->threads_before,
 	    "threads: %d before, %d after stop "

@@ -20,6 +20,10 @@
 
 TestSuite(bad_input, .timeout = 60);
 
+/* These suites test refusals, not timing: generous timeouts, so that a
+ * loaded CI machine cannot turn a slow connect into a failure. */
+static struct fh_opts calm = {.cmd_timeout_ms = 5000, .connect_timeout_ms = 5000};
+
 /* For async calls that must fail: their callback must never run. */
 static _Atomic int never_calls;
 
@@ -58,7 +62,7 @@ expect_nothing_sent(struct fh_env *env, const char *const *bad, size_t n_bad)
 static void
 start_recording(struct fh_env *env)
 {
-	fh_start(env, NULL);
+	fh_start(env, &calm);
 	cr_assert(fh_until_ok(env, 1000000, 10000), "the engine never connected");
 	fsesl_sim_record_commands(env->sim, true);
 }
@@ -262,7 +266,7 @@ Test(bad_input, malformed_urls)
 	    "fs://:pw@host\nname",
 	};
 	struct fh_env env;
-	struct fh_opts o = {.no_server = true};
+	struct fh_opts o = {.no_server = true, .cmd_timeout_ms = 5000, .connect_timeout_ms = 5000};
 	fsesl_server_t h = 0;
 	int rc;
 
@@ -291,7 +295,7 @@ Test(bad_input, password_injection_never_sent)
 	/* A password with an encoded LF would put a second command after
 	 * `auth`: refused at get(), or at the latest before the auth line. */
 	struct fh_env env;
-	struct fh_opts o = {.no_server = true};
+	struct fh_opts o = {.no_server = true, .cmd_timeout_ms = 5000, .connect_timeout_ms = 5000};
 	static const char *const bad[] = {"INJECTED"};
 	char url[160];
 	fsesl_server_t h = 0;
@@ -330,7 +334,7 @@ Test(bad_input, stale_handles)
 	char url[128];
 	int rc;
 
-	fh_start(&env, NULL);
+	fh_start(&env, &calm);
 	fh_url(&env, NULL, url, sizeof(url));
 	cr_assert_eq(fsesl_server_get(env.e, url, &h), 0);
 	cr_assert_neq(h, 0);
@@ -458,7 +462,7 @@ Test(bad_input, stop_with_callers_blocked)
 	struct timespec t0, t;
 	int rc;
 
-	fh_start(&env, NULL);
+	fh_start(&env, &calm);
 	cr_assert(fh_until_ok(&env, 1000000, 10000));
 	cr_assert_eq(fsesl_sim_fault(env.sim, 0, FSESL_SIM_FAULT_STALL, 0, 0), 0);
 	for (int i = 0; i < N; i++) {
@@ -562,7 +566,7 @@ Test(bad_input, blocking_calls_from_callback)
 	memset(&x, 0, sizeof(x));
 	pthread_mutex_init(&x.mu, NULL);
 	pthread_cond_init(&x.cv, NULL);
-	fh_start(&env, NULL);
+	fh_start(&env, &calm);
 	x.env = &env;
 	cr_assert(fh_until_ok(&env, 1000000, 10000));
 	rc = fsesl_api_async(env.e, env.srv, "echo outer", NULL, outer_cb, &x);
