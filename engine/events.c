@@ -340,8 +340,8 @@ job_intake(struct fsesl_engine *e, struct fsesl_req *r)
  * the server's event flushing, esl-protocol.md section 4.3) from looking dead.
  */
 bool
-fsesl_events_liveness_expired(struct fsesl_engine *e, struct fsesl_srv *s,
-    const struct fsesl_conn *c)
+fsesl_events_liveness_expired(
+    struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_conn *c)
 {
 	const struct fsesl_sub_entry *en;
 	uint64_t ref, limit;
@@ -351,7 +351,7 @@ fsesl_events_liveness_expired(struct fsesl_engine *e, struct fsesl_srv *s,
 		return false;
 	for (en = s->subs; en && !wanted; en = en->next)
 		wanted = !en->is_filter &&
-		    (strcasecmp(en->a, "HEARTBEAT") == 0 || strcasecmp(en->a, "ALL") == 0);
+		         (strcasecmp(en->a, "HEARTBEAT") == 0 || strcasecmp(en->a, "ALL") == 0);
 	if (!wanted)
 		return false;
 	ref = c->ready_ns > c->rx_ns ? c->ready_ns : c->rx_ns;
