@@ -62,6 +62,7 @@ case "$cmd" in
     deps
     configure_build build-asan -DFSESL_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
       ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L 'unit|stress' \
         -E 'test_engine_stress|test_bench_quick' "$@" ;;
   tsan)
