@@ -6,6 +6,8 @@
  * reply or a job, with a generous bound only as a safety net.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <stdint.h>
@@ -532,4 +534,49 @@ Test(events, load_snapshots_consistent_across_16_readers, .timeout = 120)
 	cr_assert_gt(atomic_load(&load_reads), 0);
 	fsesl_subscriber_destroy(s);
 	stop_all();
+}
+
+/* ---- idle cleanup -------------------------------------------------- */
+
+static uint64_t
+servers_now(void)
+{
+	fsesl_engine_stats st;
+
+	fsesl_engine_stats_get(eng, &st);
+	return st.servers;
+}
+
+Test(events, idle_server_freed_after_idle_timeout, .timeout = 60)
+{
+	struct fsesl_sim_config sc;
+	fsesl_config cfg;
+	struct timespec t0, t1;
+	uint16_t port;
+	char url[128];
+	double waited;
+
+	fsesl_sim_config_init(&sc);
+	cr_assert_eq(fsesl_sim_start(&sc, &sim, &port), 0);
+	fsesl_config_init(&cfg);
+	cr_assert_eq(fsesl_config_set(&cfg, "idle_timeout", "1", NULL, 0), 0);
+	cr_assert_eq(fsesl_engine_start(&cfg, &eng), 0);
+	snprintf(url, sizeof(url), "fs://:ClueCon@127.0.0.1:%u", port);
+	cr_assert_eq(fsesl_server_get(eng, url, &srv), 0);
+	barrier();
+	cr_assert_eq(servers_now(), 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fsesl_server_put(eng, srv), 0);
+	/* Kept while idle_timeout has not passed... */
+	cr_assert_eq(servers_now(), 1, "freed at once despite idle_timeout 1 s");
+	/* ...then closed and freed. Waiting on the condition, bounded. */
+	do {
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	} while (servers_now() != 0 && waited < 20.0);
+	cr_assert_eq(servers_now(), 0, "not freed after %.1f s", waited);
+	cr_assert_geq(waited, 0.9, "freed after %.2f s, before its idle timeout", waited);
+	fsesl_engine_stop(eng);
+	fsesl_sim_stop(sim);
 }
