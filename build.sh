@@ -9,6 +9,7 @@
 #   ./build.sh tsan    the TSan-capable drivers (queues, soak) under ThreadSanitizer
 #   ./build.sh fuzz    bounded libFuzzer runs (clang), FSESL_FUZZ_SECONDS each
 #   ./build.sh format  check the house style (.clang-format)
+#   ./build.sh valgrind  memcheck over a few unit suites (when installed)
 #   ./build.sh deps    only install the Debian packages
 #
 # Extra arguments after `bench` go to fsesl-bench.
@@ -91,10 +92,22 @@ case "$cmd" in
       build-fuzz/tests/fuzz/"$name" -max_total_time="$secs" -print_final_stats=1 \
         "$corpus" tests/fuzz/seeds/"${name#fuzz-}" 2>&1 | tail -n 5
     done ;;
+  valgrind)
+    deps
+    command -v valgrind >/dev/null || { echo "build.sh: valgrind not installed: skipped"; exit 0; }
+    configure_build build
+    # memcheck over suites that cover the parser, the refusals and the
+    # engine's start/stop; --trace-children follows Criterion's workers.
+    for t in tests/proto/test_proto_frames tests/proto_enc/test_proto_enc_encode \
+             tests/engine_faults/test_engine_bad_input tests/engine_faults/test_engine_forged; do
+      echo "== valgrind $t"
+      FSESL_TEST_TIMEOUT_SCALE=20 valgrind --trace-children=yes --leak-check=full \
+        --errors-for-leak-kinds=definite --error-exitcode=99 -q "build/$t" --jobs 1 2>&1 | tail -n 3
+    done ;;
   format)
     deps
     # The house style (.clang-format) on every tracked C file.
     git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
     echo "format: ok" ;;
-  *) echo "usage: $0 bench|test|asan|tsan|fuzz|format|deps" >&2; exit 2 ;;
+  *) echo "usage: $0 bench|test|asan|tsan|fuzz|format|valgrind|deps" >&2; exit 2 ;;
 esac
