@@ -149,8 +149,10 @@ req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 		}
 	}
 	r->srv = s;
-	r->submit_ns = fsesl_mono_ns();
-	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, dl);
+	/* Two clocks: the reactor's deadlines (async timers, latency) are on
+	 * the engine's, the kernel's futex deadline is on CLOCK_MONOTONIC. */
+	r->submit_ns = fsesl_engine_now(e);
+	ns_to_ts(fsesl_mono_ns() + (uint64_t)r->timeout_ms * 1000000ull, dl);
 	err = fsesl_submit(e, r, nonblock, deadline ? dl : NULL);
 	fsesl_window_leave(e);
 	if (err) {
@@ -301,8 +303,9 @@ fsesl_run_ctl(
 	}
 	r->timeout_ms = timeout_ms ? timeout_ms : e->cfg.esl_cmd_timeout;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
-	err = req_submit(
-	    e, h, r, h != 0 || r->kind != FSESL_REQ_SUBDESTROY, false, timeout_ms != 0, &dl);
+	err = req_submit(e, h, r,
+	    h != 0 || (r->kind != FSESL_REQ_SUBDESTROY && r->kind != FSESL_REQ_TICK), false,
+	    timeout_ms != 0, &dl);
 	if (err)
 		return err;
 	st = fsesl_cpl_wait(&r->cpl, timeout_ms ? &dl : NULL, &fsesl_wait_ops_linux);
@@ -381,8 +384,8 @@ job_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 	if (err)
 		goto out;
 	r->srv = s;
-	r->submit_ns = fsesl_mono_ns();
-	ns_to_ts(r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull, dl);
+	r->submit_ns = fsesl_engine_now(e); /* two clocks: see req_submit() */
+	ns_to_ts(fsesl_mono_ns() + (uint64_t)r->timeout_ms * 1000000ull, dl);
 	err = fsesl_submit(e, r, nonblock, dl);
 	if (err)
 		fsesl_srv_unref(s);
@@ -459,4 +462,18 @@ fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int 
 	if (err)
 		free(r);
 	return err;
+}
+
+int
+fsesl_engine_tick(fsesl_engine *e)
+{
+	struct fsesl_req *r;
+
+	if (!e)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->kind = FSESL_REQ_TICK;
+	return fsesl_run_ctl(e, 0, r, 0);
 }

@@ -60,6 +60,7 @@ enum fsesl_req_kind {
 	FSESL_REQ_HBWANT, /* the engine's own HEARTBEAT subscription */
 	FSESL_REQ_INTERNAL, /* replayed subscription: nobody waits */
 	FSESL_REQ_JOB, /* bgapi waiting for its BACKGROUND_JOB */
+	FSESL_REQ_TICK, /* fsesl_engine_tick(): done once no timer is due */
 };
 
 enum fsesl_subctl_op {
@@ -276,7 +277,8 @@ struct fsesl_engine {
 	struct fsesl_conn *backlog_head;
 	struct fsesl_srv *srv_list;
 	struct fsesl_timer housekeeping;
-	uint64_t now_ns;
+	uint64_t now_ns; /* fsesl_engine_now() at this turn's wake-up */
+	struct fsesl_req *ticks; /* fsesl_engine_tick() callers (via next) */
 	uint32_t rng;
 	bool work_pending;
 	uint64_t last_busy_ns; /* last turn that drained items or had events */
@@ -307,6 +309,18 @@ fsesl_window_leave(struct fsesl_engine *e)
 {
 
 	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
+}
+
+/*
+ * The engine's clock (cfg.clock_fn or CLOCK_MONOTONIC). Every reactor
+ * deadline and every age lives on it; only the kernel-side deadlines of
+ * blocking waits (futex, poll) use CLOCK_MONOTONIC directly.
+ */
+static inline uint64_t
+fsesl_engine_now(const struct fsesl_engine *e)
+{
+
+	return e->cfg.clock_fn ? e->cfg.clock_fn(e->cfg.clock_ud) : fsesl_mono_ns();
 }
 
 /* Relaxed counter bump: every stat has one writer or tolerates races. */
@@ -346,6 +360,7 @@ void fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_load_free(struct fsesl_srv *s);
+bool fsesl_events_srv_has_subscribers(const struct fsesl_srv *s);
 void fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s);
 bool fsesl_events_liveness_expired(
     struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_conn *c);

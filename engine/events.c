@@ -802,6 +802,19 @@ fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c)
 		job_end(e, s->jobs, FSESL_EJOBLOST);
 }
 
+/* A subscriber's subscription or filter keeps its server (idle cleanup);
+ * the engine's own (HEARTBEAT for the load, BACKGROUND_JOB) do not. */
+bool
+fsesl_events_srv_has_subscribers(const struct fsesl_srv *s)
+{
+	const struct fsesl_sub_entry *en;
+
+	for (en = s->subs; en; en = en->next)
+		if (en->sub)
+			return true;
+	return false;
+}
+
 void
 fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 {
@@ -1148,7 +1161,7 @@ fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 	urcu_bp_read_lock();
 	p = rcu_dereference(s->load);
 	if (p) {
-		now = fsesl_mono_ns();
+		now = fsesl_engine_now(e);
 		out->hb = p->hb;
 		out->age_ms = (now - p->at_ns) / 1000000ull;
 		iv = (uint64_t)e->cfg.event_heartbeat_interval * 1000000000ull;

@@ -89,6 +89,15 @@ enum fsesl_log_level {
 /* Runs on the reactor thread (or the caller's): must not block. */
 typedef void (*fsesl_log_fn)(int level, const char *msg, void *ud);
 
+/*
+ * The engine's clock: nanoseconds on a monotonic scale. Called by the
+ * reactor and by any thread that submits or reads a load snapshot, so it
+ * must be thread-safe and must never go backwards. NULL (the default) is
+ * CLOCK_MONOTONIC; tests and simulations substitute their own and move it
+ * with fsesl_engine_tick() (see docs/api.md, "Time").
+ */
+typedef uint64_t (*fsesl_clock_fn)(void *ud);
+
 #define FSESL_MAX_BACKOFF_STEPS 8
 
 typedef struct fsesl_config {
@@ -118,6 +127,8 @@ typedef struct fsesl_config {
 	int log_level; /* FSESL_LOG_WARN */
 	unsigned int reactor_spin_us; /* busy reactor: poll this long
 	                                        * before sleeping, 50; 0 off */
+	fsesl_clock_fn clock_fn; /* NULL: CLOCK_MONOTONIC */
+	void *clock_ud;
 } fsesl_config;
 
 /* Fills *cfg with the defaults above. Any thread. */
@@ -151,6 +162,19 @@ FSESL_API int fsesl_engine_start(const fsesl_config *cfg, fsesl_engine **out);
  * (FSESL_EINCALLBACK). Call once; e is invalid afterwards.
  */
 FSESL_API int fsesl_engine_stop(fsesl_engine *e);
+
+/*
+ * Makes the reactor read its clock and run every timer due by then, and
+ * returns once it has: connect timeouts, reconnect backoff, async command
+ * and job deadlines, HEARTBEAT liveness, the LF kick, overdue heads and
+ * idle cleanup all happen before this returns, and what they post to a
+ * subscriber's queue is there. With a substituted clock (cfg.clock_fn)
+ * this is how a test moves time deterministically; with the real clock it
+ * is a round trip through the reactor. The deadlines of blocking calls are
+ * not the reactor's: the kernel measures them on CLOCK_MONOTONIC.
+ * Any thread except the reactor's callbacks (FSESL_EINCALLBACK).
+ */
+FSESL_API int fsesl_engine_tick(fsesl_engine *e);
 
 /* ------------------------------------------------------------------ */
 /* Servers                                                              */

@@ -1069,6 +1069,16 @@ fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		fsesl_handle_retire(r);
 		return;
 	}
+	if (r->kind == FSESL_REQ_TICK) {
+		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+			req_fail(e, r, FSESL_ESHUTDOWN);
+			return;
+		}
+		/* Finished after this turn's timers (ticks_finish). */
+		r->next = e->ticks;
+		e->ticks = r;
+		return;
+	}
 	if (r->kind >= FSESL_REQ_SUBCTL) {
 		if (atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
 			req_fail(e, r, FSESL_ESHUTDOWN);
@@ -1221,7 +1231,9 @@ housekeeping(struct fsesl_timer *t, void *arg)
 
 	for (pp = &e->srv_list; (s = *pp) != NULL;) {
 		fsesl_jobs_housekeeping(e, s);
-		busy = s->q_head != NULL || s->subs != NULL || s->jobs != NULL;
+		/* The engine's own subscriptions (HEARTBEAT for the load,
+		 * BACKGROUND_JOB) do not keep an entry; a subscriber's do. */
+		busy = s->q_head != NULL || s->jobs != NULL || fsesl_events_srv_has_subscribers(s);
 		for (i = 0; i < s->n_conns; i++) {
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;
@@ -1266,7 +1278,7 @@ next_timeout_ms(struct fsesl_engine *e)
 {
 	uint64_t d;
 
-	if (e->work_pending || e->dirty_srv || e->dirty_head)
+	if (e->work_pending || e->dirty_srv || e->dirty_head || e->ticks)
 		return 0;
 	if (!e->timers.n)
 		return -1;
@@ -1276,6 +1288,24 @@ next_timeout_ms(struct fsesl_engine *e)
 	/* Round up: waking early would spin until the deadline. */
 	d = (d + 999999ull) / 1000000ull;
 	return d > 60000 ? 60000 : (int)d;
+}
+
+/*
+ * fsesl_engine_tick() callers are answered once no timer is due any more:
+ * a handler that arms a timer for "now" (a reconnect after a failure) has
+ * it run on the next turn, and the tick covers that too.
+ */
+static void
+ticks_finish(struct fsesl_engine *e)
+{
+	struct fsesl_req *r;
+
+	if (e->timers.n && e->timers.v[0]->when_ns <= e->now_ns)
+		return;
+	while ((r = e->ticks) != NULL) {
+		e->ticks = r->next;
+		fsesl_rx_req_finish(e, r, 0);
+	}
 }
 
 static void
@@ -1296,6 +1326,7 @@ backlog_phase(struct fsesl_engine *e)
 static void
 reactor_shutdown(struct fsesl_engine *e)
 {
+	struct fsesl_req *r;
 	struct fsesl_srv *s;
 
 	/* Keep draining until no submitter is inside its window; their
@@ -1315,6 +1346,10 @@ reactor_shutdown(struct fsesl_engine *e)
 	}
 	for (s = e->srv_list; s; s = s->list_next)
 		srv_close_all(e, s, FSESL_ESHUTDOWN);
+	while ((r = e->ticks) != NULL) {
+		e->ticks = r->next;
+		req_fail(e, r, FSESL_ESHUTDOWN);
+	}
 	fsesl_timer_disarm(&e->timers, &e->housekeeping);
 }
 
@@ -1343,7 +1378,7 @@ spin_poll(struct fsesl_engine *e, struct epoll_event *evs)
 
 	for (;;) {
 		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e)) {
-			e->now_ns = e->last_busy_ns = fsesl_mono_ns();
+			e->now_ns = e->last_busy_ns = fsesl_engine_now(e);
 			e->work_pending = true;
 			return 0;
 		}
@@ -1368,8 +1403,8 @@ reactor_main(void *arg)
 	fsesl_on_reactor = true;
 	/* Every call_rcu of the engine runs here, on this worker. */
 	urcu_bp_set_thread_call_rcu_data(e->crdp);
-	e->now_ns = fsesl_mono_ns();
-	e->rng = (uint32_t)(e->now_ns ^ (uintptr_t)e) | 1u;
+	e->now_ns = fsesl_engine_now(e);
+	e->rng = (uint32_t)(fsesl_mono_ns() ^ (uintptr_t)e) | 1u;
 	fsesl_timer_init(&e->housekeeping, housekeeping, e);
 	(void)fsesl_timer_arm(&e->timers, &e->housekeeping, e->now_ns + HOUSEKEEPING_NS);
 	for (;;) {
@@ -1419,7 +1454,7 @@ reactor_main(void *arg)
 		n = epoll_wait(e->epfd, evs, MAX_EVENTS, timeout);
 		bell = false;
 	have_events:
-		e->now_ns = fsesl_mono_ns();
+		e->now_ns = fsesl_engine_now(e);
 		if (n > 0)
 			e->last_busy_ns = e->now_ns;
 		/* 4. read */
@@ -1432,6 +1467,8 @@ reactor_main(void *arg)
 		}
 		/* 5. timers */
 		timers_run(e);
+		if (e->ticks)
+			ticks_finish(e);
 	}
 	reactor_shutdown(e);
 	/* Run every pending reclamation, then let stop() free the worker. */
