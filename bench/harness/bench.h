@@ -249,7 +249,8 @@ bool simhost_available(void);
 /* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */
 int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets);
 /* Events per second of CUSTOM sim::flood on every connection (0 stops). */
-int simhost_flood(unsigned rate);
+/* Events at `rate` per second from the first `servers` simulators (0: stop). */
+int simhost_flood(unsigned rate, unsigned servers);
 /* CUSTOM/other events the simulators have written so far, all servers. */
 uint64_t simhost_events_sent(void);
 /* CPU time (ns) used by the simulator process so far; 0 if unknown. */

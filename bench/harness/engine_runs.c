@@ -250,7 +250,7 @@ drain_start(
 			d->running = true;
 	}
 	if (rc == 0 && env->sim)
-		rc = simhost_flood(rate);
+		rc = simhost_flood(rate, g->n_srv);
 	if (rc != 0) {
 		r->errors++;
 		snprintf(r->first_error, sizeof(r->first_error), "event subscription: %s",
@@ -278,7 +278,7 @@ static void
 drain_stop(struct drain *d, const struct bench_env *env, struct result *r)
 {
 	if (env->sim)
-		(void)simhost_flood(0);
+		(void)simhost_flood(0, 0);
 	for (unsigned i = 0; i < d->n_floods; i++) {
 		flood_stop(&d->floods[i]);
 		r->errors += d->floods[i].errors;

@@ -115,9 +115,16 @@ child_main(unsigned n, const struct bench_opts *o, int in, int out)
 	while (rc == 0 && read_line(in, line, sizeof(line)) >= 0) {
 		char reply[64] = "0\n";
 		if (line[0] == 'F') {
-			unsigned long rate = strtoul(line + 1, NULL, 10);
+			char *end;
+			unsigned long rate = strtoul(line + 1, &end, 10);
+			unsigned long used = strtoul(end, NULL, 10);
+
+			/* Only the simulators the scenario uses: each flooding
+			 * one runs a timer at the event rate, and twenty of them
+			 * (many_conns needs that many) flooding for nobody ate
+			 * both CPUs and starved the scenario. */
 			for (unsigned i = 0; i < n; i++) {
-				if (rate)
+				if (rate && i < used)
 					fsesl_sim_fault(
 					    sims[i], 0, FSESL_SIM_FAULT_EVENT_FLOOD, rate, 0);
 				else
@@ -230,10 +237,10 @@ ask(const char *req, char *reply, size_t cap)
 }
 
 int
-simhost_flood(unsigned rate)
+simhost_flood(unsigned rate, unsigned servers)
 {
-	char req[32], reply[32];
-	snprintf(req, sizeof(req), "F %u\n", rate);
+	char req[48], reply[32];
+	snprintf(req, sizeof(req), "F %u %u\n", rate, servers);
 	return ask(req, reply, sizeof(reply));
 }
 
