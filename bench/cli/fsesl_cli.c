@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 #include <editline/readline.h>
 
+#include "complete.h"
 #include "fsesl.h"
 
 enum cli_exit {
@@ -337,11 +338,78 @@ trim(char *s)
 static void
 interactive_help(void)
 {
-	printf("Plain lines run as `api` on every server.\n"
+	printf("Plain lines run as `api` on every server; TAB completes command names.\n"
 	       "  /bgapi CMD   run CMD in the background and print its result\n"
 	       "  /api CMD     same as a plain line\n"
 	       "  /help        this text\n"
 	       "  /exit, /quit, /bye  leave (so does end of input)\n");
+}
+
+/*
+ * Tab completion. The API names are asked of the first server once, at the
+ * first TAB (`show api`); a server that does not list them (or is down)
+ * gets the built-in list. Runs on the main thread, inside readline().
+ */
+static struct cli *compl_cli;
+static struct cli_words compl_api;
+static bool compl_loaded;
+static char **compl_v;
+static size_t compl_n, compl_i;
+
+static void
+compl_load(void)
+{
+	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
+	fsesl_reply *r = NULL;
+
+	compl_loaded = true;
+	o.timeout_ms = 2000;
+	if (compl_cli && compl_cli->n &&
+	    fsesl_api(compl_cli->e, compl_cli->t[0].srv, "show api", &o, &r) == 0 &&
+	    cli_words_from_show_api(fsesl_reply_body(r, NULL), &compl_api) > 0) {
+		fsesl_reply_free(r);
+		return;
+	}
+	fsesl_reply_free(r);
+	(void)cli_words_builtin(&compl_api);
+}
+
+static void
+compl_clear(void)
+{
+	size_t i;
+
+	for (i = 0; i < compl_n; i++)
+		free(compl_v[i]);
+	free(compl_v);
+	compl_v = NULL;
+	compl_n = compl_i = 0;
+}
+
+static char *
+compl_next(const char *text, int state)
+{
+	(void)text;
+	if (state == 0)
+		compl_i = 0;
+	return compl_i < compl_n ? strdup(compl_v[compl_i++]) : NULL;
+}
+
+static char **
+compl_attempt(const char *text, int start, int end)
+{
+	int n;
+
+	(void)end;
+	rl_attempted_completion_over = 1; /* never file names */
+	if (!compl_loaded)
+		compl_load();
+	compl_clear();
+	n = cli_complete(&compl_api, rl_line_buffer, (size_t)start, text, &compl_v);
+	if (n <= 0)
+		return NULL;
+	compl_n = (size_t)n;
+	return rl_completion_matches(text, compl_next);
 }
 
 /* Returns -1 to leave, else the exit code of the line. */
@@ -411,6 +479,8 @@ interactive(struct cli *c)
 		snprintf(hist, sizeof(hist), "%s/.fsesl_history", home);
 	using_history();
 	stifle_history(1000);
+	compl_cli = c;
+	rl_attempted_completion_function = compl_attempt;
 	if (hist[0] != '\0')
 		read_history(hist);
 	printf("Type /help for help, /exit to leave.\n");
@@ -431,6 +501,8 @@ interactive(struct cli *c)
 	}
 	if (hist[0] != '\0')
 		write_history(hist);
+	compl_clear();
+	cli_words_free(&compl_api);
 	return rc;
 }
 
