@@ -439,6 +439,87 @@ Test(clock, backoff_follows_configuration, .timeout = 120)
 	close(fd);
 }
 
+/* esl_connect_timeout bounds connect + greeting + auth together: a server
+ * that accepts and never greets fails the attempt at exactly 5000 ms. */
+Test(clock, connect_timeout_at_exact_instant, .timeout = 60)
+{
+	struct fsesl_sim_counters sc;
+	fsesl_server_stats st;
+	fsesl_config cfg;
+	uint16_t port;
+	struct timespec t0, t;
+
+	sim_start(0, &port);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_SILENT_ACCEPT, 0, 0), 0);
+	fsesl_config_init(&cfg);
+	cr_assert_eq(cfg.esl_connect_timeout, 5000);
+	engine_start(&cfg);
+	get_server(port, &srv);
+	/* Accepted (real time), then silence. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		fsesl_sim_counters(sim, &sc);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		cr_assert_lt(t.tv_sec - t0.tv_sec, SAFETY_MS / 1000, "never accepted");
+		sched_yield();
+	} while (sc.accepted < 1);
+	advance_ms(4999);
+	st = stats(srv);
+	cr_assert_eq(st.connect_failures, 0, "gave up before esl_connect_timeout");
+	advance_ms(1);
+	st = stats(srv);
+	cr_assert_eq(st.connect_failures, 1);
+	cr_assert_eq(st.last_error, FSESL_ECONNTIMEOUT);
+	cr_assert_eq(st.connects, 0);
+	fsesl_server_put(eng, srv);
+	fsesl_engine_stop(eng);
+	fsesl_sim_stop(sim);
+}
+
+/* ---- low-latency events: the LF kick ----------------------------------- */
+
+static uint64_t
+sim_kicks(void)
+{
+	struct fsesl_sim_counters sc;
+
+	/* After a round trip on the event connection, every LF the engine
+	 * wrote before it has been read and counted. */
+	barrier(srv);
+	fsesl_sim_counters(sim, &sc);
+	return sc.kicks;
+}
+
+Test(clock, lf_kick_every_interval_of_engine_time, .timeout = 60)
+{
+	fsesl_subscriber *sub;
+	fsesl_config cfg;
+	uint16_t port;
+
+	sim_start(0, &port);
+	fsesl_config_init(&cfg);
+	cr_assert_eq(cfg.lf_kick_interval_ms, 0, "off by default");
+	cfg.lf_kick_interval_ms = 1000;
+	engine_start(&cfg);
+	get_server(port, &srv);
+	barrier(srv);
+	cr_assert_eq(fsesl_subscriber_create(eng, "kick", NULL, &sub), 0);
+	cr_assert_eq(fsesl_subscribe(sub, srv, "CUSTOM sim::kick"), 0);
+	/* Armed when the connection came up, at the start of engine time. */
+	advance_ms(999);
+	cr_assert_eq(sim_kicks(), 0, "kicked before its interval");
+	advance_ms(1);
+	cr_assert_eq(sim_kicks(), 1);
+	advance_ms(999);
+	cr_assert_eq(sim_kicks(), 1);
+	advance_ms(1);
+	cr_assert_eq(sim_kicks(), 2);
+	fsesl_subscriber_destroy(sub);
+	fsesl_server_put(eng, srv);
+	fsesl_engine_stop(eng);
+	fsesl_sim_stop(sim);
+}
+
 /* ---- job and command deadlines ---------------------------------------- */
 
 static _Atomic int job_calls, job_status;
