@@ -98,6 +98,29 @@ barrier(fsesl_server_t h)
 	fsesl_reply_free(r);
 }
 
+/* A simulator (no heartbeats) and an engine on cfg with one connected
+ * server in srv. Returns the simulator's port. */
+static uint16_t
+start_connected(fsesl_config *cfg)
+{
+	uint16_t port;
+
+	sim_start(0, &port);
+	engine_start(cfg);
+	get_server(port, &srv);
+	barrier(srv);
+	return port;
+}
+
+/* Ends a test that still holds srv. */
+static void
+stop_all(void)
+{
+	cr_assert_eq(fsesl_server_put(eng, srv), 0);
+	fsesl_engine_stop(eng);
+	fsesl_sim_stop(sim);
+}
+
 static uint64_t
 servers_now(void)
 {
@@ -171,6 +194,26 @@ Test(clock, idle_server_freed_after_24_hours, .timeout = 60)
 	fsesl_sim_stop(sim);
 }
 
+static uint16_t
+start_idle60(fsesl_config *cfg)
+{
+	cr_assert_eq(fsesl_config_set(cfg, "idle_timeout", "60", NULL, 0), 0);
+	return start_connected(cfg);
+}
+
+/* Releases the last reference: the entry is kept for its 60 s, counted
+ * from the first housekeeping pass that finds it idle, then freed. */
+static void
+put_then_freed_after_60s(fsesl_server_t h, const char *what)
+{
+	cr_assert_eq(fsesl_server_put(eng, h), 0);
+	advance_ms(250); /* idle from here */
+	advance_ms(59 * 1000 + 500);
+	cr_assert_eq(servers_now(), 1, "%s: freed before idle_timeout", what);
+	advance_ms(750);
+	cr_assert_eq(servers_now(), 0, "%s: not freed after idle_timeout", what);
+}
+
 /* A get in the meantime restarts the idle period. */
 Test(clock, new_reference_restarts_idle_period, .timeout = 60)
 {
@@ -178,24 +221,15 @@ Test(clock, new_reference_restarts_idle_period, .timeout = 60)
 	fsesl_config cfg;
 	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
-	cr_assert_eq(fsesl_config_set(&cfg, "idle_timeout", "60", NULL, 0), 0);
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	port = start_idle60(&cfg);
 	cr_assert_eq(fsesl_server_put(eng, srv), 0);
 	advance_ms(250); /* idle from here */
 	advance_ms(50 * 1000);
 	get_server(port, &again); /* the same entry, referenced again */
 	advance_ms(20 * 1000); /* 70 s after the first put */
 	cr_assert_eq(servers_now(), 1, "freed while referenced");
-	cr_assert_eq(fsesl_server_put(eng, again), 0);
-	advance_ms(250); /* idle again from here */
-	advance_ms(59 * 1000 + 500);
-	cr_assert_eq(servers_now(), 1, "idle period not restarted by the get");
-	advance_ms(750);
-	cr_assert_eq(servers_now(), 0);
+	put_then_freed_after_60s(again, "after a new reference");
 	fsesl_engine_stop(eng);
 	fsesl_sim_stop(sim);
 }
@@ -208,12 +242,8 @@ Test(clock, subscription_keeps_server, .timeout = 60)
 	fsesl_config cfg;
 	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
-	cr_assert_eq(fsesl_config_set(&cfg, "idle_timeout", "60", NULL, 0), 0);
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	port = start_idle60(&cfg);
 	cr_assert_eq(fsesl_subscriber_create(eng, "keep", NULL, &sub), 0);
 	cr_assert_eq(fsesl_subscribe(sub, srv, "CUSTOM sim::keep"), 0);
 	cr_assert_eq(fsesl_server_put(eng, srv), 0);
@@ -225,12 +255,7 @@ Test(clock, subscription_keeps_server, .timeout = 60)
 	 * nothing refers to the entry any more. */
 	get_server(port, &srv);
 	barrier(srv);
-	cr_assert_eq(fsesl_server_put(eng, srv), 0);
-	advance_ms(250); /* idle from here */
-	advance_ms(59 * 1000 + 500);
-	cr_assert_eq(servers_now(), 1, "freed before idle_timeout");
-	advance_ms(750);
-	cr_assert_eq(servers_now(), 0, "not freed once the subscriber left");
+	put_then_freed_after_60s(srv, "once the subscriber left");
 	fsesl_engine_stop(eng);
 	fsesl_sim_stop(sim);
 }
@@ -242,26 +267,16 @@ Test(clock, engine_own_subscriptions_do_not_keep_server, .timeout = 60)
 	struct fsesl_event *res = NULL;
 	fsesl_config cfg;
 	fsesl_load ld;
-	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
-	cr_assert_eq(fsesl_config_set(&cfg, "idle_timeout", "60", NULL, 0), 0);
 	/* No liveness check: no heartbeat comes in this test's engine time. */
 	cfg.heartbeat_miss_limit = 0;
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	(void)start_idle60(&cfg);
 	cr_assert_eq(fsesl_server_load(eng, srv, &ld), 0); /* event HEARTBEAT */
 	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo done", SAFETY_MS, NULL, &res), 0);
 	cr_assert_str_eq(res->body, "done");
 	fsesl_event_free(res);
-	cr_assert_eq(fsesl_server_put(eng, srv), 0);
-	advance_ms(250); /* idle from here */
-	advance_ms(59 * 1000 + 500);
-	cr_assert_eq(servers_now(), 1, "freed before idle_timeout");
-	advance_ms(750);
-	cr_assert_eq(servers_now(), 0, "kept by the engine's own subscriptions");
+	put_then_freed_after_60s(srv, "with the engine's own subscriptions");
 	fsesl_engine_stop(eng);
 	fsesl_sim_stop(sim);
 }
@@ -275,15 +290,11 @@ start_heartbeats(void)
 {
 	fsesl_subscriber *s;
 	fsesl_config cfg;
-	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
 	cr_assert_eq(cfg.event_heartbeat_interval, 1);
 	cr_assert_eq(cfg.heartbeat_miss_limit, 3);
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	(void)start_connected(&cfg);
 	cr_assert_eq(fsesl_subscriber_create(eng, "hb", NULL, &s), 0);
 	cr_assert_eq(fsesl_subscribe(s, srv, "HEARTBEAT"), 0);
 	return s;
@@ -339,9 +350,7 @@ Test(clock, load_ages_and_liveness_at_exact_instants, .timeout = 60)
 	cr_assert_eq(ld.age_ms, 0);
 	cr_assert_eq(stats(srv).reconnects, 1);
 	fsesl_subscriber_destroy(s);
-	fsesl_server_put(eng, srv);
-	fsesl_engine_stop(eng);
-	fsesl_sim_stop(sim);
+	stop_all();
 }
 
 /* A server beating every 2 s (FreeSWITCH's own interval set longer than
@@ -361,9 +370,7 @@ Test(clock, slower_server_judged_by_its_period, .timeout = 60)
 	cr_assert_eq(next_kind(s), FSESL_NOTICE_DOWN);
 	cr_assert_eq(next_kind(s), FSESL_NOTICE_UP);
 	fsesl_subscriber_destroy(s);
-	fsesl_server_put(eng, srv);
-	fsesl_engine_stop(eng);
-	fsesl_sim_stop(sim);
+	stop_all();
 }
 
 /* ---- reconnect backoff ------------------------------------------------ */
@@ -471,9 +478,7 @@ Test(clock, connect_timeout_at_exact_instant, .timeout = 60)
 	cr_assert_eq(st.connect_failures, 1);
 	cr_assert_eq(st.last_error, FSESL_ECONNTIMEOUT);
 	cr_assert_eq(st.connects, 0);
-	fsesl_server_put(eng, srv);
-	fsesl_engine_stop(eng);
-	fsesl_sim_stop(sim);
+	stop_all();
 }
 
 /* ---- low-latency events: the LF kick ----------------------------------- */
@@ -494,15 +499,11 @@ Test(clock, lf_kick_every_interval_of_engine_time, .timeout = 60)
 {
 	fsesl_subscriber *sub;
 	fsesl_config cfg;
-	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
 	cr_assert_eq(cfg.lf_kick_interval_ms, 0, "off by default");
 	cfg.lf_kick_interval_ms = 1000;
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	(void)start_connected(&cfg);
 	cr_assert_eq(fsesl_subscriber_create(eng, "kick", NULL, &sub), 0);
 	cr_assert_eq(fsesl_subscribe(sub, srv, "CUSTOM sim::kick"), 0);
 	/* Armed when the connection came up, at the start of engine time. */
@@ -515,9 +516,7 @@ Test(clock, lf_kick_every_interval_of_engine_time, .timeout = 60)
 	advance_ms(1);
 	cr_assert_eq(sim_kicks(), 2);
 	fsesl_subscriber_destroy(sub);
-	fsesl_server_put(eng, srv);
-	fsesl_engine_stop(eng);
-	fsesl_sim_stop(sim);
+	stop_all();
 }
 
 /* ---- job and command deadlines ---------------------------------------- */
@@ -536,13 +535,9 @@ job_cb(int status, const struct fsesl_event *ev, void *ud)
 Test(clock, async_job_expires_at_its_deadline, .timeout = 60)
 {
 	fsesl_config cfg;
-	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	(void)start_connected(&cfg);
 	/* The simulator would answer in 60 real seconds. */
 	cr_assert_eq(fsesl_bgapi_job_async(eng, srv, "msleep 60000", 1000, NULL, job_cb, NULL), 0);
 	advance_ms(999);
@@ -553,9 +548,7 @@ Test(clock, async_job_expires_at_its_deadline, .timeout = 60)
 	advance_ms(60 * 1000);
 	cr_assert_eq(atomic_load(&job_calls), 1, "completed twice");
 	barrier(srv); /* the connection is unharmed */
-	fsesl_server_put(eng, srv);
-	fsesl_engine_stop(eng);
-	fsesl_sim_stop(sim);
+	stop_all();
 }
 
 static _Atomic int cmd_calls, cmd_status;
@@ -581,13 +574,9 @@ Test(clock, timed_out_head_recycled_when_overdue, .timeout = 60)
 	fsesl_subscriber *sub;
 	fsesl_delivery d;
 	fsesl_config cfg;
-	uint16_t port;
 
-	sim_start(0, &port);
 	fsesl_config_init(&cfg);
-	engine_start(&cfg);
-	get_server(port, &srv);
-	barrier(srv);
+	(void)start_connected(&cfg);
 	/* Its DOWN notice tells the instant the connection is dropped. */
 	cr_assert_eq(fsesl_subscriber_create(eng, "watch", NULL, &sub), 0);
 	cr_assert_eq(fsesl_subscribe(sub, srv, "CUSTOM sim::watch"), 0);
@@ -612,9 +601,7 @@ Test(clock, timed_out_head_recycled_when_overdue, .timeout = 60)
 	cr_assert_eq(stats(srv).reconnects, 1);
 	cr_assert_eq(atomic_load(&cmd_calls), 1);
 	fsesl_subscriber_destroy(sub);
-	fsesl_server_put(eng, srv);
-	fsesl_engine_stop(eng);
-	fsesl_sim_stop(sim);
+	stop_all();
 }
 
 /* ---- the tick itself ----------------------------------------------------- */
