@@ -244,6 +244,63 @@ fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_
 }
 
 int
+fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char *const *cmds,
+    const fsesl_cmd_opts *opts, int *statuses, fsesl_reply **replies)
+{
+	enum fsesl_wait_mode mode;
+	struct fsesl_batch *b;
+	struct fsesl_req *r;
+	struct timespec dl;
+	unsigned int itv;
+	size_t i;
+	int err;
+
+	if (!e || (n && (!srvs || !cmds || !statuses || !replies)))
+		return -EINVAL;
+	if (fsesl_on_reactor)
+		return FSESL_EINCALLBACK;
+	if (n == 0)
+		return 0;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	fsesl_cpl_init(&b->cpl, 2, NULL, NULL);
+	atomic_init(&b->remaining, n + 1); /* + ours, until every item is in */
+	b->ops = e->ops;
+	b->statuses = statuses;
+	b->replies = replies;
+	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
+	itv = e->cfg.esl_cmd_polling_itv;
+	for (i = 0; i < n; i++) {
+		struct cmd_in in = {CMD_API, cmds[i], NULL};
+
+		/* Before the submit: from then on the reactor owns the slot. */
+		statuses[i] = 0;
+		replies[i] = NULL;
+		err = req_build(e, &in, opts, &r);
+		if (!err) {
+			r->timeout_ms = opt_timeout(e, opts);
+			fsesl_req_set_batch(r, b, i);
+			err = req_submit(e, srvs[i], r, true, opts && opts->nonblock, true, &dl);
+		}
+		if (err) {
+			statuses[i] = err;
+			fsesl_batch_item_done(b); /* never the last: ours is held */
+		}
+	}
+	fsesl_batch_item_done(b);
+	/* From here on e may be stopped and freed: touch only b. No deadline
+	 * of our own: every item has the reactor's, so each one completes. */
+	if (mode == FSESL_WAIT_POLL)
+		(void)fsesl_cpl_wait_poll(&b->cpl, NULL, itv, &fsesl_wait_ops_linux);
+	else
+		(void)fsesl_cpl_wait(&b->cpl, NULL, &fsesl_wait_ops_linux);
+	if (fsesl_cpl_release(&b->cpl))
+		free(b);
+	return 0;
+}
+
+int
 fsesl_bgapi(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_opts *opts,
     fsesl_reply **reply)
 {

@@ -90,6 +90,8 @@ struct fsesl_req {
 	/* async */
 	fsesl_reply_cb cb;
 	void *ud;
+	struct fsesl_batch *batch; /* fsesl_api_many(): its batch and slot */
+	size_t batch_idx;
 	struct fsesl_timer timer; /* async deadline */
 	/* events.c control requests */
 	uint8_t op;
@@ -110,6 +112,24 @@ struct fsesl_req {
 
 void fsesl_req_free(struct fsesl_req *r);
 void fsesl_req_set_async(struct fsesl_req *r, fsesl_reply_cb cb, void *ud);
+
+/*
+ * fsesl_api_many(): n async requests and one waiter. Each item, once
+ * completed (on the reactor, or by the caller when its submit failed),
+ * writes its slot, then decrements `remaining`; the caller holds one more
+ * count while it submits. Whoever takes it to zero completes `cpl`. The
+ * TEARDOWN RULE of fsesl_queues.h with two references: that completer's
+ * and the waiter's; the last release frees.
+ */
+struct fsesl_batch {
+	struct fsesl_cpl cpl;
+	_Atomic size_t remaining;
+	const struct fsesl_wait_ops *ops;
+	int *statuses;
+	struct fsesl_reply **replies;
+};
+void fsesl_req_set_batch(struct fsesl_req *r, struct fsesl_batch *b, size_t idx);
+void fsesl_batch_item_done(struct fsesl_batch *b);
 
 /* ------------------------------------------------------------------ */
 /* Replies                                                               */

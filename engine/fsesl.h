@@ -286,6 +286,20 @@ typedef struct fsesl_cmd_opts {
 /* "api <cmd>" */
 FSESL_API int fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
     const fsesl_cmd_opts *opts, fsesl_reply **reply);
+/*
+ * Many "api" commands, one wait: cmds[i] goes to srvs[i] for i < n (one
+ * server several times: pipelined on its connections; several servers:
+ * in parallel), and the caller is woken once, when every one has
+ * completed, instead of once per command. statuses[i] gets 0 and
+ * replies[i] the reply (the caller frees each one), or the code
+ * fsesl_api() would have returned and NULL. Each command has its own
+ * deadline, opts->timeout_ms (esl_cmd_timeout), kept by the reactor, so a
+ * slow server delays the return but every result arrives. Returns 0 once
+ * all have completed (see statuses), or -EINVAL, FSESL_EINCALLBACK or
+ * -ENOMEM when nothing was submitted.
+ */
+FSESL_API int fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs,
+    const char *const *cmds, const fsesl_cmd_opts *opts, int *statuses, fsesl_reply **replies);
 /* "bgapi <cmd>" with the engine's own Job-UUID: the immediate reply. */
 FSESL_API int fsesl_bgapi(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
     const fsesl_cmd_opts *opts, fsesl_reply **reply);

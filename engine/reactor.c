@@ -281,6 +281,52 @@ fsesl_req_set_async(struct fsesl_req *r, fsesl_reply_cb cb, void *ud)
 	fsesl_cpl_init(&r->cpl, 1, async_cpl_cb, r);
 }
 
+/* A batch item's outcome goes to its slot; the reply is handed over. */
+static void
+batch_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
+{
+	struct fsesl_req *r = arg;
+	struct fsesl_batch *b = r->batch;
+	size_t i = r->batch_idx;
+
+	(void)c;
+	if (state == FSESL_CPL_DONE) {
+		b->statuses[i] = r->status;
+		b->replies[i] = r->reply;
+		r->reply = NULL;
+	} else {
+		b->statuses[i] = state == FSESL_CPL_TIMEDOUT ? -ETIMEDOUT
+		                 : r->status                 ? r->status
+		                                             : FSESL_ESHUTDOWN;
+		b->replies[i] = NULL;
+	}
+	fsesl_batch_item_done(b);
+}
+
+void
+fsesl_req_set_batch(struct fsesl_req *r, struct fsesl_batch *b, size_t idx)
+{
+
+	r->is_async = true; /* the reactor keeps its deadline */
+	r->batch = b;
+	r->batch_idx = idx;
+	fsesl_cpl_init(&r->cpl, 1, batch_cpl_cb, r);
+}
+
+void
+fsesl_batch_item_done(struct fsesl_batch *b)
+{
+
+	/* acq_rel: this item's slot writes come before its decrement, and
+	 * the last decrementer sees every other item's; its complete()
+	 * (release) publishes them all to the waiter's acquire. */
+	if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) != 1)
+		return;
+	(void)fsesl_cpl_complete(&b->cpl, FSESL_CPL_DONE, b->ops);
+	if (fsesl_cpl_release(&b->cpl))
+		free(b);
+}
+
 static void
 async_deadline(struct fsesl_timer *t, void *arg)
 {
@@ -805,8 +851,9 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	FSESL_STAT_ADD(s->st.hist[bucket], 1);
 	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops)) {
 		if (r->is_async) {
-			/* Lent to the callback, which has returned. */
-			fsesl_reply_free(rep);
+			/* Lent to the callback, which has returned; a batch
+			 * item has taken it (r->reply NULL). */
+			fsesl_reply_free(r->reply);
 			r->reply = NULL;
 		}
 	} else {
