@@ -97,6 +97,7 @@ struct scenario {
 	unsigned event_rate; /* events/s flowing meanwhile, 0 none */
 	unsigned open_rate; /* commands/s total, 0 = closed loop */
 	int wait_mode; /* K_ENGINE: enum fsesl_wait_mode */
+	unsigned batch; /* K_ENGINE: commands per fsesl_api_many() call, 0 single */
 	unsigned polling_itv_us; /* OpenSIPS esl_cmd_polling_itv */
 	bool enabled;
 };

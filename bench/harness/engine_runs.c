@@ -318,6 +318,73 @@ struct eng_worker {
 	pthread_t tid;
 };
 
+/*
+ * A batch worker: sc->batch commands per fsesl_api_many() call, each
+ * checked against its own token; all of a call's commands count the call's
+ * latency (they were sent together and returned together).
+ */
+static void *
+eng_batch_main(void *arg)
+{
+	struct eng_worker *wk = arg;
+	const struct scenario *sc = wk->sc;
+	const struct bench_opts *o = wk->env->o;
+	size_t cap = BENCH_TOKEN_MAX + 16 + o->large_bytes, n = sc->batch;
+	char *lines = malloc(n * cap), (*tokens)[BENCH_TOKEN_MAX] = malloc(n * BENCH_TOKEN_MAX);
+	const char **cmds = calloc(n, sizeof(*cmds));
+	fsesl_server_t *to = calloc(n, sizeof(*to));
+	fsesl_reply **rep = calloc(n, sizeof(*rep));
+	int *st = calloc(n, sizeof(*st));
+	fsesl_cmd_opts opts = FSESL_CMD_OPTS_INIT;
+	uint64_t seq = 0;
+
+	opts.timeout_ms = (int)o->timeout_ms;
+	if (!lines || !tokens || !cmds || !to || !rep || !st)
+		abort();
+	while (!stopping(wk->ctl)) {
+		for (size_t j = 0; j < n; j++, seq++) {
+			make_token(tokens[j], BENCH_TOKEN_MAX, wk->idx, wk->k + 1, seq);
+			cmd_line(lines + j * cap, cap, sc->mix, tokens[j], o->large_bytes);
+			cmds[j] = lines + j * cap;
+			to[j] = wk->g->srv[(wk->k + seq) % wk->g->n_srv];
+		}
+		uint64_t t_send = now_ns();
+		int rc = fsesl_api_many(wk->g->e, n, to, cmds, &opts, st, rep);
+		uint64_t t = now_ns();
+		if (rc != 0) {
+			wstats_error(&wk->st, "fsesl_api_many: %s", fsesl_strerror(rc));
+			break;
+		}
+		bool failed = false;
+		for (size_t j = 0; j < n; j++) {
+			if (st[j] != 0) {
+				if (st[j] == -ETIMEDOUT || st[j] == FSESL_EDISCONNECTED)
+					wk->st.lost++;
+				wstats_error(&wk->st, "%s: %s", tokens[j], fsesl_strerror(st[j]));
+				failed = true;
+				continue;
+			}
+			wk->st.total++;
+			check_reply(&wk->st, sc->mix, tokens[j], rep[j], o->large_bytes);
+			fsesl_reply_free(rep[j]);
+			if (measuring(wk->ctl)) {
+				wk->st.commands++;
+				hist_record(&wk->st.lat, t - t_send);
+				ctl_progress(wk->ctl);
+			}
+		}
+		if (failed)
+			break;
+	}
+	free(lines);
+	free(tokens);
+	free(cmds);
+	free(to);
+	free(rep);
+	free(st);
+	return NULL;
+}
+
 static void *
 eng_worker_main(void *arg)
 {
@@ -415,7 +482,8 @@ run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc,
 		w->ctl = &ctl;
 		w->base = base;
 		hist_reset(&w->st.lat);
-		if (pthread_create(&w->tid, NULL, eng_worker_main, w) != 0)
+		if (pthread_create(
+		        &w->tid, NULL, sc->batch ? eng_batch_main : eng_worker_main, w) != 0)
 			break;
 	}
 	if (started < sc->workers) {

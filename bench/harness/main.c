@@ -77,7 +77,7 @@ usage(FILE *f)
 	    "  --polling-itv US    OpenSIPS esl_cmd_polling_itv of the baseline (default 1000)\n"
 	    "  --timeout-ms MS     a reply later than this counts as lost (default 30000)\n"
 	    "  --only LIST         run only these scenarios: exact names, families (bare,\n"
-	    "                      opensips, per_worker, futex, poll1000, poll100, async,\n"
+	    "                      opensips, per_worker, futex, poll1000, poll100, async, batch,\n"
 	    "                      many_conns) or globs ('futex_*'), comma-separated\n"
 	    "  --list              print the scenario names and exit\n"
 	    "  --json | --csv      machine output on stdout (the table goes to stderr)\n"
@@ -491,6 +491,16 @@ build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 		s = add(p, K_ASYNC, "async", 1, "async_window_%u", c->windows[i]);
 		s->window = c->windows[i];
 		s->mix = c->mix;
+	}
+	/* The engine's blocking batch call, one worker with as many commands
+	 * in flight as the bare and async windows (api only). */
+	if (c->mix == MIX_SMALL || c->mix == MIX_LARGE) {
+		for (unsigned i = 0; i < c->n_windows; i++) {
+			s = add(p, K_ENGINE, "batch", 1, "batch_window_%u", c->windows[i]);
+			s->batch = c->windows[i];
+			s->window = c->windows[i]; /* shown; eng_open ignores it */
+			s->mix = c->mix;
+		}
 	}
 	/* Dimensions: a pool of connections, several servers. */
 	if (c->conns > 1) {
