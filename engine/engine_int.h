@@ -90,6 +90,7 @@ struct fsesl_req {
 	/* async */
 	fsesl_reply_cb cb;
 	void *ud;
+	bool timeout_counted; /* in st.timeouts already (reactor only) */
 	struct fsesl_batch *batch; /* fsesl_api_many(): its batch and slot */
 	size_t batch_idx;
 	struct fsesl_timer timer; /* async deadline */

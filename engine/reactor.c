@@ -205,7 +205,7 @@ req_done(struct fsesl_engine *e, struct fsesl_req *r)
 		r->holds--;
 		return;
 	}
-	if (s && fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT)
+	if (s && fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT && !r->timeout_counted)
 		FSESL_STAT_ADD(s->st.timeouts, 1);
 	if (r->is_async)
 		fsesl_timer_disarm(&e->timers, &r->timer);
@@ -337,7 +337,10 @@ async_deadline(struct fsesl_timer *t, void *arg)
 	/* The request keeps its queue or FIFO place; only its outcome is
 	 * decided here. */
 	r->status = -ETIMEDOUT;
-	(void)fsesl_cpl_complete(&r->cpl, FSESL_CPL_TIMEDOUT, e->ops);
+	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_TIMEDOUT, e->ops)) {
+		FSESL_STAT_ADD(r->srv->st.timeouts, 1);
+		r->timeout_counted = true;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1206,6 +1209,24 @@ fsesl_submit(
 /* Housekeeping (a timer, every 250 ms)                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A blocking caller's timeout is decided in its own thread; the reactor
+ * learns it here, every housekeeping pass, rather than when the late reply
+ * finally comes (that may be never), so st.timeouts is at most one pass
+ * behind.
+ */
+static void
+count_timeouts(struct fsesl_srv *s, struct fsesl_req *r)
+{
+
+	for (; r; r = r->next) {
+		if (!r->timeout_counted && fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT) {
+			FSESL_STAT_ADD(s->st.timeouts, 1);
+			r->timeout_counted = true;
+		}
+	}
+}
+
 static void
 conn_check_overdue(struct fsesl_engine *e, struct fsesl_conn *c)
 {
@@ -1281,7 +1302,9 @@ housekeeping(struct fsesl_timer *t, void *arg)
 		/* The engine's own subscriptions (HEARTBEAT for the load,
 		 * BACKGROUND_JOB) do not keep an entry; a subscriber's do. */
 		busy = s->q_head != NULL || s->jobs != NULL || fsesl_events_srv_has_subscribers(s);
+		count_timeouts(s, s->q_head);
 		for (i = 0; i < s->n_conns; i++) {
+			count_timeouts(s, s->conns[i].fifo_head);
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;
 		}

@@ -170,6 +170,7 @@ Test(many, slow_server_times_out_alone)
 	/* Its place on the wire is kept until the late reply comes. */
 	cr_assert_eq(fsesl_server_stats_get(eng, srvs[1], &ss), 0);
 	cr_assert_eq(ss.in_flight, 1);
+	cr_assert_eq(ss.timeouts, 1);
 	fsesl_reply_free(rep[0]);
 	fsesl_reply_free(rep[2]);
 }

@@ -587,9 +587,11 @@ Test(clock, timed_out_head_recycled_when_overdue, .timeout = 60)
 		cr_assert_eq(fsesl_engine_tick(eng), 0);
 	advance_ms(999);
 	cr_assert_eq(atomic_load(&cmd_calls), 0);
+	cr_assert_eq(stats(srv).timeouts, 0);
 	advance_ms(1);
 	cr_assert_eq(atomic_load(&cmd_calls), 1);
 	cr_assert_eq(atomic_load(&cmd_status), -ETIMEDOUT);
+	cr_assert_eq(stats(srv).timeouts, 1, "counted only when the late reply comes");
 	advance_ms(2000); /* 3 s after the write: not yet overdue */
 	assert_no_delivery(sub, "3 s after the write");
 	cr_assert_eq(stats(srv).reconnects, 0);
@@ -601,6 +603,29 @@ Test(clock, timed_out_head_recycled_when_overdue, .timeout = 60)
 	cr_assert_eq(stats(srv).reconnects, 1);
 	cr_assert_eq(atomic_load(&cmd_calls), 1);
 	fsesl_subscriber_destroy(sub);
+	stop_all();
+}
+
+/* A blocking caller decides its own timeout (on real time); the engine's
+ * count catches up at the next housekeeping pass, not when (if ever) the
+ * late reply comes. */
+Test(clock, blocking_timeout_counted_by_next_pass, .timeout = 60)
+{
+	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
+	fsesl_reply *r = NULL;
+	fsesl_config cfg;
+
+	fsesl_config_init(&cfg);
+	(void)start_connected(&cfg);
+	o.timeout_ms = 100;
+	cr_assert_eq(fsesl_api(eng, srv, "msleep 60000", &o, &r), -ETIMEDOUT);
+	cr_assert_null(r);
+	cr_assert_eq(fsesl_engine_tick(eng), 0); /* no pass is due: not yet */
+	cr_assert_eq(stats(srv).timeouts, 0);
+	advance_ms(250);
+	cr_assert_eq(stats(srv).timeouts, 1);
+	advance_ms(250);
+	cr_assert_eq(stats(srv).timeouts, 1, "counted twice");
 	stop_all();
 }
 
