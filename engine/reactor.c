@@ -337,9 +337,13 @@ async_deadline(struct fsesl_timer *t, void *arg)
 	/* The request keeps its queue or FIFO place; only its outcome is
 	 * decided here. */
 	r->status = -ETIMEDOUT;
-	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_TIMEDOUT, e->ops)) {
-		FSESL_STAT_ADD(r->srv->st.timeouts, 1);
-		r->timeout_counted = true;
+	/* Counted before the hand-off, so that a caller reading its stats
+	 * after its callback (or batch) sees it; taken back if it lost. */
+	FSESL_STAT_ADD(r->srv->st.timeouts, 1);
+	r->timeout_counted = true;
+	if (!fsesl_cpl_complete(&r->cpl, FSESL_CPL_TIMEDOUT, e->ops)) {
+		FSESL_STAT_SUB(r->srv->st.timeouts, 1);
+		r->timeout_counted = false;
 	}
 }
 
