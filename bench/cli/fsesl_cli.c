@@ -3,8 +3,8 @@
  *
  * Four modes share one engine:
  *  - one-shot: `fsesl URL... [api|bgapi] CMD...` runs the command on every
- *    server at once (one thread per server, each a plain blocking call, so
- *    a slow server delays nobody) and prints the replies in URL order;
+ *    server at once (api: one fsesl_api_many() call; bgapi: a thread per
+ *    server waiting for its job) and prints the replies in URL order;
  *  - interactive: no command words: a line editor (libedit) with history,
  *    every plain line run as `api` on every server, as fs_cli does;
  *  - events: `--events NAME,...` prints each event as one JSON line until
@@ -219,34 +219,67 @@ struct job {
 	struct target *t;
 };
 
+static void target_done(struct cli *c, struct target *t, int err);
+
+/* A bgapi job on one server (a thread each: they wait for their results). */
 static void *
 run_one(void *arg)
 {
 	struct job *j = arg;
-	struct cli *c = j->c;
-	struct target *t = j->t;
-	const char *b;
-	size_t len = 0;
+	struct fsesl_event *ev = NULL;
 	int err;
 
-	if (c->bg) {
-		struct fsesl_event *ev = NULL;
-
-		err = fsesl_bgapi_job(c->e, t->srv, c->cmd, c->job_timeout_ms, NULL, &ev);
-		if (err == 0) {
-			set_output(t, ev->body, ev->body_len);
-			fsesl_event_free(ev);
-		}
-	} else {
-		fsesl_reply *r = NULL;
-
-		err = fsesl_api(c->e, t->srv, c->cmd, NULL, &r);
-		if (err == 0) {
-			b = fsesl_reply_body(r, &len);
-			set_output(t, b, len);
-			fsesl_reply_free(r);
-		}
+	err = fsesl_bgapi_job(j->c->e, j->t->srv, j->c->cmd, j->c->job_timeout_ms, NULL, &ev);
+	if (err == 0) {
+		set_output(j->t, ev->body, ev->body_len);
+		fsesl_event_free(ev);
 	}
+	target_done(j->c, j->t, err);
+	return NULL;
+}
+
+/* The api command on every server at once: one call, one wait. */
+static void
+run_api_everywhere(struct cli *c)
+{
+	fsesl_server_t *srvs = calloc(c->n, sizeof(*srvs));
+	const char **cmds = calloc(c->n, sizeof(*cmds));
+	fsesl_reply **reps = calloc(c->n, sizeof(*reps));
+	int *sts = calloc(c->n, sizeof(*sts));
+	size_t i, len;
+	int err;
+
+	if (!srvs || !cmds || !reps || !sts) {
+		err = -ENOMEM;
+	} else {
+		for (i = 0; i < c->n; i++) {
+			srvs[i] = c->t[i].srv;
+			cmds[i] = c->cmd;
+		}
+		err = fsesl_api_many(c->e, c->n, srvs, cmds, NULL, sts, reps);
+	}
+	for (i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+		int e = err ? err : sts[i];
+
+		if (e == 0) {
+			const char *b = fsesl_reply_body(reps[i], &len);
+
+			set_output(t, b, len);
+			fsesl_reply_free(reps[i]);
+		}
+		target_done(c, t, e);
+	}
+	free(srvs);
+	free(cmds);
+	free(reps);
+	free(sts);
+}
+
+/* Records one server's outcome and its exit code. */
+static void
+target_done(struct cli *c, struct target *t, int err)
+{
 	if (err != 0)
 		err = refine_error(c, t, err);
 	if (t->err == 0)
@@ -255,7 +288,6 @@ run_one(void *arg)
 		t->rc = exit_code_for(t->err);
 	else
 		t->rc = body_is_error(t->out, t->out_len) ? CLI_CMDERR : CLI_OK;
-	return NULL;
 }
 
 static void
@@ -295,12 +327,17 @@ run_everywhere(struct cli *c)
 		t->err = 0;
 		t->out = NULL;
 		t->out_len = 0;
+		t->threaded = false;
 		jobs[i] = (struct job){c, t};
+		if (!c->bg)
+			continue;
 		/* One server: no thread, nothing to overlap with. */
 		t->threaded = c->n > 1 && pthread_create(&t->thread, NULL, run_one, &jobs[i]) == 0;
 		if (!t->threaded)
 			run_one(&jobs[i]);
 	}
+	if (!c->bg)
+		run_api_everywhere(c);
 	for (i = 0; i < c->n; i++) {
 		struct target *t = &c->t[i];
 
