@@ -3,9 +3,9 @@
  *
  *   fsesl-soak [--seconds N] [--workers N] [--seed S] [--verbose]
  *
- * Workers issue `api echo <unique token>` (blocking) and one thread keeps a
- * window of async requests; a subscriber consumes HEARTBEAT and flood
- * events. Meanwhile the main thread rotates through the simulator's faults:
+ * Workers issue `api echo <unique token>` (blocking), one thread keeps a
+ * window of async requests, one sends batches of 2-32 echoes through
+ * fsesl_api_many(); a subscriber consumes HEARTBEAT and flood events. Meanwhile the main thread rotates through the simulator's faults:
  * inject one for a random while, clear it, and require a successful command
  * within a bound before the next. The invariants are checked as the run
  * goes, not only at the end:
@@ -327,6 +327,62 @@ asubmitter(void *arg)
 	return NULL;
 }
 
+/* Batches: every slot must come back final and with its own token. */
+#define BATCH_MAX 32
+static _Atomic uint64_t b_calls, b_items, b_outcomes[O__COUNT];
+
+static void *
+batcher(void *arg)
+{
+	unsigned int salt = (unsigned int)random();
+	fsesl_server_t to[BATCH_MAX];
+	char tok[BATCH_MAX][48], cmd[BATCH_MAX][96];
+	const char *cmds[BATCH_MAX];
+	fsesl_reply *rep[BATCH_MAX];
+	int st[BATCH_MAX];
+	uint64_t call = 0;
+
+	(void)arg;
+	while (!atomic_load_explicit(&stop_flag, memory_order_relaxed)) {
+		size_t n = (size_t)rnd(2, BATCH_MAX), j;
+		int rc, last = O_OK;
+
+		for (j = 0; j < n; j++) {
+			snprintf(tok[j], sizeof(tok[j]), "b%llu-%zu-%08x", (unsigned long long)call,
+			    j, salt);
+			snprintf(cmd[j], sizeof(cmd[j]), "echo %.47s", tok[j]);
+			cmds[j] = cmd[j];
+			to[j] = srv;
+		}
+		call++;
+		rc = fsesl_api_many(eng, n, to, cmds, NULL, st, rep);
+		atomic_fetch_add(&b_calls, 1);
+		if (rc != 0) {
+			fprintf(stderr, "fsesl-soak: fsesl_api_many: %s\n", fsesl_strerror(rc));
+			atomic_fetch_add(&b_outcomes[O_OTHER], 1);
+			continue;
+		}
+		for (j = 0; j < n; j++) {
+			int o = st[j] != 0                ? outcome_of(st[j])
+			        : matches(rep[j], tok[j]) ? O_OK
+			                                  : O_MISMATCH;
+
+			if (o == O_MISMATCH)
+				fprintf(stderr, "fsesl-soak: batch MISMATCH for '%s'\n", tok[j]);
+			if (o == O_OTHER)
+				fprintf(stderr, "fsesl-soak: batch slot error %d %s\n", st[j],
+				    fsesl_strerror(st[j]));
+			fsesl_reply_free(rep[j]);
+			atomic_fetch_add(&b_outcomes[o], 1);
+			atomic_fetch_add(&b_items, 1);
+			if (o != O_OK)
+				last = o;
+		}
+		pace(last);
+	}
+	return NULL;
+}
+
 static fsesl_subscriber *sub;
 
 static void *
@@ -420,7 +476,7 @@ main(int argc, char **argv)
 	fsesl_server_stats st;
 	fsesl_sub_opts so = {0};
 	fsesl_config cfg;
-	pthread_t *wt, at, stid = 0;
+	pthread_t *wt, at, bt, stid = 0;
 	char url[128];
 	uint64_t start, end, errors = 0, sum = 0;
 	uint16_t port = 0;
@@ -518,6 +574,7 @@ main(int argc, char **argv)
 	for (unsigned long i = 0; i < nworkers; i++)
 		pthread_create(&wt[i], NULL, worker, (void *)(uintptr_t)i);
 	pthread_create(&at, NULL, asubmitter, NULL);
+	pthread_create(&bt, NULL, batcher, NULL);
 	if (sub != NULL)
 		pthread_create(&stid, NULL, subscriber, NULL);
 
@@ -560,6 +617,7 @@ main(int argc, char **argv)
 	for (unsigned long i = 0; i < nworkers; i++)
 		pthread_join(wt[i], NULL);
 	pthread_join(at, NULL);
+	pthread_join(bt, NULL);
 	if (sub != NULL)
 		pthread_join(stid, NULL);
 	free(wt);
@@ -600,10 +658,14 @@ main(int argc, char **argv)
 			printf(" %s=%llu", outcome_name[o], (unsigned long long)outcomes[o]);
 	printf("\n");
 	printf("mismatches      %llu\n",
-	    (unsigned long long)(outcomes[O_MISMATCH] + a_outcomes[O_MISMATCH]));
+	    (unsigned long long)(outcomes[O_MISMATCH] + a_outcomes[O_MISMATCH] +
+	                         b_outcomes[O_MISMATCH]));
 	printf("async           issued %llu completed %llu double %llu refused %llu ok %llu\n",
 	    (unsigned long long)a_issued, (unsigned long long)a_done, (unsigned long long)a_double,
 	    (unsigned long long)a_submit_err, (unsigned long long)a_outcomes[O_OK]);
+	printf("batch           calls %llu items %llu ok %llu mismatches %llu\n",
+	    (unsigned long long)b_calls, (unsigned long long)b_items,
+	    (unsigned long long)b_outcomes[O_OK], (unsigned long long)b_outcomes[O_MISMATCH]);
 	printf("faults          injected %llu survived %llu unrecovered %llu:",
 	    (unsigned long long)(survived + unrecovered), (unsigned long long)survived,
 	    (unsigned long long)unrecovered);
@@ -622,7 +684,8 @@ main(int argc, char **argv)
 
 	if (sum != submitted || outcomes[O_MISMATCH] || a_outcomes[O_MISMATCH] || a_double ||
 	    a_done != a_issued || unrecovered || pw_leaks || ev_errors || outcomes[O_OTHER] ||
-	    a_outcomes[O_OTHER] || outcomes[O_OK] == 0)
+	    a_outcomes[O_OTHER] || outcomes[O_OK] == 0 || b_outcomes[O_MISMATCH] ||
+	    b_outcomes[O_OTHER] || b_outcomes[O_OK] == 0)
 		status = 1;
 	printf("result          %s\n", status ? "FAIL" : "PASS");
 	return status;
