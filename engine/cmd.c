@@ -261,9 +261,16 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 		return FSESL_EINCALLBACK;
 	if (n == 0)
 		return 0;
+	/* Held across every submit (they nest): a concurrent stop cannot
+	 * free e between two items. */
+	err = fsesl_window_enter(e);
+	if (err)
+		return err;
 	b = calloc(1, sizeof(*b));
-	if (!b)
+	if (!b) {
+		fsesl_window_leave(e);
 		return -ENOMEM;
+	}
 	fsesl_cpl_init(&b->cpl, 2, NULL, NULL);
 	atomic_init(&b->remaining, n + 1); /* + ours, until every item is in */
 	b->ops = e->ops;
@@ -289,6 +296,7 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 		}
 	}
 	fsesl_batch_item_done(b);
+	fsesl_window_leave(e);
 	/* From here on e may be stopped and freed: touch only b. No deadline
 	 * of our own: every item has the reactor's, so each one completes. */
 	if (mode == FSESL_WAIT_POLL)

@@ -295,8 +295,8 @@ FSESL_API int fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
  * fsesl_api() would have returned and NULL. Each command has its own
  * deadline, opts->timeout_ms (esl_cmd_timeout), kept by the reactor, so a
  * slow server delays the return but every result arrives. Returns 0 once
- * all have completed (see statuses), or -EINVAL, FSESL_EINCALLBACK or
- * -ENOMEM when nothing was submitted.
+ * all have completed (see statuses), or -EINVAL, FSESL_EINCALLBACK,
+ * FSESL_ESHUTDOWN or -ENOMEM when nothing was submitted.
  */
 FSESL_API int fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs,
     const char *const *cmds, const fsesl_cmd_opts *opts, int *statuses, fsesl_reply **replies);

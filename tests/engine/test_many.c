@@ -301,3 +301,70 @@ Test(many, stop_completes_every_slot)
 		cr_assert_null(w.rep[i]);
 	}
 }
+
+/* ---- calls racing a stop: inside (slots complete) or refused whole ---- */
+
+static _Atomic bool race_go;
+static _Atomic int race_started;
+
+struct racer {
+	pthread_t t;
+	int rc;
+	int st[16];
+	fsesl_reply *rep[16];
+};
+
+static void *
+racer_main(void *arg)
+{
+	struct racer *r = arg;
+	fsesl_server_t to[16];
+	const char *cmds[16];
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		to[i] = srvs[i % NSIM];
+		cmds[i] = "echo race";
+	}
+	while (!atomic_load(&race_go))
+		sched_yield();
+	atomic_fetch_add(&race_started, 1);
+	r->rc = fsesl_api_many(eng, 16, to, cmds, NULL, r->st, r->rep);
+	return NULL;
+}
+
+Test(many, racing_a_stop)
+{
+	struct racer r[8];
+	int i, j, inside = 0;
+
+	for (i = 0; i < 8; i++)
+		cr_assert_eq(pthread_create(&r[i].t, NULL, racer_main, &r[i]), 0);
+	atomic_store(&race_go, true);
+	/* Stop while the calls are being made: some find the engine running,
+	 * some stopping. The handles are still held: stop frees them. */
+	while (atomic_load(&race_started) < 4)
+		sched_yield();
+	cr_assert_eq(fsesl_engine_stop(eng), 0);
+	eng = NULL;
+	for (i = 0; i < NSIM; i++)
+		srvs[i] = 0;
+	for (i = 0; i < 8; i++) {
+		pthread_join(r[i].t, NULL);
+		if (r[i].rc == FSESL_ESHUTDOWN)
+			continue;
+		cr_assert_eq(r[i].rc, 0, "racer %d: %s", i, fsesl_strerror(r[i].rc));
+		inside++;
+		for (j = 0; j < 16; j++) {
+			if (r[i].st[j] == 0) {
+				cr_assert_str_eq(fsesl_reply_body(r[i].rep[j], NULL), "race");
+				fsesl_reply_free(r[i].rep[j]);
+			} else {
+				cr_assert_eq(r[i].st[j], FSESL_ESHUTDOWN, "racer %d slot %d: %s", i,
+				    j, fsesl_strerror(r[i].st[j]));
+				cr_assert_null(r[i].rep[j]);
+			}
+		}
+	}
+	cr_log_info("%d of 8 calls were inside the stop", inside);
+}
