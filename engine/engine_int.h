@@ -302,7 +302,8 @@ struct fsesl_engine {
 	struct fsesl_req *ticks; /* fsesl_engine_tick() callers (via next) */
 	uint32_t rng;
 	bool work_pending;
-	uint64_t last_busy_ns; /* last turn that drained items or had events */
+	uint64_t last_busy_ns; /* last busy turn, on CLOCK_MONOTONIC (spin_now) */
+	unsigned int tick_turns; /* turns the oldest pending tick has waited */
 	struct call_rcu_data *crdp; /* the reactor's call_rcu worker */
 };
 

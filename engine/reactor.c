@@ -1365,17 +1365,41 @@ next_timeout_ms(struct fsesl_engine *e)
 }
 
 /*
- * fsesl_engine_tick() callers are answered once no timer is due any more:
- * a handler that arms a timer for "now" (a reconnect after a failure) has
- * it run on the next turn, and the tick covers that too.
+ * The spin budget is real time even under a substituted clock: a frozen
+ * test clock must not make every wake-up spin.
  */
+static inline uint64_t
+spin_now(const struct fsesl_engine *e)
+{
+
+	return e->cfg.clock_fn ? fsesl_mono_ns() : e->now_ns;
+}
+
+/*
+ * fsesl_engine_tick() callers are answered at the end of a turn that
+ * leaves nothing to do by the clock just read:
+ *  - the rings are drained once more first: a request pushed before the
+ *    tick (in program order, or by a thread the ticker heard from) may sit
+ *    in a shard this turn's drain passed before it landed; it is visible
+ *    now, and whatever it arms is run next turn;
+ *  - no timer is due: a handler that arms a timer for "now" (a reconnect
+ *    after a failure) has it run next turn, and the tick covers that too.
+ *    A timer that re-arms itself for "now" on every turn (a zero backoff
+ *    against a connect that fails at once) would never let that be true:
+ *    after TICK_MAX_TURNS the tick is answered anyway.
+ */
+#define TICK_MAX_TURNS 64
+
 static void
 ticks_finish(struct fsesl_engine *e)
 {
 	struct fsesl_req *r;
 
-	if (e->timers.n && e->timers.v[0]->when_ns <= e->now_ns)
+	if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e))
 		return;
+	if (e->timers.n && e->timers.v[0]->when_ns <= e->now_ns && ++e->tick_turns < TICK_MAX_TURNS)
+		return;
+	e->tick_turns = 0;
 	while ((r = e->ticks) != NULL) {
 		e->ticks = r->next;
 		fsesl_rx_req_finish(e, r, 0);
@@ -1452,7 +1476,8 @@ spin_poll(struct fsesl_engine *e, struct epoll_event *evs)
 
 	for (;;) {
 		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e)) {
-			e->now_ns = e->last_busy_ns = fsesl_engine_now(e);
+			e->now_ns = fsesl_engine_now(e);
+			e->last_busy_ns = spin_now(e);
 			e->work_pending = true;
 			return 0;
 		}
@@ -1495,7 +1520,7 @@ reactor_main(void *arg)
 		if (n == DRAIN_MAX)
 			e->work_pending = true;
 		if (n > 0)
-			e->last_busy_ns = e->now_ns;
+			e->last_busy_ns = spin_now(e);
 		if (atomic_load_explicit(&e->stopping, memory_order_seq_cst))
 			break;
 		backlog_phase(e);
@@ -1504,7 +1529,7 @@ reactor_main(void *arg)
 		/* 3. poll */
 		timeout = next_timeout_ms(e);
 		if (timeout != 0 && e->cfg.reactor_spin_us &&
-		    e->now_ns - e->last_busy_ns < (uint64_t)e->cfg.reactor_spin_us * 1000ull) {
+		    spin_now(e) - e->last_busy_ns < (uint64_t)e->cfg.reactor_spin_us * 1000ull) {
 			/* Busy: a reply or a submission is likely within
 			 * microseconds, and a sleep/wake pair costs tens of them
 			 * (more in VMs). Poll without sleeping for a bounded
@@ -1530,7 +1555,7 @@ reactor_main(void *arg)
 	have_events:
 		e->now_ns = fsesl_engine_now(e);
 		if (n > 0)
-			e->last_busy_ns = e->now_ns;
+			e->last_busy_ns = spin_now(e);
 		/* 4. read */
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL) {

@@ -631,6 +631,25 @@ Test(clock, blocking_timeout_counted_by_next_pass, .timeout = 60)
 
 /* ---- the tick itself ----------------------------------------------------- */
 
+/* A zero backoff against an address whose connect() fails at once (a
+ * multicast address: ENETUNREACH) re-arms the connection's timer for "now"
+ * on every turn: the tick still returns. */
+Test(clock, tick_returns_despite_a_timer_due_every_turn, .timeout = 60)
+{
+	fsesl_config cfg;
+
+	fsesl_config_init(&cfg);
+	cr_assert_eq(fsesl_config_set(&cfg, "backoff", "0", NULL, 0), 0);
+	engine_start(&cfg);
+	cr_assert_eq(fsesl_server_get_by(eng, "224.0.0.1", 8021, NULL, "ClueCon", &srv), 0);
+	cr_assert_eq(fsesl_engine_tick(eng), 0);
+	cr_assert_eq(fsesl_engine_tick(eng), 0);
+	cr_assert_gt(stats(srv).connect_failures, 0);
+	cr_assert_eq(stats(srv).last_error, -ENETUNREACH);
+	cr_assert_eq(fsesl_server_put(eng, srv), 0);
+	fsesl_engine_stop(eng);
+}
+
 Test(clock, tick_with_nothing_due_and_bad_argument)
 {
 	fsesl_config cfg;
