@@ -1232,6 +1232,36 @@ sim_api_run(struct fsesl_sim *s, const char *cmd, const char *arg, struct sbuf *
 		if (*msleep_ms < 0)
 			*msleep_ms = 0;
 		sbuf_add(out, "+OK", 3);
+	} else if (!strcasecmp(cmd, "show") && !strcasecmp(arg, "api")) {
+		/* mod_commands' listing (SELECT name, description, syntax, ikey
+		 * FROM interfaces WHERE type = 'api' ORDER BY name), for the
+		 * commands this simulator runs. */
+		static const char *const rows[][3] = {
+		    {"echo", "Echo", "<data>"},
+		    {"eval", "eval (noop)", "[uuid:<uuid> ]<expression>"},
+		    {"expand", "Execute an api with variable expansion",
+		        "[uuid:<uuid> ]<cmd> <args>"},
+		    {"hostname", "Return the system hostname", ""},
+		    {"hupall", "hupall", "<cause> [<var> <value>] [<var2> <value2>]"},
+		    {"msleep", "Sleep N milliseconds", "<milliseconds>"},
+		    {"originate", "Originate a call",
+		        "<call url> <exten>|&<application_name>(<app_args>)"},
+		    {"show", "Show various reports",
+		        "codec|endpoint|application|api|channels|calls"},
+		    {"status", "Show current status", ""},
+		    {"strftime", "strftime", "<format_string>"},
+		    {"uptime", "Show uptime",
+		        "[us|ms|s|m|h|d|microseconds|milliseconds|seconds|minutes|hours|days]"},
+		    {"uuid_getvar", "Get a variable from a channel", "<uuid> <var>"},
+		    {"uuid_kill", "Kill channel", "<uuid> [cause]"},
+		    {"version", "Version", "[short]"},
+		};
+		size_t n = sizeof(rows) / sizeof(rows[0]);
+		sbuf_printf(out, "name,description,syntax,ikey\n");
+		for (size_t i = 0; i < n; i++)
+			sbuf_printf(
+			    out, "%s,%s,%s,mod_commands\n", rows[i][0], rows[i][1], rows[i][2]);
+		sbuf_printf(out, "\n%zu total.\n", n);
 	} else if (!strcasecmp(cmd, "show")) {
 		bool calls = sim_prefix(arg, "calls");
 		if (!calls && !sim_prefix(arg, "channels")) {

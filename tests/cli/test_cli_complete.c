@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "complete.h"
+#include "fsesl.h"
+#include "fsesl_sim.h"
 
 /* The candidates as "a|b|c", freed. */
 static char *
@@ -162,4 +164,34 @@ Test(complete, no_api_list_still_completes_slash_commands)
 	expect(NULL, "/h", "/help");
 	expect(NULL, "st", "");
 	expect(NULL, "show ch", "channels|chat");
+}
+
+/* What the tool asks a server at the first TAB, from the simulator. */
+Test(complete, simulator_show_api_listing_parses)
+{
+	struct fsesl_sim_config sc;
+	fsesl_sim *sim;
+	fsesl_engine *e;
+	fsesl_server_t h;
+	fsesl_reply *r = NULL;
+	struct cli_words w;
+	uint16_t port;
+	bool msleep = false;
+	size_t i;
+
+	fsesl_sim_config_init(&sc);
+	cr_assert_eq(fsesl_sim_start(&sc, &sim, &port), 0);
+	cr_assert_eq(fsesl_engine_start(NULL, &e), 0);
+	cr_assert_eq(fsesl_server_get_by(e, "127.0.0.1", port, NULL, "ClueCon", &h), 0);
+	cr_assert_eq(fsesl_api(e, h, "show api", NULL, &r), 0);
+	cr_assert_gt(cli_words_from_show_api(fsesl_reply_body(r, NULL), &w), 10);
+	for (i = 0; i < w.n; i++)
+		msleep |= strcmp(w.v[i], "msleep") == 0;
+	cr_assert(msleep);
+	expect(&w, "ms", "msleep");
+	cli_words_free(&w);
+	fsesl_reply_free(r);
+	fsesl_server_put(e, h);
+	fsesl_engine_stop(e);
+	fsesl_sim_stop(sim);
 }
