@@ -17,8 +17,9 @@
 
 #include "engine_int.h"
 
-static int
-map_enc_err(ssize_t n)
+/* An encoder's FSESL_PERR_* code as the engine's error code. */
+int
+fsesl_map_enc_err(ssize_t n)
 {
 
 	switch ((int)n) {
@@ -71,7 +72,7 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 		raw.flags |= flags;
 		n = fsesl_cmd_size(&raw);
 		if (n < 0)
-			return map_enc_err(n);
+			return fsesl_map_enc_err(n);
 		cap = (size_t)n;
 		break;
 	}
@@ -97,7 +98,7 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	}
 	if (n < 0) {
 		free(r);
-		return map_enc_err(n);
+		return fsesl_map_enc_err(n);
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_CMD;
@@ -426,7 +427,7 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 	n = fsesl_encode_bgapi(r->buf, cap, cmd, r->job_uuid, opts ? opts->enc_flags : 0);
 	if (n < 0) {
 		free(r);
-		return map_enc_err(n);
+		return fsesl_map_enc_err(n);
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_JOB;

@@ -356,6 +356,9 @@ extern _Thread_local bool fsesl_on_reactor;
 void fsesl_log(const struct fsesl_engine *e, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* cmd.c */
+int fsesl_map_enc_err(ssize_t n);
+
 /* server.c */
 int fsesl_srv_acquire(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_srv **out);
 void fsesl_srv_unref(struct fsesl_srv *s);

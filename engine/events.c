@@ -924,23 +924,6 @@ ctl_new(const char *a, const char *b, size_t extra)
 }
 
 static int
-map_enc(ssize_t n)
-{
-
-	switch ((int)n) {
-	case FSESL_PERR_INJECTION:
-		return FSESL_EINJECTION;
-	case FSESL_PERR_UNLOAD_TRAP:
-		return FSESL_EUNLOAD;
-	case FSESL_PERR_TOO_LONG:
-	case FSESL_PERR_BUFFER_TOO_SMALL:
-		return FSESL_ETOOBIG;
-	default:
-		return -EINVAL;
-	}
-}
-
-static int
 subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op op, const char *a,
     const char *b)
 {
@@ -968,7 +951,7 @@ subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op o
 	}
 	if (n < 0) {
 		free(r);
-		return map_enc(n);
+		return fsesl_map_enc_err(n);
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_SUBCTL;
