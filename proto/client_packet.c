@@ -27,26 +27,9 @@
  * error instead of guessing.
  */
 #include "fsesl_proto.h"
+#include "proto_util.h"
 
 #include <string.h>
-
-static bool
-ci_eq(const char *p, size_t n, const char *word)
-{
-	size_t i;
-
-	if (strlen(word) != n)
-		return false;
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c + ('a' - 'A'));
-		if (c != word[i])
-			return false;
-	}
-	return true;
-}
 
 static bool
 is_space_c(char c)
@@ -183,7 +166,7 @@ fsesl_client_packet_parse(const char *buf, size_t len, const struct fsesl_limits
 		v = colon + 1;
 		while (v < le && buf[v] == ' ')
 			v++;
-		if (ci_eq(line, colon - (size_t)(line - buf), "content-length")) {
+		if (fsesl_ci_eq(line, colon - (size_t)(line - buf), "content-length")) {
 			size_t clen = atoi_len(buf + v, le - v, max_body);
 
 			if (clen > max_body) {

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "enc_wbuf.h"
+#include "proto_util.h"
 
 enum {
 	TRAP_UNLOAD = 1u << 0,
@@ -72,14 +73,6 @@ ci_prefix(const char *p, size_t n, const char *word, size_t wn)
 		if (lc(p[i]) != word[i])
 			return false;
 	return true;
-}
-
-static bool
-ci_equal(const char *p, size_t n, const char *word)
-{
-	size_t wn = strlen(word);
-
-	return n == wn && ci_prefix(p, n, word, wn);
 }
 
 /*
@@ -234,7 +227,7 @@ enc_header(struct enc *e, const struct fsesl_header *h, bool from_caller)
 		enc_fail(e, FSESL_PERR_INJECTION);
 		return;
 	}
-	if (from_caller && ci_equal(h->name, h->name_len, "content-length")) {
+	if (from_caller && fsesl_ci_eq(h->name, h->name_len, "content-length")) {
 		enc_fail(e, FSESL_PERR_INVALID);
 		return;
 	}
@@ -567,7 +560,7 @@ fsesl_encode_filter(char *dst, size_t cap, const char *header, const char *value
 	if (enc_need(&e, header) && enc_need(&e, value)) {
 		hl = strlen(header);
 		enc_lit(&e, "filter ");
-		if (ci_equal(header, hl, "add") || ci_equal(header, hl, "delete"))
+		if (fsesl_ci_eq(header, hl, "add") || fsesl_ci_eq(header, hl, "delete"))
 			enc_lit(&e, "add ");
 		enc_token(&e, header, hl);
 		fsesl_wbuf_putc(&e.w, ' ');

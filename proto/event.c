@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "fsesl_proto.h"
+#include "proto_util.h"
 
 enum text_kind {
 	TK_RAW, /* copied as is */
@@ -605,20 +606,6 @@ run(struct builder *b, enum fsesl_event_format fmt, const char *payload, size_t 
 	}
 }
 
-static const struct fsesl_header *
-find(const struct fsesl_event *ev, const char *name)
-{
-	size_t nlen = strlen(name);
-
-	for (size_t i = 0; i < ev->n_headers; i++) {
-		const struct fsesl_header *h = &ev->headers[i];
-
-		if (h->name_len == nlen && strncasecmp(h->name, name, nlen) == 0)
-			return h;
-	}
-	return NULL;
-}
-
 const char *
 fsesl_event_get(const struct fsesl_event *ev, const char *name)
 {
@@ -626,7 +613,7 @@ fsesl_event_get(const struct fsesl_event *ev, const char *name)
 
 	if (ev == NULL || name == NULL)
 		return NULL;
-	h = find(ev, name);
+	h = fsesl_event_find(ev, name);
 	return h ? h->value : NULL;
 }
 
@@ -695,17 +682,17 @@ fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t len,
 		return rc;
 	}
 
-	if ((h = find(ev, "Event-Name")) != NULL)
+	if ((h = fsesl_event_find(ev, "Event-Name")) != NULL)
 		ev->name = h->value;
-	if ((h = find(ev, "Event-Subclass")) != NULL)
+	if ((h = fsesl_event_find(ev, "Event-Subclass")) != NULL)
 		ev->subclass = h->value;
-	if ((h = find(ev, "Job-UUID")) != NULL)
+	if ((h = fsesl_event_find(ev, "Job-UUID")) != NULL)
 		ev->job_uuid = h->value;
-	if ((h = find(ev, "Core-UUID")) != NULL)
+	if ((h = fsesl_event_find(ev, "Core-UUID")) != NULL)
 		ev->core_uuid = h->value;
-	if ((h = find(ev, "Event-Sequence")) != NULL)
+	if ((h = fsesl_event_find(ev, "Event-Sequence")) != NULL)
 		ev->has_sequence = fsesl_parse_u64(h->value, h->value_len, &ev->sequence) == 0;
-	ev->forged = find(ev, "Command") != NULL;
+	ev->forged = fsesl_event_find(ev, "Command") != NULL;
 	*out = ev;
 	return 0;
 }

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "enc_wbuf.h"
+#include "proto_util.h"
 
 /* 1 = written as %HH (§5.2). */
 static const unsigned char url_unsafe[256] = {
@@ -106,24 +107,6 @@ fsesl_url_encode(const char *src, size_t len, char *dst, size_t cap)
 /* ------------------------------------------------------------------ */
 
 static bool
-ci_eq(const char *p, size_t n, const char *word)
-{
-	size_t i;
-
-	if (strlen(word) != n)
-		return false;
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c + ('a' - 'A'));
-		if (c != word[i])
-			return false;
-	}
-	return true;
-}
-
-static bool
 body_marker(const struct fsesl_header *h, size_t n, size_t body_len)
 {
 	char d[20];
@@ -132,7 +115,7 @@ body_marker(const struct fsesl_header *h, size_t n, size_t body_len)
 	if (!n || !h[n - 1].name || !h[n - 1].value)
 		return false;
 	h += n - 1;
-	if (!ci_eq(h->name, h->name_len, "content-length"))
+	if (!fsesl_ci_eq(h->name, h->name_len, "content-length"))
 		return false;
 	dn = fsesl_fmt_u64(d, body_len);
 	return h->value_len == dn && memcmp(h->value, d, dn) == 0;

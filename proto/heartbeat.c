@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "fsesl_proto.h"
+#include "proto_util.h"
 
 int
 fsesl_parse_u64(const char *s, size_t len, uint64_t *out)
@@ -32,20 +33,6 @@ fsesl_parse_u64(const char *s, size_t len, uint64_t *out)
 	if (out)
 		*out = v;
 	return 0;
-}
-
-static const struct fsesl_header *
-hdr(const struct fsesl_event *ev, const char *name)
-{
-	size_t nlen = strlen(name);
-
-	for (size_t i = 0; i < ev->n_headers; i++) {
-		const struct fsesl_header *h = &ev->headers[i];
-
-		if (h->name_len == nlen && strncasecmp(h->name, name, nlen) == 0)
-			return h;
-	}
-	return NULL;
 }
 
 /* "digits" or "digits.digits" (what "%f" prints), as a double. */
@@ -79,7 +66,7 @@ parse_percent(const char *s, size_t len, double *out)
 static int
 get_u64(const struct fsesl_event *ev, const char *name, bool required, uint64_t *out)
 {
-	const struct fsesl_header *h = hdr(ev, name);
+	const struct fsesl_header *h = fsesl_event_find(ev, name);
 
 	if (h == NULL)
 		return required ? FSESL_PERR_MISSING_FIELD : 0;
@@ -118,7 +105,7 @@ fsesl_heartbeat_parse(const struct fsesl_event *ev, struct fsesl_heartbeat *hb)
 		return FSESL_PERR_INVALID;
 	memset(&tmp, 0, sizeof(tmp));
 
-	h = hdr(ev, "Idle-CPU");
+	h = fsesl_event_find(ev, "Idle-CPU");
 	if (h == NULL)
 		return FSESL_PERR_MISSING_FIELD;
 	rc = parse_percent(h->value, h->value_len, &tmp.idle_cpu);
@@ -130,7 +117,7 @@ fsesl_heartbeat_parse(const struct fsesl_event *ev, struct fsesl_heartbeat *hb)
 		if (rc)
 			return rc;
 	}
-	h = hdr(ev, "FreeSWITCH-Hostname");
+	h = fsesl_event_find(ev, "FreeSWITCH-Hostname");
 	if (h) {
 		/* Truncating would hand out a different host's name. */
 		if (h->value_len >= sizeof(tmp.hostname))
