@@ -115,6 +115,24 @@ opt_timeout(const struct fsesl_engine *e, const fsesl_cmd_opts *opts)
 	return e->cfg.esl_cmd_timeout;
 }
 
+static enum fsesl_wait_mode
+wait_mode_of(const struct fsesl_engine *e, const fsesl_cmd_opts *opts)
+{
+
+	return opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
+}
+
+/* The caller's wait, in the call's mode; touches only c (e may be gone). */
+static uint32_t
+cpl_wait_mode(
+    struct fsesl_cpl *c, enum fsesl_wait_mode mode, unsigned int itv, const struct timespec *dl)
+{
+
+	if (mode == FSESL_WAIT_POLL)
+		return fsesl_cpl_wait_poll(c, dl, itv, &fsesl_wait_ops_linux);
+	return fsesl_cpl_wait(c, dl, &fsesl_wait_ops_linux);
+}
+
 static void
 ns_to_ts(uint64_t ns, struct timespec *ts)
 {
@@ -185,7 +203,7 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	err = req_build(e, in, opts, &r);
 	if (err)
 		return err;
-	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
+	mode = wait_mode_of(e, opts);
 	itv = e->cfg.esl_cmd_polling_itv;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
@@ -193,24 +211,15 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	if (err)
 		return err;
 	/* From here on e may be stopped and freed: touch only r. */
-	if (mode == FSESL_WAIT_POLL)
-		st = fsesl_cpl_wait_poll(&r->cpl, &dl, itv, &fsesl_wait_ops_linux);
-	else
-		st = fsesl_cpl_wait(&r->cpl, &dl, &fsesl_wait_ops_linux);
-	switch (st) {
-	case FSESL_CPL_DONE:
+	st = cpl_wait_mode(&r->cpl, mode, itv, &dl);
+	if (st == FSESL_CPL_DONE) {
 		/* acquire in the wait pairs with the reactor's release in
 		 * fsesl_cpl_complete(): reply and status are visible. */
 		*reply = r->reply;
 		r->reply = NULL;
 		err = r->status;
-		break;
-	case FSESL_CPL_TIMEDOUT:
-		err = -ETIMEDOUT;
-		break;
-	default:
-		err = r->status ? r->status : FSESL_ESHUTDOWN;
-		break;
+	} else {
+		err = fsesl_req_fail_code(st, r->status);
 	}
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
@@ -277,7 +286,7 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 	b->ops = e->ops;
 	b->statuses = statuses;
 	b->replies = replies;
-	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
+	mode = wait_mode_of(e, opts);
 	itv = e->cfg.esl_cmd_polling_itv;
 	for (i = 0; i < n; i++) {
 		struct cmd_in in = {CMD_API, cmds[i], NULL};
@@ -300,10 +309,7 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 	fsesl_window_leave(e);
 	/* From here on e may be stopped and freed: touch only b. No deadline
 	 * of our own: every item has the reactor's, so each one completes. */
-	if (mode == FSESL_WAIT_POLL)
-		(void)fsesl_cpl_wait_poll(&b->cpl, NULL, itv, &fsesl_wait_ops_linux);
-	else
-		(void)fsesl_cpl_wait(&b->cpl, NULL, &fsesl_wait_ops_linux);
+	(void)cpl_wait_mode(&b->cpl, mode, itv, NULL);
 	if (fsesl_cpl_release(&b->cpl))
 		free(b);
 	return 0;
@@ -375,12 +381,7 @@ fsesl_run_ctl(
 	if (err)
 		return err;
 	st = fsesl_cpl_wait(&r->cpl, timeout_ms ? &dl : NULL, &fsesl_wait_ops_linux);
-	if (st == FSESL_CPL_TIMEDOUT)
-		err = -ETIMEDOUT;
-	else if (st == FSESL_CPL_DONE)
-		err = r->status;
-	else
-		err = r->status ? r->status : FSESL_ESHUTDOWN;
+	err = st == FSESL_CPL_DONE ? r->status : fsesl_req_fail_code(st, r->status);
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
 	return err;
@@ -397,12 +398,7 @@ job_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
 	int status;
 
 	(void)c;
-	if (state == FSESL_CPL_DONE)
-		status = 0;
-	else if (state == FSESL_CPL_TIMEDOUT)
-		status = -ETIMEDOUT;
-	else
-		status = r->status ? r->status : FSESL_ESHUTDOWN;
+	status = state == FSESL_CPL_DONE ? 0 : fsesl_req_fail_code(state, r->status);
 	r->job_cb(status, state == FSESL_CPL_DONE ? r->job_ev : NULL, r->ud);
 }
 
@@ -481,7 +477,7 @@ fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_ti
 	err = job_build(e, cmd, job_timeout_ms, opts, &r);
 	if (err)
 		return err;
-	mode = opts && opts->wait_mode != FSESL_WAIT_DEFAULT ? opts->wait_mode : e->cfg.wait_mode;
+	mode = wait_mode_of(e, opts);
 	itv = e->cfg.esl_cmd_polling_itv;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
 	err = job_submit(e, srv, r, opts && opts->nonblock, &dl);
@@ -489,18 +485,13 @@ fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_ti
 		free(r);
 		return err;
 	}
-	if (mode == FSESL_WAIT_POLL)
-		st = fsesl_cpl_wait_poll(&r->cpl, &dl, itv, &fsesl_wait_ops_linux);
-	else
-		st = fsesl_cpl_wait(&r->cpl, &dl, &fsesl_wait_ops_linux);
+	st = cpl_wait_mode(&r->cpl, mode, itv, &dl);
 	if (st == FSESL_CPL_DONE) {
 		*result = r->job_ev;
 		r->job_ev = NULL;
 		err = 0;
-	} else if (st == FSESL_CPL_TIMEDOUT) {
-		err = -ETIMEDOUT;
 	} else {
-		err = r->status ? r->status : FSESL_ESHUTDOWN;
+		err = fsesl_req_fail_code(st, r->status);
 	}
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);

@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <sys/socket.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -358,6 +359,17 @@ void fsesl_log(const struct fsesl_engine *e, int level, const char *fmt, ...)
 
 /* cmd.c */
 int fsesl_map_enc_err(ssize_t n);
+
+/* The code a request that did not end DONE reports: its deadline, else the
+ * status the reactor set (0 only for a shutdown cancellation). */
+static inline int
+fsesl_req_fail_code(uint32_t state, int status)
+{
+
+	if (state == FSESL_CPL_TIMEDOUT)
+		return -ETIMEDOUT;
+	return status ? status : FSESL_ESHUTDOWN;
+}
 
 /* server.c */
 int fsesl_srv_acquire(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_srv **out);

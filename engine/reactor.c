@@ -262,12 +262,7 @@ async_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
 	int status;
 
 	(void)c;
-	if (state == FSESL_CPL_DONE)
-		status = r->status;
-	else if (state == FSESL_CPL_TIMEDOUT)
-		status = -ETIMEDOUT;
-	else
-		status = r->status ? r->status : FSESL_ESHUTDOWN;
+	status = state == FSESL_CPL_DONE ? r->status : fsesl_req_fail_code(state, r->status);
 	r->cb(status, state == FSESL_CPL_DONE ? r->reply : NULL, r->ud);
 }
 
@@ -295,9 +290,7 @@ batch_cpl_cb(struct fsesl_cpl *c, uint32_t state, void *arg)
 		b->replies[i] = r->reply;
 		r->reply = NULL;
 	} else {
-		b->statuses[i] = state == FSESL_CPL_TIMEDOUT ? -ETIMEDOUT
-		                 : r->status                 ? r->status
-		                                             : FSESL_ESHUTDOWN;
+		b->statuses[i] = fsesl_req_fail_code(state, r->status);
 		b->replies[i] = NULL;
 	}
 	fsesl_batch_item_done(b);
