@@ -472,6 +472,35 @@ srv_has_attempt(const struct fsesl_srv *s)
 	return false;
 }
 
+/* Appends r to a head/tail list of requests (a server queue, a FIFO). */
+static inline void
+req_append(struct fsesl_req **head, struct fsesl_req **tail, struct fsesl_req *r)
+{
+
+	r->next = NULL;
+	if (*tail)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
+/* Puts r on the wire of c: its bytes into the output buffer (reserved by
+ * the caller), its place at the end of the FIFO. */
+static void
+conn_write_req(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r)
+{
+
+	memcpy(c->out.p + c->out.len, r->buf, r->len);
+	c->out.len += r->len;
+	r->written_ns = e->now_ns;
+	req_append(&c->fifo_head, &c->fifo_tail, r);
+	c->in_flight++;
+	FSESL_STAT_ADD(c->srv->st.in_flight, 1);
+	FSESL_STAT_ADD(c->srv->st.commands_sent, 1);
+	conn_mark_dirty(e, c);
+}
+
 static struct fsesl_req *
 srv_q_pop(struct fsesl_srv *s)
 {
@@ -528,19 +557,7 @@ srv_assign(struct fsesl_engine *e, struct fsesl_srv *s)
 			req_fail(e, srv_q_pop(s), -ENOMEM);
 			continue;
 		}
-		r = srv_q_pop(s);
-		memcpy(c->out.p + c->out.len, r->buf, r->len);
-		c->out.len += r->len;
-		r->written_ns = e->now_ns;
-		if (c->fifo_tail)
-			c->fifo_tail->next = r;
-		else
-			c->fifo_head = r;
-		c->fifo_tail = r;
-		c->in_flight++;
-		FSESL_STAT_ADD(s->st.in_flight, 1);
-		FSESL_STAT_ADD(s->st.commands_sent, 1);
-		conn_mark_dirty(e, c);
+		conn_write_req(e, c, srv_q_pop(s));
 	}
 }
 
@@ -1076,19 +1093,7 @@ fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req 
 		(void)fsesl_timer_arm(
 		    &e->timers, &r->timer, r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull);
 	}
-	memcpy(c->out.p + c->out.len, r->buf, r->len);
-	c->out.len += r->len;
-	r->written_ns = e->now_ns;
-	r->next = NULL;
-	if (c->fifo_tail)
-		c->fifo_tail->next = r;
-	else
-		c->fifo_head = r;
-	c->fifo_tail = r;
-	c->in_flight++;
-	FSESL_STAT_ADD(c->srv->st.in_flight, 1);
-	FSESL_STAT_ADD(c->srv->st.commands_sent, 1);
-	conn_mark_dirty(e, c);
+	conn_write_req(e, c, r);
 }
 
 static void
@@ -1169,12 +1174,7 @@ fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r)
 		req_fail(e, r, srv_down_error(s));
 		return;
 	}
-	r->next = NULL;
-	if (s->q_tail)
-		s->q_tail->next = r;
-	else
-		s->q_head = r;
-	s->q_tail = r;
+	req_append(&s->q_head, &s->q_tail, r);
 	s->n_queued++;
 	FSESL_STAT_ADD(s->st.queued, 1);
 	srv_mark_dirty(e, s);
@@ -1213,14 +1213,12 @@ fsesl_submit(
  * behind.
  */
 static void
-count_timeouts(struct fsesl_srv *s, struct fsesl_req *r)
+count_timeout(struct fsesl_srv *s, struct fsesl_req *r, uint32_t state)
 {
 
-	for (; r; r = r->next) {
-		if (!r->timeout_counted && fsesl_cpl_state(&r->cpl) == FSESL_CPL_TIMEDOUT) {
-			FSESL_STAT_ADD(s->st.timeouts, 1);
-			r->timeout_counted = true;
-		}
+	if (state == FSESL_CPL_TIMEDOUT && !r->timeout_counted) {
+		FSESL_STAT_ADD(s->st.timeouts, 1);
+		r->timeout_counted = true;
 	}
 }
 
@@ -1236,9 +1234,14 @@ conn_check_overdue(struct fsesl_engine *e, struct fsesl_conn *c)
 	r = c->fifo_head;
 	/* 2 x timeout + 1 s: far beyond any honest slow reply. */
 	late = r->written_ns + 2ull * r->timeout_ms * 1000000ull + 1000000000ull;
-	for (; r; r = r->next)
-		if (fsesl_cpl_state(&r->cpl) != FSESL_CPL_PENDING)
-			abandoned++;
+	for (; r; r = r->next) {
+		uint32_t st = fsesl_cpl_state(&r->cpl);
+
+		if (st == FSESL_CPL_PENDING)
+			continue;
+		abandoned++;
+		count_timeout(c->srv, r, st);
+	}
 	limit = e->cfg.max_abandoned < e->cfg.max_in_flight ? e->cfg.max_abandoned
 	                                                    : e->cfg.max_in_flight;
 	if (e->now_ns > late || abandoned >= limit) {
@@ -1291,6 +1294,7 @@ housekeeping(struct fsesl_timer *t, void *arg)
 {
 	struct fsesl_engine *e = arg;
 	struct fsesl_srv **pp, *s;
+	struct fsesl_req *r;
 	unsigned int i;
 	bool busy;
 
@@ -1299,9 +1303,9 @@ housekeeping(struct fsesl_timer *t, void *arg)
 		/* The engine's own subscriptions (HEARTBEAT for the load,
 		 * BACKGROUND_JOB) do not keep an entry; a subscriber's do. */
 		busy = s->q_head != NULL || s->jobs != NULL || fsesl_events_srv_has_subscribers(s);
-		count_timeouts(s, s->q_head);
+		for (r = s->q_head; r; r = r->next)
+			count_timeout(s, r, fsesl_cpl_state(&r->cpl));
 		for (i = 0; i < s->n_conns; i++) {
-			count_timeouts(s, s->conns[i].fifo_head);
 			conn_check_overdue(e, &s->conns[i]);
 			busy |= s->conns[i].fifo_head != NULL;
 		}
