@@ -10,6 +10,34 @@
 
 #include "engine_test.h"
 
+/* One simulator, one engine, one server handle per test (each test runs
+ * in its own process). */
+static fsesl_sim *s;
+static uint16_t port;
+static fsesl_engine *e;
+static fsesl_server_t h;
+
+static void
+sim_up(void)
+{
+	s = et_sim(&port);
+}
+
+static void
+engine_up(fsesl_config *c)
+{
+	e = et_engine(c);
+	h = et_server(e, port, "ClueCon");
+}
+
+static void
+all_down(void)
+{
+	cr_assert_eq(fsesl_server_put(e, h), 0);
+	cr_assert_eq(fsesl_engine_stop(e), 0);
+	fsesl_sim_stop(s);
+}
+
 static fsesl_config
 cfg_fast(void)
 {
@@ -26,17 +54,17 @@ cfg_fast(void)
 }
 
 static fsesl_server_stats
-stats(fsesl_engine *e, fsesl_server_t h)
+stats(fsesl_engine *eng, fsesl_server_t srv)
 {
 	fsesl_server_stats st;
 
-	cr_assert_eq(fsesl_server_stats_get(e, h, &st), 0);
+	cr_assert_eq(fsesl_server_stats_get(eng, srv, &st), 0);
 	return st;
 }
 
 /* Echo until it succeeds; every failure must be an honest error. */
 static bool
-recovers(fsesl_engine *e, fsesl_server_t h, unsigned int ms)
+recovers(fsesl_engine *eng, fsesl_server_t srv, unsigned int ms)
 {
 	uint64_t end = et_now_ms() + ms;
 	char tok[32];
@@ -44,7 +72,7 @@ recovers(fsesl_engine *e, fsesl_server_t h, unsigned int ms)
 
 	while (et_now_ms() < end) {
 		snprintf(tok, sizeof(tok), "rec-%d", i++);
-		err = et_echo(e, h, tok, NULL);
+		err = et_echo(eng, srv, tok, NULL);
 		cr_assert_neq(err, -99999, "mismatched reply");
 		if (err == 0)
 			return true;
@@ -55,67 +83,49 @@ recovers(fsesl_engine *e, fsesl_server_t h, unsigned int ms)
 
 Test(conn, refused_then_back, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_reply *r;
 
+	sim_up();
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_REFUSE, 0, 0);
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert_eq(fsesl_api(e, h, "echo x", NULL, &r), -ECONNREFUSED);
 	cr_assert_eq(stats(e, h).last_error, -ECONNREFUSED);
 	fsesl_sim_clear_faults(s);
 	cr_assert(recovers(e, h, 20000));
 	cr_assert_eq(stats(e, h).last_error, 0);
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, backoff_fails_fast_with_last_error, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_reply *r;
 	int i;
 
+	sim_up();
 	c.backoff_s[0] = 3600; /* the next attempt is far away */
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_REFUSE, 0, 0);
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	for (i = 0; i < 50; i++)
 		cr_assert_eq(fsesl_api(e, h, "echo x", NULL, &r), -ECONNREFUSED);
 	cr_assert_eq(stats(e, h).connect_failures, 1);
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, connect_timeout, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_reply *r;
 
+	sim_up();
 	c.esl_connect_timeout = 300; /* the silent server never greets */
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_SILENT_ACCEPT, 0, 0);
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert_eq(fsesl_api(e, h, "echo x", NULL, &r), FSESL_ECONNTIMEOUT);
 	fsesl_sim_clear_faults(s);
 	cr_assert(recovers(e, h, 20000));
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 static _Atomic int log_saw_password;
@@ -131,13 +141,11 @@ log_fn(int level, const char *msg, void *ud)
 
 Test(conn, wrong_password, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h, h2;
+	fsesl_server_t h2;
 	fsesl_reply *r;
 
+	sim_up();
 	c.log_fn = log_fn;
 	c.log_level = FSESL_LOG_DEBUG;
 	e = et_engine(&c);
@@ -147,82 +155,62 @@ Test(conn, wrong_password, .timeout = 60)
 	/* A later get with the right password is used at the next connect. */
 	h2 = et_server(e, port, "ClueCon");
 	cr_assert(recovers(e, h2, 20000));
-	cr_assert_eq(fsesl_server_put(e, h), 0);
 	cr_assert_eq(fsesl_server_put(e, h2), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, rude_rejection, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_reply *r;
 
+	sim_up();
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_RUDE_REJECT, 0, 0);
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert_eq(fsesl_api(e, h, "echo x", NULL, &r), FSESL_EREJECTED);
 	fsesl_sim_clear_faults(s);
 	cr_assert(recovers(e, h, 20000));
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, close_mid_reply, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e = et_engine(&c);
-	fsesl_server_t h = et_server(e, port, "ClueCon");
 	fsesl_reply *r;
 
+	sim_up();
+	engine_up(&c);
 	cr_assert_eq(et_echo(e, h, "before", NULL), 0);
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_CLOSE_MID_FRAME, 0, 0);
 	cr_assert_eq(fsesl_api(e, h, "echo cut-in-half", NULL, &r), FSESL_EDISCONNECTED);
 	fsesl_sim_clear_faults(s);
 	cr_assert(recovers(e, h, 20000));
 	cr_assert_geq(stats(e, h).reconnects, 1);
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, server_restart, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 
+	sim_up();
 	c.backoff_s[0] = 1; /* the real schedule: the first retry is still immediate */
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert_eq(et_echo(e, h, "before", NULL), 0);
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_KILL_ALL, 0, 0);
 	cr_assert(WAIT_UNTIL(stats(e, h).reconnects >= 1, 20000));
 	cr_assert(recovers(e, h, 20000));
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, timeout_then_late_reply_is_dropped, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e = et_engine(&c);
-	fsesl_server_t h = et_server(e, port, "ClueCon");
 	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
 	int i, err;
 
+	sim_up();
+	engine_up(&c);
 	cr_assert_eq(et_echo(e, h, "warm", NULL), 0);
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_DELAY, 300, 0);
 	o.timeout_ms = 30;
@@ -238,28 +226,22 @@ Test(conn, timeout_then_late_reply_is_dropped, .timeout = 60)
 	}
 	cr_assert(WAIT_UNTIL(stats(e, h).late_replies >= 1, 10000));
 	cr_assert_geq(stats(e, h).timeouts, 1);
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 Test(conn, many_timeouts_recycle, .timeout = 90)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
 	uint64_t end;
 	int i = 0, err;
 	char tok[32];
 
+	sim_up();
 	c.max_in_flight = 8;
 	c.max_abandoned = 4;
 	c.esl_connect_timeout = 5000; /* the DELAY fault slows the greeting too */
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert_eq(et_echo(e, h, "warm", NULL), 0);
 	fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_DELAY, 500, 0);
 	o.timeout_ms = 10;
@@ -274,9 +256,7 @@ Test(conn, many_timeouts_recycle, .timeout = 90)
 	cr_assert_geq(stats(e, h).reconnects, 1, "no recycle");
 	fsesl_sim_clear_faults(s);
 	cr_assert(recovers(e, h, 20000));
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 static _Atomic int msleep_done, msleep_status = 1;
@@ -293,17 +273,13 @@ msleep_cb(int status, const fsesl_reply *r, void *ud)
 
 Test(conn, pool_of_two_no_head_of_line, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
 	int i;
 
+	sim_up();
 	c.connections_per_server = 2;
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert(WAIT_UNTIL(stats(e, h).connected_conns == 2, 20000));
 	o.timeout_ms = 20000;
 	cr_assert_eq(fsesl_api_async(e, h, "msleep 2000", &o, msleep_cb, NULL), 0);
@@ -318,9 +294,7 @@ Test(conn, pool_of_two_no_head_of_line, .timeout = 60)
 	cr_assert_eq(atomic_load(&msleep_done), 0);
 	cr_assert(WAIT_UNTIL(atomic_load(&msleep_done), 20000));
 	cr_assert_eq(atomic_load(&msleep_status), 0);
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
 
 static _Atomic int window_done, window_ok;
@@ -339,24 +313,18 @@ window_cb(int status, const fsesl_reply *r, void *ud)
  * wire, with no new submission to stir the engine. */
 Test(conn, queued_requests_move_up_as_places_free, .timeout = 60)
 {
-	uint16_t port;
-	fsesl_sim *s = et_sim(&port);
 	fsesl_config c = cfg_fast();
-	fsesl_engine *e;
-	fsesl_server_t h;
 	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
 	int i;
 
+	sim_up();
 	c.max_in_flight = 1;
-	e = et_engine(&c);
-	h = et_server(e, port, "ClueCon");
+	engine_up(&c);
 	cr_assert_eq(et_echo(e, h, "warm", NULL), 0);
 	o.timeout_ms = 30000;
 	for (i = 0; i < 32; i++)
 		cr_assert_eq(fsesl_api_async(e, h, "echo queued", &o, window_cb, NULL), 0);
 	cr_assert(WAIT_UNTIL(atomic_load(&window_done) == 32, 20000));
 	cr_assert_eq(atomic_load(&window_ok), 32);
-	cr_assert_eq(fsesl_server_put(e, h), 0);
-	cr_assert_eq(fsesl_engine_stop(e), 0);
-	fsesl_sim_stop(s);
+	all_down();
 }
