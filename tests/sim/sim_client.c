@@ -122,6 +122,14 @@ tc_login(struct tc *t)
 	cr_assert(tc_reply_is(t, "+OK accepted"));
 }
 
+void
+tc_open(struct tc *t, uint16_t port)
+{
+
+	cr_assert_eq(tc_connect(t, port, 5000), 0, "cannot connect to the simulator");
+	tc_login(t);
+}
+
 int
 tc_drain(struct tc *t)
 {

@@ -35,6 +35,8 @@ void tc_sends(struct tc *t, const char *s);
 int tc_next(struct tc *t);
 /* Reads the greeting and authenticates with ClueCon; asserts. */
 void tc_login(struct tc *t);
+/* tc_connect (5 s safety net) then tc_login; asserts. */
+void tc_open(struct tc *t, uint16_t port);
 /* Reads frames until EOF; returns how many were read. */
 int tc_drain(struct tc *t);
 /* True if the peer closed (EOF) within timeout_ms without sending a frame. */

@@ -52,8 +52,7 @@ Test(sim, pipeline_10000_echo_in_one_write)
 	size_t cap = 10000 * 24, n = 0;
 	char *cmds = malloc(cap);
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	for (int i = 1; i <= 10000; i++)
 		n += (size_t)snprintf(cmds + n, cap - n, "api echo %d\n\n", i);
 	tc_send(&t, cmds, n);
@@ -76,8 +75,7 @@ Test(sim, events_follow_their_reply_and_wait_for_the_pipeline)
 	struct tc t;
 	char nb[64];
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event plain API BACKGROUND_JOB\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	cr_assert(tc_reply_is(&t, "+OK event listener enabled plain"));
@@ -103,8 +101,7 @@ Test(sim, lone_lf_is_a_kick_without_reply)
 {
 	struct tc t;
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "\n");
 	tc_sends(&t, "\napi echo k\n\n");
 	cr_assert_eq(tc_next(&t), 1);
@@ -141,8 +138,7 @@ Test(sim, events_held_while_parked_then_dropped_by_exit)
 {
 	struct tc t;
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event plain HEARTBEAT\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	tc_sends(&t, "api msleep 300\n\nexit\n\n");
@@ -204,8 +200,7 @@ Test(sim, slow_consumer_is_killed_after_drop_streak)
 	cfg.event_queue_max = 10;
 	cfg.event_drop_kill = 5;
 	fsesl_sim *s = tc_sim_start(&cfg, &p);
-	cr_assert_eq(tc_connect(&t, p, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, p);
 	tc_sends(&t, "event plain CUSTOM x::y\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	/* Park the connection so nothing drains, then overfill its queue. */
@@ -231,8 +226,7 @@ Test(sim, originate_show_and_kill)
 	struct tc t;
 	char nb[64], uuid[64];
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	tc_sends(&t, "api originate loopback/9196/default &park()\n\n");
@@ -270,8 +264,7 @@ Test(sim, heartbeat_carries_the_load)
 	struct tc t;
 	struct fsesl_sim_load load = {.idle_cpu = 42.5, .session_count = 7, .max_sessions = 50};
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event json HEARTBEAT\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	fsesl_sim_set_load(sim, &load);
@@ -294,8 +287,7 @@ Test(sim, heartbeat_interval_timer)
 	struct tc t;
 	char nb[64];
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event plain HEARTBEAT RE_SCHEDULE\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	fsesl_sim_set_heartbeat_interval(sim, 50);
@@ -315,8 +307,7 @@ Test(sim, recorded_commands)
 	char **lines;
 
 	fsesl_sim_record_commands(sim, true);
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event plain HEARTBEAT\n\nfilter Unique-ID abc\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	cr_assert_eq(tc_next(&t), 1);
@@ -358,8 +349,7 @@ Test(sim, noevents_drops_queued_events_keeps_filters)
 {
 	struct tc t;
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "event plain HEARTBEAT\n\nfilter X-Nope yes\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	cr_assert_eq(tc_next(&t), 1);
@@ -411,8 +401,7 @@ Test(sim, subscriber_that_stops_reading_is_killed)
 	cfg.event_queue_max = 200;
 	cfg.event_drop_kill = 10;
 	fsesl_sim *s = tc_sim_start(&cfg, &p);
-	cr_assert_eq(tc_connect(&t, p, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, p);
 	tc_sends(&t, "event plain CUSTOM big::one\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	/* The client reads nothing now: kernel buffers and the server's output
@@ -445,8 +434,7 @@ Test(sim, oversized_client_content_length_closes)
 {
 	struct tc t;
 
-	cr_assert_eq(tc_connect(&t, port, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, port);
 	tc_sends(&t, "api echo x\nContent-Length: abc\n\napi echo y\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	cr_assert(tc_body_is(&t, "x"));
@@ -467,8 +455,7 @@ Test(sim, many_connections_each_in_order)
 	char buf[64];
 
 	for (int i = 0; i < N; i++) {
-		cr_assert_eq(tc_connect(&t[i], port, 5000), 0);
-		tc_login(&t[i]);
+		tc_open(&t[i], port);
 	}
 	for (int i = 0; i < N; i++) {
 		static char cmds[CMDS * 32];
@@ -502,8 +489,7 @@ Test(sim, event_poll_holds_events_until_tick_or_kick)
 	cfg.heartbeat_interval_ms = 0;
 	cfg.event_poll_ms = 1000;
 	fsesl_sim *s = tc_sim_start(&cfg, &p);
-	cr_assert_eq(tc_connect(&t, p, 5000), 0);
-	tc_login(&t);
+	tc_open(&t, p);
 	tc_sends(&t, "event plain CUSTOM t::p\n\n");
 	cr_assert_eq(tc_next(&t), 1);
 	/* Fired while the connection "sleeps" in its poll: held... */
@@ -582,7 +568,6 @@ Test(sim, unload_trap_shuts_every_connection)
 	/* The module is gone until the test "reloads" it. */
 	cr_assert_eq(tc_connect(&a, port, 5000), -ECONNREFUSED);
 	fsesl_sim_clear_faults(sim);
-	cr_assert_eq(tc_connect(&a, port, 5000), 0);
-	tc_login(&a);
+	tc_open(&a, port);
 	tc_close(&a);
 }
