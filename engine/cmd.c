@@ -58,6 +58,9 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	size_t cap;
 	ssize_t n;
 
+	/* Set on every path: gcc 12 at -O3 cannot prove that callers read
+	 * *out only after a 0 return, and -Werror makes that fatal. */
+	*out = NULL;
 	switch (in->kind) {
 	case CMD_API:
 	case CMD_BGAPI:

@@ -1,6 +1,6 @@
 /*
  * client_packet.c - one client -> server packet, read the way
- * mod_event_socket's read_packet() reads it (esl-protocol.md §1.3, §1.4).
+ * mod_event_socket's read_packet() reads it (docs/protocol.md §2.3, §2.4).
  *
  * This is the server's view, for the simulator and the fuzzers, so it
  * reproduces the server's quirks rather than being strict:
@@ -12,8 +12,8 @@
  *     rest of the block from line splitting (framing still counts it);
  *   - a line ends at the first CR found ANYWHERE later in the block, and
  *     only when there is none at the next LF; then every following CR/LF
- *     byte is skipped. This is the §1.3 mixed-CRLF quirk, reproduced exactly:
- *     in "a\nb\r\n\r\n" the command line is "a\nb";
+ *     byte is skipped. This is the mixed-CRLF quirk of §2.3, reproduced
+ *     exactly: in "a\nb\r\n\r\n" the command line is "a\nb";
  *   - later lines split at the first ':', then spaces (not tabs) are
  *     skipped; lines without ':' are ignored; empty values are dropped;
  *   - each Content-Length header (any case) is read with atoi semantics

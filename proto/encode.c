@@ -1,15 +1,15 @@
 /*
- * encode.c - client -> server command packets (esl-protocol.md §1.4, §3).
+ * encode.c - client -> server command packets (docs/protocol.md §2.4, §5).
  *
  * Every worker thread encodes its own command, so this is hot-path code:
  * no allocation, no stdio, one pass over each input (check + copy). Each
  * encoder feeds its pieces through one small state machine (struct enc):
  * every piece of the command line and every header value is checked for
  * CR/LF/NUL (a "\n\n" in a value would end the packet early and run the
- * rest as a second command, shifting every later reply; §7.1), scanned for
- * the unload/reload trap words (§3.0), and appended to a bounded buffer
- * (enc_wbuf.h) that keeps counting past its end. The same code therefore
- * sizes (dst == NULL) and writes, and the first error found wins.
+ * rest as a second command, shifting every later reply; §10.1), scanned
+ * for the unload/reload trap words (§10.2), and appended to a bounded
+ * buffer (enc_wbuf.h) that keeps counting past its end. The same code
+ * therefore sizes (dst == NULL) and writes, and the first error found wins.
  *
  * What the server does with what we send, and why some inputs are refused:
  *   - header values lose their leading spaces on the server, and empty
@@ -363,7 +363,8 @@ enc_fixed(char *dst, size_t cap, const char *text)
 }
 
 /* The password is everything after "auth " up to the line end, spaces
- * included and compared exactly (§2.2), so it is copied verbatim. */
+ * included and compared exactly (docs/protocol.md §4.2), so it is copied
+ * verbatim. */
 ssize_t
 fsesl_encode_auth(char *dst, size_t cap, const char *password)
 {
@@ -425,7 +426,7 @@ fsesl_encode_bgapi(char *dst, size_t cap, const char *cmd, const char *job_uuid,
 		h.value = job_uuid;
 		h.value_len = strlen(job_uuid);
 		enc_header(&e, &h, false);
-		/* §1.6: longer ones cut the reply's final "\n\n" off. */
+		/* protocol.md §2.6: longer ones cut the reply's final "\n\n" off. */
 		if (h.value_len > FSESL_MAX_JOB_UUID_LEN)
 			enc_fail(&e, FSESL_PERR_TOO_LONG);
 	}
@@ -446,8 +447,8 @@ is_custom(const char *s, size_t n)
 
 /*
  * The server takes every token after a CUSTOM token as a subclass name
- * (§3.4), so CUSTOM must come last, once, followed by all subclasses. A
- * "CUSTOM a b" entry contributes the subclasses a and b.
+ * (docs/protocol.md §5.3), so CUSTOM must come last, once, followed by
+ * all subclasses. A "CUSTOM a b" entry contributes the subclasses a and b.
  */
 static void
 enc_names(struct enc *e, const char *const *names, size_t n)

@@ -11,7 +11,7 @@
  *
  * JSON goes through libcjson (it keeps duplicate keys as separate
  * children, in order). XML has a fixed, machine-written layout
- * (esl-protocol.md §5.4) and no XML library is among our dependencies, so
+ * (docs/protocol.md §7.4) and no XML library is among our dependencies, so
  * a small reader handles exactly what an XML parser would return for it:
  * elements, entities (named and numeric), comments and CDATA sections,
  * the last two because of the "<!" quirk in bodies.
@@ -284,7 +284,7 @@ b_add(struct builder *b, const char *name, size_t nlen, const char *val, size_t 
 }
 
 /* A JSON array value: "ARRAY::" then the items joined by "|:" (the plain
- * form of a multi-value header, esl-protocol.md §5.2). */
+ * form of a multi-value header, docs/protocol.md §7.2). */
 static int
 b_add_array(struct builder *b, const char *name, const cJSON *arr)
 {

@@ -1,7 +1,7 @@
 /*
  * event_write.c - event payloads in FreeSWITCH's three layouts
- * (esl-protocol.md §5.2-5.4), byte for byte, quirks included; and the
- * server's URL encoding (§5.2). Used by the simulator to produce what a
+ * (docs/protocol.md §7.2-7.4), byte for byte, quirks included; and the
+ * server's URL encoding (§7.2). Used by the simulator to produce what a
  * real server would send, and by tests to check round trips.
  *
  * Model: an event is a list of headers with raw values (a value starting
@@ -29,7 +29,7 @@
 #include "enc_wbuf.h"
 #include "proto_util.h"
 
-/* 1 = written as %HH (§5.2). */
+/* 1 = written as %HH (docs/protocol.md §7.2). */
 static const unsigned char url_unsafe[256] = {
     [0x00 ... 0x1f] = 1,
     [' '] = 1,

@@ -5,8 +5,8 @@
  * No sockets, no threads, no global state, no logging. Every function is
  * safe to call from any thread on distinct arguments.
  *
- * Reference: ../shared/docs/esl-protocol.md (sections 1, 3, 4, 5) and
- * docs/proto.md.
+ * Reference: docs/protocol.md (§2 framing, §3 reply matching, §5-§7
+ * commands and events, §10 security) and docs/proto.md.
  *
  * Return convention of the incremental parsers (picohttpparser's):
  *   > 0                    bytes consumed (one whole message)
@@ -75,7 +75,7 @@ FSESL_API const char *fsesl_proto_strerror(int err);
 /* ------------------------------------------------------------------ */
 
 /* Every envelope FreeSWITCH writes in inbound mode is under 1 KiB
- * (esl-protocol.md §1.2); 64 KiB leaves room and still bounds memory. */
+ * (docs/protocol.md §2.2); 64 KiB leaves room and still bounds memory. */
 #define FSESL_DEFAULT_MAX_HEADER_BYTES (64u * 1024u)
 /* Envelopes carry at most 8 headers; this is the fixed array size in
  * struct fsesl_msg, so the frame reader never allocates. */
@@ -86,7 +86,7 @@ FSESL_API const char *fsesl_proto_strerror(int err);
 /* Channel events with every variable carry a few hundred headers. */
 #define FSESL_DEFAULT_MAX_EVENT_HEADERS 4096u
 /* The server copies a client Job-UUID into a 512-byte reply twice; more
- * than 235 bytes desynchronises the stream (esl-protocol.md §1.6). */
+ * than 235 bytes desynchronises the stream (docs/protocol.md §2.6). */
 #define FSESL_MAX_JOB_UUID_LEN 235u
 #define FSESL_DEFAULT_PORT 8021u
 
@@ -214,7 +214,7 @@ struct fsesl_event {
 	const char *core_uuid; /* Core-UUID */
 	bool has_sequence;
 	uint64_t sequence; /* Event-Sequence, strictly parsed */
-	bool forged; /* carries a Command header (sendevent, §7.4) */
+	bool forged; /* carries a Command header (sendevent, protocol.md §10.3) */
 };
 
 /*
@@ -236,7 +236,7 @@ FSESL_API const char *fsesl_event_get(const struct fsesl_event *ev, const char *
 /* %HH decoding (either case), in place allowed (dst == src). Returns the
  * decoded length or FSESL_PERR_BAD_ESCAPE. dst needs len bytes. */
 FSESL_API ssize_t fsesl_url_decode(const char *src, size_t len, char *dst);
-/* FreeSWITCH's encoding (esl-protocol.md §5.2, including the quirk that
+/* FreeSWITCH's encoding (docs/protocol.md §7.2, including the quirk that
  * "%HH" with upper-case hex is passed through). Returns bytes written or
  * FSESL_PERR_BUFFER_TOO_SMALL. dst needs up to 3*len bytes. */
 FSESL_API ssize_t fsesl_url_encode(const char *src, size_t len, char *dst, size_t cap);
@@ -356,7 +356,7 @@ FSESL_API int fsesl_check_line(const char *s, size_t len);
 
 /*
  * Parses one client->server packet the way mod_event_socket reads it
- * (esl-protocol.md §1.4): leading CR/LF skipped, block ends at two LFs
+ * (docs/protocol.md §2.4): leading CR/LF skipped, block ends at two LFs
  * (CR ignored in the count), first line is the command, later lines split
  * at the first ':' with spaces (not tabs) skipped, lines without ':' and
  * empty values dropped, a Content-Length header (any case) reads that many
@@ -364,7 +364,7 @@ FSESL_API int fsesl_check_line(const char *s, size_t len);
  * buf; n_headers is capped by FSESL_MSG_MAX_HEADERS (extra ones are dropped
  * and counted in dropped_headers).
  * Server quirks kept: a line ends at the first CR anywhere later in the
- * block (§1.3 mixed CRLF), so `line` may contain LF ("api version\n\r\n"
+ * block (§2.3 mixed CRLF), so `line` may contain LF ("api version\n\r\n"
  * gives "api version\n"; trim it as the server does); a NUL hides the rest
  * of the block; Content-Length uses atoi (garbage = 0 = no body). Past
  * lim->max_header_bytes / max_body_bytes it is an error (HEADER_TOO_LARGE,
@@ -388,7 +388,7 @@ FSESL_API ssize_t fsesl_client_packet_parse(const char *buf, size_t len,
 /* ------------------------------------------------------------------ */
 
 /* Writes an event payload in FreeSWITCH's layout for that format
- * (esl-protocol.md §5.2-5.4). headers are raw (not encoded) values; a value
+ * (docs/protocol.md §7.2-7.4). headers are raw (not encoded) values; a value
  * beginning "ARRAY::" is a multi-value header. Returns the payload length
  * or FSESL_PERR_BUFFER_TOO_SMALL (FSESL_PERR_INVALID for NULL arrays with
  * non-zero counts or an unknown format); fsesl_event_serialize_size() gives

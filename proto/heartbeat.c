@@ -1,7 +1,7 @@
 /*
  * heartbeat.c - strict extraction of HEARTBEAT load figures.
  *
- * Design: these numbers steer routing decisions (esl-protocol.md §5.6), so
+ * Design: these numbers steer routing decisions (docs/protocol.md §7.6), so
  * a value we cannot read exactly is an error, never a silent 0 the way
  * atoi() would have it. We read lengths from the header array rather than
  * the C strings, so a value carrying "%00" cannot be cut short into a

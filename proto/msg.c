@@ -7,7 +7,7 @@
  * splits lines with memchr (the server writes short LF-only lines, and
  * memchr is the fastest newline finder libc has), recognises the four
  * envelope headers we act on by length first, and validates Content-Length
- * before anything could be sized from it (esl-protocol.md §7.3).
+ * before anything could be sized from it (docs/protocol.md §10.4).
  *
  * Resumption: a peer feeding a large header block a byte at a time would
  * make "rescan from the start" quadratic. Once the previously seen part of
@@ -25,7 +25,7 @@
 
 #include "fsesl_proto.h"
 
-/* Every envelope FreeSWITCH writes is under 1 KiB (esl-protocol.md §1.2). */
+/* Every envelope FreeSWITCH writes is under 1 KiB (docs/protocol.md §2.2). */
 #define RESCAN_WINDOW 2048u
 
 static inline unsigned char
@@ -73,7 +73,7 @@ scan3(const char *p, const char *e, char a, char b, char c)
 	return p;
 }
 
-/* The server always writes one spelling (esl-protocol.md §1.2); a fixed-size
+/* The server always writes one spelling (docs/protocol.md §2.2); a fixed-size
  * memcmp of it compiles to a couple of word compares, and the
  * case-insensitive loop only runs when that misses. */
 #define NAME_IS(a, len, canon, lowered)                                                            \

@@ -10,7 +10,7 @@
  *              connection and runs one command at a time (write, blocking
  *              read); workers queue commands under a mutex and sleep-poll
  *              every esl_cmd_polling_itv us, scanning a shared reply list
- *              under the same lock (esl-protocol.md §6.2).
+ *              under the same lock (docs/protocol.md §12.2).
  *  per_worker  libesl's pattern: each worker owns a blocking connection
  *              and does write-then-read in a loop.
  *

@@ -335,8 +335,8 @@ parse_args(int argc, char **argv, struct cli *c)
 				    "--sim-event-poll: '%s' is not 0..1000 ms", optarg);
 			break;
 		case O_FSLIKE:
-			/* real-freeswitch-measurements.md: ~20,000 api/s and ~800
-			 * bgapi/s per connection; 20 ms idle poll for events. */
+			/* docs/real-server-measurements.md: ~20,000 api/s and
+			 * ~800 bgapi/s per connection; 20 ms idle poll for events. */
 			c->o.sim_api_cost_us = 50;
 			c->o.sim_bgapi_cost_us = 1250;
 			c->o.sim_event_poll_ms = 20;

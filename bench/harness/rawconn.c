@@ -106,7 +106,7 @@ fill(struct rawconn *c, int timeout_ms)
  * Writes all of buf. While the socket is full it keeps reading replies
  * into the buffer: a server that, like FreeSWITCH, stops reading commands
  * while its own write is blocked would otherwise deadlock with a client
- * blocked writing a large pipeline (esl-protocol.md §4.3).
+ * blocked writing a large pipeline (docs/protocol.md §9.3).
  */
 int
 rawconn_write(struct rawconn *c, const char *buf, size_t len)

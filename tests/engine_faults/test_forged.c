@@ -2,7 +2,7 @@
  * test_forged.c - events a hostile peer forges with `sendevent`.
  *
  * Genuine HEARTBEAT and BACKGROUND_JOB events never carry a Command
- * header; those made by sendevent always do (esl-protocol.md §7.4). The
+ * header; those made by sendevent always do (docs/protocol.md §10.3). The
  * engine must drop the forged ones, count them, and keep them out of the
  * load figures. Ordering on one connection makes this testable without
  * timing: a genuine marker event fired after the forged one arrives after

@@ -90,7 +90,7 @@ Test(events, url_decode)
 	strcpy(buf, "%41%42c");
 	n = fsesl_url_decode(buf, 7, buf);
 	cr_assert(n == 3 && memcmp(buf, "ABc", 3) == 0);
-	/* the quirk of §5.2: "100%AB" on the wire decodes to 100 + 0xAB */
+	/* the quirk of protocol.md §7.2: "100%AB" on the wire decodes to 100 + 0xAB */
 	n = fsesl_url_decode("100%AB", 6, buf);
 	cr_assert(n == 4 && (unsigned char)buf[3] == 0xAB);
 }
@@ -251,7 +251,7 @@ Test(events, xml_basics)
 
 Test(events, xml_comment_and_cdata_in_body)
 {
-	/* the "<!" quirk of §5.4: a comment disappears, as in an XML parser */
+	/* the "<!" quirk of protocol.md §7.4: a comment disappears, as in an XML parser */
 	struct fsesl_event *ev = ok(FSESL_EVFMT_XML,
 	    XML_HEAD "  </headers>\n  <body>x &lt;t&gt;\n then <!-- raw & <rest> -->\n"
 	             "<![CDATA[<a&b>]]>  </body>\n</event>");

@@ -150,7 +150,7 @@ Test(heartbeat, missing_forged_and_wrong_events)
 	cr_assert(fsesl_heartbeat_parse(ev, &hb) == FSESL_PERR_MISSING_FIELD);
 	fsesl_event_free(ev);
 
-	/* sendevent HEARTBEAT carries a Command header (§7.4) */
+	/* sendevent HEARTBEAT carries a Command header (docs/protocol.md §10.3) */
 	cr_assert(hb_with("Command: sendevent%20HEARTBEAT\n", &hb) == FSESL_PERR_INVALID);
 	cr_assert(
 	    fsesl_event_parse(FSESL_EVFMT_PLAIN,

@@ -1,6 +1,6 @@
 /*
  * test_client_packet.c - the server-side reader of client packets, against
- * the server behaviour described in esl-protocol.md §1.3/§1.4 (each case
+ * the server behaviour described in docs/protocol.md §2.3/§2.4 (each case
  * below was confirmed on FreeSWITCH 1.10.12, see the crlf and
  * sendevent-variants captures).
  */
@@ -73,7 +73,7 @@ Test(client_packet, crlf_forms_end_a_block)
 	expect_header(0, "Job-UUID", "j-1");
 }
 
-/* §1.3: a line ends at the first CR anywhere later in the block. */
+/* §2.3: a line ends at the first CR anywhere later in the block. */
 Test(client_packet, mixed_crlf_quirk)
 {
 	cr_assert_eq(PARSE("bgapi echo m3\nX-A: 1\nJob-UUID: mixed-3\r\nX-C: 3\r\n\r\n"), 50);

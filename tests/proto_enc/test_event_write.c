@@ -294,7 +294,7 @@ Test(event_write, real_capture_payloads_byte_exact)
 	cJSON_Delete(root);
 	cr_log_info("plain %zu, json %zu, xml %zu, skipped %zu", checked[0], checked[1], checked[2],
 	    skipped);
-	/* 135 event payloads in the captures (esl-protocol.md §0.1) */
+	/* 135 event payloads in the captures (docs/protocol.md §1.2) */
 	cr_assert_eq(checked[0] + checked[1] + checked[2] + skipped, 135);
 	cr_assert_leq(skipped, 1);
 }
@@ -446,7 +446,7 @@ Test(event_write, url_encode_set_and_quirk)
 
 	for (i = 0; i < 95; i++)
 		ascii[i] = (char)(0x20 + i);
-	/* confirmed byte for byte on 1.10.12 (esl-protocol.md §5.2) */
+	/* confirmed byte for byte on 1.10.12 (docs/protocol.md §7.2) */
 	expect_enc(ascii, sizeof(ascii),
 	    "%20!%22%23$%25%26'()*%2B,-./0123456789%3A%3B%3C%3D%3E%3F%40"
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ%5B%5C%5D%5E_%60abcdefghijklmnopqrstuvwxyz%7B%7C%7D~");
