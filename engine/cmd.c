@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <uuid/uuid.h>
 
@@ -44,6 +45,36 @@ struct cmd_in {
 	const char *text; /* api / bgapi */
 	const struct fsesl_cmd *raw; /* raw */
 };
+
+/* Whether the server would replace c by its unload/reload of
+ * mod_event_socket (only possible with FSESL_ENC_ALLOW_UNLOAD). */
+static bool
+springs_unload_trap(const struct fsesl_cmd *c)
+{
+	struct fsesl_cmd t = *c;
+
+	t.flags &= ~(unsigned int)FSESL_ENC_ALLOW_UNLOAD;
+	return fsesl_cmd_size(&t) == FSESL_PERR_UNLOAD_TRAP;
+}
+
+/*
+ * The reply type the server will send for a command of this kind whose
+ * line (api, bgapi: the argument) is c->line. The server takes a line for
+ * an api when it starts with "api " in any case (its command words match
+ * by prefix, ignoring case), so a raw "API status" is one and "apistatus"
+ * is not; and a command that springs the unload trap is answered as the
+ * api the server runs in its place.
+ */
+static uint8_t
+expect_of(enum cmd_kind kind, const struct fsesl_cmd *c, unsigned int flags)
+{
+
+	if (kind == CMD_API || (kind == CMD_RAW && strncasecmp(c->line, "api ", 4) == 0))
+		return FSESL_EXPECT_API;
+	if ((flags & FSESL_ENC_ALLOW_UNLOAD) && springs_unload_trap(c))
+		return FSESL_EXPECT_API;
+	return FSESL_EXPECT_COMMAND_REPLY;
+}
 
 /* Builds the request with the packet encoded inline. */
 static int
@@ -102,6 +133,13 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_CMD;
+	if (in->kind == CMD_RAW) {
+		r->expect = expect_of(CMD_RAW, &raw, flags);
+	} else {
+		struct fsesl_cmd line = {.line = in->text};
+
+		r->expect = expect_of(in->kind, &line, flags);
+	}
 	*out = r;
 	return 0;
 }
@@ -427,6 +465,11 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_JOB;
+	{
+		struct fsesl_cmd line = {.line = cmd};
+
+		r->expect = expect_of(CMD_BGAPI, &line, opts ? opts->enc_flags : 0);
+	}
 	r->timeout_ms = job_timeout_ms >= 0 ? (unsigned int)job_timeout_ms : e->cfg.esl_cmd_timeout;
 	*out = r;
 	return 0;

@@ -48,7 +48,9 @@ FSESL_API const char *fsesl_version(void);
 enum fsesl_error {
 	FSESL_EAUTH = -1001, /* server refused our password (-ERR invalid) */
 	FSESL_EREJECTED = -1002, /* text/rude-rejection: the server's ACL */
-	FSESL_EPROTO = -1003, /* the server broke the protocol; reconnecting */
+	FSESL_EPROTO = -1003, /* the server broke the protocol (or a reply
+	                       * came that does not fit its request);
+	                       * reconnecting. In flight: outcome unknown */
 	FSESL_EDISCONNECTED = -1004, /* connection lost after the command was
 	                              * written: outcome unknown */
 	FSESL_ENOTCONNECTED = -1005, /* server down; the command was not sent */
@@ -278,7 +280,7 @@ typedef struct fsesl_cmd_opts {
  * On success *reply is the server's reply (the caller frees it) - a -ERR
  * reply is still success at this level; check fsesl_reply_ok(). On
  * failure *reply is NULL and the code says what happened:
- * -ETIMEDOUT, FSESL_EDISCONNECTED, FSESL_ENOTCONNECTED, FSESL_EAUTH,
+ * -ETIMEDOUT, FSESL_EDISCONNECTED, FSESL_EPROTO, FSESL_ENOTCONNECTED, FSESL_EAUTH,
  * FSESL_EREJECTED, FSESL_ECONNTIMEOUT, -ECONNREFUSED, FSESL_ESHUTDOWN,
  * FSESL_EINJECTION, FSESL_EUNLOAD, FSESL_EBADHANDLE, -EAGAIN, -EINVAL.
  * opts may be NULL.

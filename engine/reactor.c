@@ -221,7 +221,7 @@ req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
 {
 
 	if (r->kind == FSESL_REQ_JOB) {
-		if (err == FSESL_EDISCONNECTED)
+		if (err == FSESL_EDISCONNECTED || err == FSESL_EPROTO)
 			err = FSESL_EJOBLOST; /* the job may run; its result is lost */
 		if (r->in_table) {
 			fsesl_job_unlink(r->srv, r);
@@ -529,7 +529,7 @@ srv_down_error(const struct fsesl_srv *s)
 	int err = atomic_load_explicit(&s->st.last_error, memory_order_relaxed);
 
 	/* Never sent, so never "outcome unknown". */
-	return err && err != FSESL_EDISCONNECTED ? err : FSESL_ENOTCONNECTED;
+	return err && err != FSESL_EDISCONNECTED && err != FSESL_EPROTO ? err : FSESL_ENOTCONNECTED;
 }
 
 /* Moves queued requests into flight. */
@@ -661,7 +661,8 @@ conn_close_fd(struct fsesl_engine *e, struct fsesl_conn *c)
 	c->parse_last = 0;
 }
 
-/* Fails everything in flight on c: written, so outcome unknown. */
+/* Fails everything in flight on c: written, so outcome unknown
+ * (FSESL_EDISCONNECTED, or FSESL_EPROTO when the stream broke the protocol). */
 static void
 conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 {
@@ -673,7 +674,7 @@ conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		c->in_flight--;
 		FSESL_STAT_SUB(c->srv->st.in_flight, 1);
 		if (r->kind != FSESL_REQ_CMD && r->kind != FSESL_REQ_JOB &&
-		    err == FSESL_EDISCONNECTED)
+		    (err == FSESL_EDISCONNECTED || err == FSESL_EPROTO))
 			/* Subscriptions are recorded and replayed at reconnect:
 			 * for the caller this one is done. */
 			fsesl_rx_req_finish(e, r, 0);
@@ -695,7 +696,10 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 	c->state = FSESL_CONN_IDLE;
 	if (prev == FSESL_CONN_READY)
 		atomic_fetch_sub_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
-	conn_fail_fifo(e, c, stopping ? FSESL_ESHUTDOWN : FSESL_EDISCONNECTED);
+	conn_fail_fifo(e, c,
+	    stopping              ? FSESL_ESHUTDOWN
+	    : err == FSESL_EPROTO ? FSESL_EPROTO
+	                          : FSESL_EDISCONNECTED);
 	if (prev == FSESL_CONN_READY && !stopping)
 		fsesl_events_conn_down(e, c);
 	if (stopping || prev == FSESL_CONN_IDLE)
@@ -884,6 +888,22 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	req_done(e, r);
 }
 
+/*
+ * Whether m can be the reply to r. The server answers an api with an
+ * api/response, or, when it refuses the api (a restricted user), with a
+ * command/reply "-ERR ..."; every other command with a command/reply.
+ * Anything else means a reply is missing or extra on this connection, so
+ * the FIFO no longer says whose reply this is.
+ */
+static bool
+reply_fits(const struct fsesl_req *r, const struct fsesl_msg *m)
+{
+
+	if (m->type == FSESL_MSG_API_RESPONSE)
+		return r->expect == FSESL_EXPECT_API;
+	return r->expect != FSESL_EXPECT_API || m->reply == FSESL_REPLY_ERR;
+}
+
 /* Returns false if the connection was closed. */
 static bool
 conn_on_msg(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg *m)
@@ -916,6 +936,16 @@ conn_on_msg(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg
 		}
 		if (c->state != FSESL_CONN_READY || !c->fifo_head)
 			goto proto; /* unsolicited: the stream is out of step */
+		if (!reply_fits(c->fifo_head, m)) {
+			fsesl_log(e, FSESL_LOG_ERROR,
+			    "%s: %s to a request that expects %s: replies out of step; "
+			    "reconnecting",
+			    s->key, fsesl_msg_type_name(m->type),
+			    c->fifo_head->expect == FSESL_EXPECT_API ? "api/response"
+			                                             : "command/reply");
+			conn_fail(e, c, FSESL_EPROTO);
+			return false;
+		}
 		conn_complete_head(e, c, m);
 		return true;
 	case FSESL_MSG_EVENT_PLAIN:
