@@ -195,6 +195,9 @@ typedef uint64_t fsesl_server_t;
  * is opened in the background; commands submitted meanwhile wait for it
  * (up to their timeout). */
 FSESL_API int fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out);
+/* The same without a URL, under the URL's rules: a non-empty password, a
+ * host fsesl_host_check() accepts (IPv6 bare or in brackets); -EINVAL
+ * otherwise, before any name lookup. */
 FSESL_API int fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port,
     const char *user /* NULL */, const char *password, fsesl_server_t *out);
 /* Releases one reference. The entry is closed and freed (call_rcu) once

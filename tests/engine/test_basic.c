@@ -235,3 +235,39 @@ Test(basic, large_reply)
 	free(tok);
 	free(cmd);
 }
+
+/* fsesl_server_get_by() applies the URL's rules: a password is required,
+ * and the host must be an address or a well-formed name before anything
+ * is resolved. */
+Test(basic, get_by_follows_the_url_rules)
+{
+	static const char *const bad_hosts[] = {"ho st", "a..b", ".", "-a.b", "a-", "1.2.3",
+	    "256.1.1.1", "[10.0.0.1]", "[::1", "::g", "host/x", "h\x01"};
+	fsesl_engine_stats st;
+	fsesl_server_t a = 0, b = 0, c = 0;
+	char url[96];
+
+	cr_assert_eq(fsesl_server_get_by(eng, "127.0.0.1", port, NULL, "", &a), -EINVAL);
+	cr_assert_eq(fsesl_server_get_by(eng, "127.0.0.1", port, "user", "", &a), -EINVAL);
+	cr_assert_eq(a, 0);
+	for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
+		cr_assert_eq(fsesl_server_get_by(eng, bad_hosts[i], port, NULL, "ClueCon", &a),
+		    -EINVAL, "%s accepted", bad_hosts[i]);
+		cr_assert_eq(a, 0);
+	}
+	fsesl_engine_stats_get(eng, &st);
+	cr_assert_eq(st.servers, 1, "a refused host made an entry");
+	/* An IPv6 address, bracketed or not, is one entry with the URL's. */
+	cr_assert_eq(fsesl_server_get_by(eng, "[::1]", 1, NULL, "ClueCon", &a), 0);
+	cr_assert_eq(fsesl_server_get_by(eng, "::1", 1, NULL, "ClueCon", &b), 0);
+	snprintf(url, sizeof(url), "fs://:ClueCon@[::1]:1");
+	cr_assert_eq(fsesl_server_get(eng, url, &c), 0);
+	fsesl_engine_stats_get(eng, &st);
+	cr_assert_eq(st.servers, 2);
+	cr_assert_eq(fsesl_server_put(eng, a), 0);
+	cr_assert_eq(fsesl_server_put(eng, b), 0);
+	cr_assert_eq(fsesl_server_put(eng, c), 0);
+	/* And a name the rule accepts still works. */
+	cr_assert_eq(fsesl_server_get_by(eng, "localhost", port, NULL, "ClueCon", &a), 0);
+	cr_assert_eq(fsesl_server_put(eng, a), 0);
+}
