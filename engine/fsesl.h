@@ -144,7 +144,10 @@ FSESL_API void fsesl_config_init(fsesl_config *cfg);
  * max_abandoned, heartbeat_miss_limit, backoff=1,5,10,30,90,
  * backoff_step_every, idle_timeout, lf_kick_interval_ms, event_queue_size,
  * log_level=error|warn|info|debug, reactor_spin_us).
- * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL).
+ * Strict: numbers are digits only (no sign, space, unit or wrap-around),
+ * lists have no empty field or trailing comma, words are exact.
+ * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL); a
+ * refused value leaves *cfg unchanged.
  */
 FSESL_API int fsesl_config_set(
     fsesl_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen);
