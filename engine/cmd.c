@@ -76,6 +76,27 @@ expect_of(enum cmd_kind kind, const struct fsesl_cmd *c, unsigned int flags)
 	return FSESL_EXPECT_COMMAND_REPLY;
 }
 
+/*
+ * opts as fsesl.h documents them (NULL: every default): a timeout of
+ * milliseconds (> 0) or the default (< 0), never 0, whose meaning would
+ * be a guess; a wait_mode of the enum; no unknown enc_flags bit.
+ */
+static int
+opts_check(const fsesl_cmd_opts *opts)
+{
+
+	if (!opts)
+		return 0;
+	if (opts->timeout_ms == 0)
+		return -EINVAL;
+	if (opts->wait_mode != FSESL_WAIT_DEFAULT && opts->wait_mode != FSESL_WAIT_FUTEX &&
+	    opts->wait_mode != FSESL_WAIT_POLL)
+		return -EINVAL;
+	if (opts->enc_flags & ~(unsigned int)FSESL_ENC_ALLOW_UNLOAD)
+		return -EINVAL;
+	return 0;
+}
+
 /* Builds the request with the packet encoded inline. */
 static int
 req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts *opts,
@@ -89,6 +110,8 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	size_t cap;
 	ssize_t n;
 
+	if (opts_check(opts) != 0)
+		return -EINVAL;
 	switch (in->kind) {
 	case CMD_API:
 	case CMD_BGAPI:
@@ -148,7 +171,7 @@ static unsigned int
 opt_timeout(const struct fsesl_engine *e, const fsesl_cmd_opts *opts)
 {
 
-	if (opts && opts->timeout_ms >= 0)
+	if (opts && opts->timeout_ms > 0)
 		return (unsigned int)opts->timeout_ms;
 	return e->cfg.esl_cmd_timeout;
 }
@@ -303,7 +326,7 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 	size_t i;
 	int err;
 
-	if (!e || (n && (!srvs || !cmds || !statuses || !replies)))
+	if (!e || (n && (!srvs || !cmds || !statuses || !replies)) || opts_check(opts) != 0)
 		return -EINVAL;
 	if (fsesl_on_reactor)
 		return FSESL_EINCALLBACK;
@@ -449,7 +472,8 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 	ssize_t n;
 	uuid_t u;
 
-	if (!cmd)
+	/* job_timeout_ms follows opts->timeout_ms: < 0 the default, 0 refused. */
+	if (!cmd || job_timeout_ms == 0 || opts_check(opts) != 0)
 		return -EINVAL;
 	cap = strlen(cmd) + 64 + 48;
 	r = calloc(1, sizeof(*r) + cap);
@@ -470,7 +494,7 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 
 		r->expect = expect_of(CMD_BGAPI, &line, opts ? opts->enc_flags : 0);
 	}
-	r->timeout_ms = job_timeout_ms >= 0 ? (unsigned int)job_timeout_ms : e->cfg.esl_cmd_timeout;
+	r->timeout_ms = job_timeout_ms > 0 ? (unsigned int)job_timeout_ms : e->cfg.esl_cmd_timeout;
 	*out = r;
 	return 0;
 }

@@ -269,11 +269,18 @@ FSESL_API void fsesl_reply_free(fsesl_reply *r);
 /* Commands                                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Per-call options. Every call that takes them refuses values outside
+ * these ranges with -EINVAL before anything is submitted.
+ */
 typedef struct fsesl_cmd_opts {
-	int timeout_ms; /* < 0: esl_cmd_timeout */
-	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_DEFAULT: the engine's */
+	int timeout_ms; /* > 0: milliseconds; < 0: esl_cmd_timeout;
+	                 * 0: -EINVAL (neither "at once" nor "never") */
+	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_DEFAULT (the engine's),
+	                                 * _FUTEX or _POLL; else -EINVAL */
 	bool nonblock; /* ring full: -EAGAIN instead of waiting */
-	unsigned int enc_flags; /* FSESL_ENC_ALLOW_UNLOAD */
+	unsigned int enc_flags; /* FSESL_ENC_ALLOW_UNLOAD or 0; other bits
+	                         * -EINVAL */
 } fsesl_cmd_opts;
 
 #define FSESL_CMD_OPTS_INIT                                                                        \
@@ -337,7 +344,8 @@ FSESL_API fsesl_reply *fsesl_reply_dup(const fsesl_reply *r);
  * Runs "bgapi <cmd>" with an engine Job-UUID and waits for the job's
  * BACKGROUND_JOB event (the engine subscribes by itself). *result is the
  * job event (free with fsesl_event_free); its body is the output.
- * job_timeout_ms < 0: esl_cmd_timeout. FSESL_EJOBLOST if the connection
+ * job_timeout_ms as opts->timeout_ms: > 0 milliseconds, < 0
+ * esl_cmd_timeout, 0 -EINVAL. FSESL_EJOBLOST if the connection
  * dropped before the result came.
  */
 FSESL_API int fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd,

@@ -271,3 +271,82 @@ Test(basic, get_by_follows_the_url_rules)
 	cr_assert_eq(fsesl_server_get_by(eng, "localhost", port, NULL, "ClueCon", &a), 0);
 	cr_assert_eq(fsesl_server_put(eng, a), 0);
 }
+
+static void
+never_called(int status, const fsesl_reply *r, void *ud)
+{
+	(void)status;
+	(void)r;
+	(void)ud;
+	cr_assert_fail("callback of a refused call");
+}
+
+static void
+job_never_called(int status, const struct fsesl_event *ev, void *ud)
+{
+	(void)status;
+	(void)ev;
+	(void)ud;
+	cr_assert_fail("callback of a refused job");
+}
+
+/* Options out of their documented range are refused by every call that
+ * takes them, and nothing is submitted: a wait_mode outside the enum, an
+ * unknown enc_flags bit, and a timeout of 0 (< 0 is the default, > 0
+ * milliseconds; 0 used to time out at once or succeed, by luck). */
+Test(basic, bad_opts_refused_everywhere)
+{
+	fsesl_cmd_opts bad[5] = {FSESL_CMD_OPTS_INIT, FSESL_CMD_OPTS_INIT, FSESL_CMD_OPTS_INIT,
+	    FSESL_CMD_OPTS_INIT, FSESL_CMD_OPTS_INIT};
+	struct fsesl_cmd raw = {.line = "api echo x"};
+	fsesl_server_t srvs[1] = {srv};
+	const char *cmds[1] = {"echo x"};
+	struct fsesl_sim_counters k0, k1;
+	fsesl_engine_stats s0, s1;
+	fsesl_cmd_opts ok = FSESL_CMD_OPTS_INIT;
+	struct fsesl_event *ev = NULL;
+	fsesl_reply *r = NULL, *rs[1];
+	int st[1];
+
+	bad[0].wait_mode = (enum fsesl_wait_mode)7;
+	bad[1].wait_mode = (enum fsesl_wait_mode) - 2;
+	bad[2].timeout_ms = 0;
+	bad[3].enc_flags = 0x80;
+	bad[4].enc_flags = FSESL_ENC_ALLOW_UNLOAD | 2u;
+	fsesl_engine_stats_get(eng, &s0);
+	fsesl_sim_counters(sim, &k0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const fsesl_cmd_opts *o = &bad[i];
+
+		cr_assert_eq(fsesl_api(eng, srv, "echo x", o, &r), -EINVAL, "opts %zu", i);
+		cr_assert_null(r);
+		cr_assert_eq(fsesl_bgapi(eng, srv, "echo x", o, &r), -EINVAL, "opts %zu", i);
+		cr_assert_eq(fsesl_command(eng, srv, &raw, o, &r), -EINVAL, "opts %zu", i);
+		cr_assert_eq(fsesl_api_async(eng, srv, "echo x", o, never_called, NULL), -EINVAL);
+		cr_assert_eq(fsesl_command_async(eng, srv, &raw, o, never_called, NULL), -EINVAL);
+		cr_assert_eq(fsesl_api_many(eng, 1, srvs, cmds, o, st, rs), -EINVAL, "opts %zu", i);
+		cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo x", 1000, o, &ev), -EINVAL);
+		cr_assert_null(ev);
+		cr_assert_eq(
+		    fsesl_bgapi_job_async(eng, srv, "echo x", 1000, o, job_never_called, NULL),
+		    -EINVAL);
+	}
+	/* job_timeout_ms follows the same rule. */
+	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo x", 0, &ok, &ev), -EINVAL);
+	cr_assert_eq(
+	    fsesl_bgapi_job_async(eng, srv, "echo x", 0, NULL, job_never_called, NULL), -EINVAL);
+	fsesl_engine_stats_get(eng, &s1);
+	fsesl_sim_counters(sim, &k1);
+	cr_assert_eq(s1.submitted, s0.submitted, "a refused call was submitted");
+	cr_assert_eq(k1.commands, k0.commands, "a refused call reached the server");
+	/* The edges that are valid. */
+	ok.timeout_ms = 1;
+	ok.wait_mode = FSESL_WAIT_POLL;
+	cr_assert_neq(fsesl_api(eng, srv, "echo x", &ok, &r), -EINVAL);
+	fsesl_reply_free(r);
+	ok.timeout_ms = -5;
+	ok.wait_mode = FSESL_WAIT_DEFAULT;
+	cr_assert_eq(et_echo(eng, srv, "negative-is-default", &ok), 0);
+	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo j", -1, NULL, &ev), 0);
+	fsesl_event_free(ev);
+}
