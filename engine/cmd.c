@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <uuid/uuid.h>
 
@@ -45,6 +46,57 @@ struct cmd_in {
 	const struct fsesl_cmd *raw; /* raw */
 };
 
+/* Whether the server would replace c by its unload/reload of
+ * mod_event_socket (only possible with FSESL_ENC_ALLOW_UNLOAD). */
+static bool
+springs_unload_trap(const struct fsesl_cmd *c)
+{
+	struct fsesl_cmd t = *c;
+
+	t.flags &= ~(unsigned int)FSESL_ENC_ALLOW_UNLOAD;
+	return fsesl_cmd_size(&t) == FSESL_PERR_UNLOAD_TRAP;
+}
+
+/*
+ * The reply type the server will send for a command of this kind whose
+ * line (api, bgapi: the argument) is c->line. The server takes a line for
+ * an api when it starts with "api " in any case (its command words match
+ * by prefix, ignoring case), so a raw "API status" is one and "apistatus"
+ * is not; and a command that springs the unload trap is answered as the
+ * api the server runs in its place.
+ */
+static uint8_t
+expect_of(enum cmd_kind kind, const struct fsesl_cmd *c, unsigned int flags)
+{
+
+	if (kind == CMD_API || (kind == CMD_RAW && strncasecmp(c->line, "api ", 4) == 0))
+		return FSESL_EXPECT_API;
+	if ((flags & FSESL_ENC_ALLOW_UNLOAD) && springs_unload_trap(c))
+		return FSESL_EXPECT_API;
+	return FSESL_EXPECT_COMMAND_REPLY;
+}
+
+/*
+ * opts as fsesl.h documents them (NULL: every default): a timeout of
+ * milliseconds (> 0) or the default (< 0), never 0, whose meaning would
+ * be a guess; a wait_mode of the enum; no unknown enc_flags bit.
+ */
+static int
+opts_check(const fsesl_cmd_opts *opts)
+{
+
+	if (!opts)
+		return 0;
+	if (opts->timeout_ms == 0)
+		return -EINVAL;
+	if (opts->wait_mode != FSESL_WAIT_DEFAULT && opts->wait_mode != FSESL_WAIT_FUTEX &&
+	    opts->wait_mode != FSESL_WAIT_POLL)
+		return -EINVAL;
+	if (opts->enc_flags & ~(unsigned int)FSESL_ENC_ALLOW_UNLOAD)
+		return -EINVAL;
+	return 0;
+}
+
 /* Builds the request with the packet encoded inline. */
 static int
 req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts *opts,
@@ -61,6 +113,8 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	/* Set on every path: gcc 12 at -O3 cannot prove that callers read
 	 * *out only after a 0 return, and -Werror makes that fatal. */
 	*out = NULL;
+	if (opts_check(opts) != 0)
+		return -EINVAL;
 	switch (in->kind) {
 	case CMD_API:
 	case CMD_BGAPI:
@@ -105,6 +159,13 @@ req_build(struct fsesl_engine *e, const struct cmd_in *in, const fsesl_cmd_opts 
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_CMD;
+	if (in->kind == CMD_RAW) {
+		r->expect = expect_of(CMD_RAW, &raw, flags);
+	} else {
+		struct fsesl_cmd line = {.line = in->text};
+
+		r->expect = expect_of(in->kind, &line, flags);
+	}
 	*out = r;
 	return 0;
 }
@@ -113,7 +174,7 @@ static unsigned int
 opt_timeout(const struct fsesl_engine *e, const fsesl_cmd_opts *opts)
 {
 
-	if (opts && opts->timeout_ms >= 0)
+	if (opts && opts->timeout_ms > 0)
 		return (unsigned int)opts->timeout_ms;
 	return e->cfg.esl_cmd_timeout;
 }
@@ -268,7 +329,7 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 	size_t i;
 	int err;
 
-	if (!e || (n && (!srvs || !cmds || !statuses || !replies)))
+	if (!e || (n && (!srvs || !cmds || !statuses || !replies)) || opts_check(opts) != 0)
 		return -EINVAL;
 	if (fsesl_on_reactor)
 		return FSESL_EINCALLBACK;
@@ -414,7 +475,8 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 	ssize_t n;
 	uuid_t u;
 
-	if (!cmd)
+	/* job_timeout_ms follows opts->timeout_ms: < 0 the default, 0 refused. */
+	if (!cmd || job_timeout_ms == 0 || opts_check(opts) != 0)
 		return -EINVAL;
 	cap = strlen(cmd) + 64 + 48;
 	r = calloc(1, sizeof(*r) + cap);
@@ -430,7 +492,12 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_JOB;
-	r->timeout_ms = job_timeout_ms >= 0 ? (unsigned int)job_timeout_ms : e->cfg.esl_cmd_timeout;
+	{
+		struct fsesl_cmd line = {.line = cmd};
+
+		r->expect = expect_of(CMD_BGAPI, &line, opts ? opts->enc_flags : 0);
+	}
+	r->timeout_ms = job_timeout_ms > 0 ? (unsigned int)job_timeout_ms : e->cfg.esl_cmd_timeout;
 	*out = r;
 	return 0;
 }

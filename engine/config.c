@@ -120,26 +120,53 @@ cfg_err(char *errbuf, size_t errlen, const char *fmt, ...)
 	return FSESL_ECONFIG;
 }
 
-/* Strict unsigned decimal in [lo, hi]: no sign, no spaces, no suffix. */
-static int
-parse_uint(const char *v, unsigned long long lo, unsigned long long hi, unsigned long long *out)
+enum uint_status { UINT_OK = 0, UINT_EMPTY, UINT_NOT_DIGITS, UINT_RANGE };
+
+/* Strict unsigned decimal v[0..n) in [lo, hi]: digits only, so no sign,
+ * space or unit; a value too big for 64 bits is out of range. */
+static enum uint_status
+parse_uint(
+    const char *v, size_t n, unsigned long long lo, unsigned long long hi, unsigned long long *out)
 {
 	unsigned long long x = 0;
-	const char *p;
+	bool over = false;
+	size_t i;
 
-	if (!v || !*v)
-		return -1;
-	for (p = v; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		if (x > (~0ULL - 9) / 10)
-			return -1;
-		x = x * 10 + (unsigned)(*p - '0');
+	if (n == 0)
+		return UINT_EMPTY;
+	for (i = 0; i < n; i++) {
+		unsigned int d = (unsigned int)(unsigned char)v[i] - '0';
+
+		if (d > 9)
+			return UINT_NOT_DIGITS;
+		if (x > (~0ULL - d) / 10)
+			over = true;
+		else
+			x = x * 10 + d;
 	}
-	if (x < lo || x > hi)
-		return -1;
+	if (over || x < lo || x > hi)
+		return UINT_RANGE;
 	*out = x;
-	return 0;
+	return UINT_OK;
+}
+
+/* The reason for a refused number: what was wrong, and what is wanted. */
+static int
+uint_err(char *errbuf, size_t errlen, const char *what, const char *v, size_t n,
+    enum uint_status st, unsigned long long lo, unsigned long long hi, const char *unit)
+{
+	const char *sp = *unit ? " " : "";
+
+	if (st == UINT_EMPTY)
+		return cfg_err(errbuf, errlen,
+		    "%s: empty; want a whole number from %llu to %llu%s%s", what, lo, hi, sp, unit);
+	if (st == UINT_NOT_DIGITS)
+		return cfg_err(errbuf, errlen,
+		    "%s: \"%.*s\" is not a whole number (digits only: no sign, space or unit); "
+		    "want %llu to %llu%s%s",
+		    what, (int)(n > 32 ? 32 : n), v, lo, hi, sp, unit);
+	return cfg_err(errbuf, errlen, "%s: %.*s%s is out of range; want %llu to %llu%s%s", what,
+	    (int)(n > 32 ? 32 : n), v, n > 32 ? "..." : "", lo, hi, sp, unit);
 }
 
 struct uint_setting {
@@ -176,6 +203,7 @@ int
 fsesl_config_set(
     fsesl_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen)
 {
+	enum uint_status st;
 	unsigned long long x;
 	size_t i;
 
@@ -188,24 +216,30 @@ fsesl_config_set(
 
 		if (strcmp(name, s->name) != 0)
 			continue;
-		if (parse_uint(value, s->lo, s->hi, &x) != 0)
-			return cfg_err(errbuf, errlen,
-			    "%s: want a whole number from %llu to %llu%s%s", name, s->lo, s->hi,
-			    *s->unit ? " " : "", s->unit);
+		st = parse_uint(value, strlen(value), s->lo, s->hi, &x);
+		if (st != UINT_OK)
+			return uint_err(
+			    errbuf, errlen, name, value, strlen(value), st, s->lo, s->hi, s->unit);
 		*(unsigned int *)((char *)cfg + s->off) = (unsigned int)x;
 		return 0;
 	}
 	if (strcmp(name, "ring_size") == 0) {
-		if (parse_uint(value, 4, 1u << 24, &x) != 0 || (x & (x - 1)) != 0)
-			return cfg_err(
-			    errbuf, errlen, "ring_size: want a power of two from 4 to 16777216");
+		st = parse_uint(value, strlen(value), 4, 1u << 24, &x);
+		if (st != UINT_OK)
+			return uint_err(
+			    errbuf, errlen, name, value, strlen(value), st, 4, 1u << 24, "");
+		if ((x & (x - 1)) != 0)
+			return cfg_err(errbuf, errlen,
+			    "ring_size: %llu is not a power of two; want one from 4 to 16777216",
+			    x);
 		cfg->ring_size = (unsigned int)x;
 		return 0;
 	}
 	if (strcmp(name, "max_body_bytes") == 0) {
-		if (parse_uint(value, 1024, 1ULL << 32, &x) != 0)
-			return cfg_err(errbuf, errlen,
-			    "max_body_bytes: want a whole number from 1024 to 4294967296");
+		st = parse_uint(value, strlen(value), 1024, 1ULL << 32, &x);
+		if (st != UINT_OK)
+			return uint_err(errbuf, errlen, name, value, strlen(value), st, 1024,
+			    1ULL << 32, "bytes");
 		cfg->max_body_bytes = (size_t)x;
 		return 0;
 	}
@@ -232,24 +266,32 @@ fsesl_config_set(
 	if (strcmp(name, "backoff") == 0) {
 		unsigned int v[FSESL_MAX_BACKOFF_STEPS];
 		unsigned int n = 0;
-		char tmp[256];
-		char *tok, *save = NULL;
+		const char *p = value, *comma;
+		char what[32];
 
-		if (strlen(value) >= sizeof(tmp))
-			return cfg_err(errbuf, errlen, "backoff: list too long");
-		strcpy(tmp, value);
-		for (tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		/* Every field is a number: "1,,2", ",1", "1," and "1, 2" are
+		 * refused, not read as 1,2. */
+		for (;;) {
+			size_t len;
+
+			comma = strchr(p, ',');
+			len = comma ? (size_t)(comma - p) : strlen(p);
 			if (n == FSESL_MAX_BACKOFF_STEPS)
-				return cfg_err(errbuf, errlen, "backoff: at most %d steps",
+				return cfg_err(errbuf, errlen, "backoff: more than %d steps",
 				    FSESL_MAX_BACKOFF_STEPS);
-			if (parse_uint(tok, 0, 86400, &x) != 0)
+			snprintf(what, sizeof(what), "backoff step %u", n + 1);
+			if (len == 0 && !comma && n > 0)
 				return cfg_err(errbuf, errlen,
-				    "backoff: want comma-separated seconds from 0 to 86400");
+				    "backoff: a trailing ','; want seconds separated by commas, "
+				    "e.g. 1,5,10,30,90");
+			st = parse_uint(p, len, 0, 86400, &x);
+			if (st != UINT_OK)
+				return uint_err(errbuf, errlen, what, p, len, st, 0, 86400, "s");
 			v[n++] = (unsigned int)x;
+			if (!comma)
+				break;
+			p = comma + 1;
 		}
-		if (n == 0)
-			return cfg_err(errbuf, errlen,
-			    "backoff: want comma-separated seconds, e.g. 1,5,10,30,90");
 		memset(cfg->backoff_s, 0, sizeof(cfg->backoff_s));
 		memcpy(cfg->backoff_s, v, n * sizeof(v[0]));
 		cfg->backoff_steps = n;

@@ -71,12 +71,24 @@ enum fsesl_subctl_op {
 	FSESL_FILTER_DEL,
 };
 
+/*
+ * The reply types a request accepts, decided when it is built (cmd.c) and
+ * checked against the reply that reaches the head of its FIFO (reactor.c).
+ * Zero is what every control request (events.c) is sent as.
+ */
+enum fsesl_expect {
+	FSESL_EXPECT_COMMAND_REPLY = 0, /* every command but api */
+	FSESL_EXPECT_API, /* api/response, or command/reply "-ERR ..." when the
+	                   * server refuses the api (restricted user) */
+};
+
 struct fsesl_srv;
 struct fsesl_conn;
 
 struct fsesl_req {
 	struct fsesl_cpl cpl;
 	uint8_t kind;
+	uint8_t expect; /* enum fsesl_expect */
 	bool is_async;
 	struct fsesl_req *next; /* server queue or connection FIFO (intrusive) */
 	struct fsesl_srv *srv; /* holds one server reference until the reactor

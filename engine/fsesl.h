@@ -48,7 +48,9 @@ FSESL_API const char *fsesl_version(void);
 enum fsesl_error {
 	FSESL_EAUTH = -1001, /* server refused our password (-ERR invalid) */
 	FSESL_EREJECTED = -1002, /* text/rude-rejection: the server's ACL */
-	FSESL_EPROTO = -1003, /* the server broke the protocol; reconnecting */
+	FSESL_EPROTO = -1003, /* the server broke the protocol (or a reply
+	                       * came that does not fit its request);
+	                       * reconnecting. In flight: outcome unknown */
 	FSESL_EDISCONNECTED = -1004, /* connection lost after the command was
 	                              * written: outcome unknown */
 	FSESL_ENOTCONNECTED = -1005, /* server down; the command was not sent */
@@ -142,7 +144,10 @@ FSESL_API void fsesl_config_init(fsesl_config *cfg);
  * max_abandoned, heartbeat_miss_limit, backoff=1,5,10,30,90,
  * backoff_step_every, idle_timeout, lf_kick_interval_ms, event_queue_size,
  * log_level=error|warn|info|debug, reactor_spin_us).
- * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL).
+ * Strict: numbers are digits only (no sign, space, unit or wrap-around),
+ * lists have no empty field or trailing comma, words are exact.
+ * Returns 0 or FSESL_ECONFIG with the reason in errbuf (may be NULL); a
+ * refused value leaves *cfg unchanged.
  */
 FSESL_API int fsesl_config_set(
     fsesl_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen);
@@ -193,6 +198,9 @@ typedef uint64_t fsesl_server_t;
  * is opened in the background; commands submitted meanwhile wait for it
  * (up to their timeout). */
 FSESL_API int fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out);
+/* The same without a URL, under the URL's rules: a non-empty password, a
+ * host fsesl_host_check() accepts (IPv6 bare or in brackets); -EINVAL
+ * otherwise, before any name lookup. */
 FSESL_API int fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port,
     const char *user /* NULL */, const char *password, fsesl_server_t *out);
 /* Releases one reference. The entry is closed and freed (call_rcu) once
@@ -261,11 +269,18 @@ FSESL_API void fsesl_reply_free(fsesl_reply *r);
 /* Commands                                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Per-call options. Every call that takes them refuses values outside
+ * these ranges with -EINVAL before anything is submitted.
+ */
 typedef struct fsesl_cmd_opts {
-	int timeout_ms; /* < 0: esl_cmd_timeout */
-	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_DEFAULT: the engine's */
+	int timeout_ms; /* > 0: milliseconds; < 0: esl_cmd_timeout;
+	                 * 0: -EINVAL (neither "at once" nor "never") */
+	enum fsesl_wait_mode wait_mode; /* FSESL_WAIT_DEFAULT (the engine's),
+	                                 * _FUTEX or _POLL; else -EINVAL */
 	bool nonblock; /* ring full: -EAGAIN instead of waiting */
-	unsigned int enc_flags; /* FSESL_ENC_ALLOW_UNLOAD */
+	unsigned int enc_flags; /* FSESL_ENC_ALLOW_UNLOAD or 0; other bits
+	                         * -EINVAL */
 } fsesl_cmd_opts;
 
 #define FSESL_CMD_OPTS_INIT                                                                        \
@@ -278,7 +293,7 @@ typedef struct fsesl_cmd_opts {
  * On success *reply is the server's reply (the caller frees it) - a -ERR
  * reply is still success at this level; check fsesl_reply_ok(). On
  * failure *reply is NULL and the code says what happened:
- * -ETIMEDOUT, FSESL_EDISCONNECTED, FSESL_ENOTCONNECTED, FSESL_EAUTH,
+ * -ETIMEDOUT, FSESL_EDISCONNECTED, FSESL_EPROTO, FSESL_ENOTCONNECTED, FSESL_EAUTH,
  * FSESL_EREJECTED, FSESL_ECONNTIMEOUT, -ECONNREFUSED, FSESL_ESHUTDOWN,
  * FSESL_EINJECTION, FSESL_EUNLOAD, FSESL_EBADHANDLE, -EAGAIN, -EINVAL.
  * opts may be NULL.
@@ -329,7 +344,8 @@ FSESL_API fsesl_reply *fsesl_reply_dup(const fsesl_reply *r);
  * Runs "bgapi <cmd>" with an engine Job-UUID and waits for the job's
  * BACKGROUND_JOB event (the engine subscribes by itself). *result is the
  * job event (free with fsesl_event_free); its body is the output.
- * job_timeout_ms < 0: esl_cmd_timeout. FSESL_EJOBLOST if the connection
+ * job_timeout_ms as opts->timeout_ms: > 0 milliseconds, < 0
+ * esl_cmd_timeout, 0 -EINVAL. FSESL_EJOBLOST if the connection
  * dropped before the result came.
  */
 FSESL_API int fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd,

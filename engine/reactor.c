@@ -20,8 +20,9 @@
  * Timed-out requests keep their FIFO place (the completion CAS decides
  * who owns the outcome); their late replies are read and dropped. A
  * connection that collects too many abandoned places, or whose head is far
- * overdue, is recycled: what it had in flight fails with
- * FSESL_EDISCONNECTED (outcome unknown), what was only queued moves on.
+ * overdue once no request on it can still be answered in time, is
+ * recycled: what it had in flight fails with FSESL_EDISCONNECTED (outcome
+ * unknown), what was only queued moves on.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -221,7 +222,7 @@ req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
 {
 
 	if (r->kind == FSESL_REQ_JOB) {
-		if (err == FSESL_EDISCONNECTED)
+		if (err == FSESL_EDISCONNECTED || err == FSESL_EPROTO)
 			err = FSESL_EJOBLOST; /* the job may run; its result is lost */
 		if (r->in_table) {
 			fsesl_job_unlink(r->srv, r);
@@ -432,6 +433,28 @@ conn_flush(struct fsesl_engine *e, struct fsesl_conn *c)
 	return true;
 }
 
+/*
+ * A head whose reply is far beyond any honest slow reply: 2 x its timeout
+ * + 1 s after it was written. Such a connection is suspect (a stuck server,
+ * a lost reply): it takes no new request, and housekeeping recycles it once
+ * nothing on it can still be answered in time (conn_check_overdue).
+ */
+static bool
+conn_head_late(const struct fsesl_engine *e, const struct fsesl_conn *c)
+{
+	const struct fsesl_req *r = c->fifo_head;
+
+	return r && e->now_ns > r->written_ns + 2ull * r->timeout_ms * 1000000ull + 1000000000ull;
+}
+
+static bool
+conn_takes_more(const struct fsesl_engine *e, const struct fsesl_conn *c)
+{
+
+	return c->state == FSESL_CONN_READY && c->in_flight < e->cfg.max_in_flight &&
+	       !conn_head_late(e, c);
+}
+
 static struct fsesl_conn *
 pick_conn(struct fsesl_engine *e, struct fsesl_srv *s)
 {
@@ -445,17 +468,13 @@ pick_conn(struct fsesl_engine *e, struct fsesl_srv *s)
 	for (i = first; i < s->n_conns; i++) {
 		struct fsesl_conn *c = &s->conns[i];
 
-		if (c->state != FSESL_CONN_READY || c->in_flight >= e->cfg.max_in_flight)
+		if (!conn_takes_more(e, c))
 			continue;
 		if (!best || c->in_flight < best->in_flight)
 			best = c;
 	}
-	if (!best && first) {
-		struct fsesl_conn *c = &s->conns[0];
-
-		if (c->state == FSESL_CONN_READY && c->in_flight < e->cfg.max_in_flight)
-			best = c;
-	}
+	if (!best && first && conn_takes_more(e, &s->conns[0]))
+		best = &s->conns[0];
 	return best;
 }
 
@@ -529,7 +548,7 @@ srv_down_error(const struct fsesl_srv *s)
 	int err = atomic_load_explicit(&s->st.last_error, memory_order_relaxed);
 
 	/* Never sent, so never "outcome unknown". */
-	return err && err != FSESL_EDISCONNECTED ? err : FSESL_ENOTCONNECTED;
+	return err && err != FSESL_EDISCONNECTED && err != FSESL_EPROTO ? err : FSESL_ENOTCONNECTED;
 }
 
 /* Moves queued requests into flight. */
@@ -661,7 +680,8 @@ conn_close_fd(struct fsesl_engine *e, struct fsesl_conn *c)
 	c->parse_last = 0;
 }
 
-/* Fails everything in flight on c: written, so outcome unknown. */
+/* Fails everything in flight on c: written, so outcome unknown
+ * (FSESL_EDISCONNECTED, or FSESL_EPROTO when the stream broke the protocol). */
 static void
 conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 {
@@ -673,7 +693,7 @@ conn_fail_fifo(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		c->in_flight--;
 		FSESL_STAT_SUB(c->srv->st.in_flight, 1);
 		if (r->kind != FSESL_REQ_CMD && r->kind != FSESL_REQ_JOB &&
-		    err == FSESL_EDISCONNECTED)
+		    (err == FSESL_EDISCONNECTED || err == FSESL_EPROTO))
 			/* Subscriptions are recorded and replayed at reconnect:
 			 * for the caller this one is done. */
 			fsesl_rx_req_finish(e, r, 0);
@@ -695,7 +715,10 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 	c->state = FSESL_CONN_IDLE;
 	if (prev == FSESL_CONN_READY)
 		atomic_fetch_sub_explicit(&s->st.connected_conns, 1, memory_order_relaxed);
-	conn_fail_fifo(e, c, stopping ? FSESL_ESHUTDOWN : FSESL_EDISCONNECTED);
+	conn_fail_fifo(e, c,
+	    stopping              ? FSESL_ESHUTDOWN
+	    : err == FSESL_EPROTO ? FSESL_EPROTO
+	                          : FSESL_EDISCONNECTED);
 	if (prev == FSESL_CONN_READY && !stopping)
 		fsesl_events_conn_down(e, c);
 	if (stopping || prev == FSESL_CONN_IDLE)
@@ -884,6 +907,22 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	req_done(e, r);
 }
 
+/*
+ * Whether m can be the reply to r. The server answers an api with an
+ * api/response, or, when it refuses the api (a restricted user), with a
+ * command/reply "-ERR ..."; every other command with a command/reply.
+ * Anything else means a reply is missing or extra on this connection, so
+ * the FIFO no longer says whose reply this is.
+ */
+static bool
+reply_fits(const struct fsesl_req *r, const struct fsesl_msg *m)
+{
+
+	if (m->type == FSESL_MSG_API_RESPONSE)
+		return r->expect == FSESL_EXPECT_API;
+	return r->expect != FSESL_EXPECT_API || m->reply == FSESL_REPLY_ERR;
+}
+
 /* Returns false if the connection was closed. */
 static bool
 conn_on_msg(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg *m)
@@ -916,6 +955,16 @@ conn_on_msg(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg
 		}
 		if (c->state != FSESL_CONN_READY || !c->fifo_head)
 			goto proto; /* unsolicited: the stream is out of step */
+		if (!reply_fits(c->fifo_head, m)) {
+			fsesl_log(e, FSESL_LOG_ERROR,
+			    "%s: %s to a request that expects %s: replies out of step; "
+			    "reconnecting",
+			    s->key, fsesl_msg_type_name(m->type),
+			    c->fifo_head->expect == FSESL_EXPECT_API ? "api/response"
+			                                             : "command/reply");
+			conn_fail(e, c, FSESL_EPROTO);
+			return false;
+		}
 		conn_complete_head(e, c, m);
 		return true;
 	case FSESL_MSG_EVENT_PLAIN:
@@ -1222,31 +1271,41 @@ count_timeout(struct fsesl_srv *s, struct fsesl_req *r, uint32_t state)
 	}
 }
 
+/*
+ * Recycles c when its head is late (conn_head_late) and no request still
+ * waiting on it can be answered in time: each one is past its own
+ * deadline. A short timeout at the head thus never fails a longer one
+ * behind it that the server may yet answer; what is only past its
+ * deadline was going to fail anyway, and a request nobody waits for with
+ * a kernel deadline (a subscription change) gets its answer. Also recycled:
+ * min(max_abandoned, max_in_flight) abandoned places, whatever their age.
+ */
 static void
 conn_check_overdue(struct fsesl_engine *e, struct fsesl_conn *c)
 {
 	struct fsesl_req *r;
 	unsigned int abandoned = 0, limit;
-	uint64_t late;
+	bool waiting = false; /* a request that can still be answered in time */
+	bool late;
 
 	if (c->state != FSESL_CONN_READY || !c->fifo_head)
 		return;
-	r = c->fifo_head;
-	/* 2 x timeout + 1 s: far beyond any honest slow reply. */
-	late = r->written_ns + 2ull * r->timeout_ms * 1000000ull + 1000000000ull;
-	for (; r; r = r->next) {
+	late = conn_head_late(e, c);
+	for (r = c->fifo_head; r; r = r->next) {
 		uint32_t st = fsesl_cpl_state(&r->cpl);
 
-		if (st == FSESL_CPL_PENDING)
+		if (st == FSESL_CPL_PENDING) {
+			waiting |= e->now_ns < r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull;
 			continue;
+		}
 		abandoned++;
 		count_timeout(c->srv, r, st);
 	}
 	limit = e->cfg.max_abandoned < e->cfg.max_in_flight ? e->cfg.max_abandoned
 	                                                    : e->cfg.max_in_flight;
-	if (e->now_ns > late || abandoned >= limit) {
+	if ((late && !waiting) || abandoned >= limit) {
 		fsesl_log(e, FSESL_LOG_WARN, "%s: connection %u recycled (%u abandoned, head %s)",
-		    c->srv->key, c->index, abandoned, e->now_ns > late ? "overdue" : "ok");
+		    c->srv->key, c->index, abandoned, late ? "overdue" : "ok");
 		conn_fail(e, c, FSESL_EDISCONNECTED);
 	}
 }

@@ -298,11 +298,13 @@ fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port, const 
 	struct fsesl_handle *h;
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *n;
-	char key[300];
+	char key[300], bare[256];
 	bool created = false;
 	int err;
 
-	if (!e || !host || !*host || !password || !out)
+	/* The URL's rules: a password is required, and the host is what
+	 * fsesl_host_check() accepts, never whatever the resolver makes of it. */
+	if (!e || !host || !*host || !password || !*password || !out)
 		return -EINVAL;
 	if (port == 0)
 		port = FSESL_DEFAULT_PORT;
@@ -313,6 +315,10 @@ fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port, const 
 	    (user && fsesl_check_line(user, strlen(user)) != 0) ||
 	    fsesl_check_line(host, strlen(host)) != 0)
 		return FSESL_EINJECTION;
+	/* "[::1]" and "::1" are one entry, the one fs://...@[::1] names. */
+	if (fsesl_host_check(host, strlen(host), bare, sizeof(bare), NULL, 0) != 0)
+		return -EINVAL;
+	host = bare;
 	*out = 0;
 	snprintf(key, sizeof(key), "%s:%u", host, port);
 	err = enter(e);

@@ -430,8 +430,23 @@ struct fsesl_url {
 };
 
 /* 0, or FSESL_PERR_BAD_URL with a specific reason written to errbuf (which
- * never contains the password). errbuf may be NULL. */
+ * never contains the password). errbuf may be NULL. The host follows
+ * fsesl_host_check() (an IPv6 address in brackets). */
 FSESL_API int fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t errlen);
+
+/*
+ * A server's host, one rule for fs:// URLs and fsesl_server_get_by(): an
+ * IPv4 address (dotted quad), an IPv6 address, bare or in brackets, or a
+ * DNS name: labels of 1 to 63 letters, digits, '-' or '_' (no '-' first or
+ * last), joined by single dots, 253 bytes at most plus one trailing dot.
+ * Digits and dots alone must make an IPv4 address (a resolver would take
+ * "10.0.0" for 10.0.0.0). host[0..len) need not be NUL-terminated.
+ * Returns 0 and, when out is not NULL, the host without brackets in
+ * out[cap] (NUL-terminated); or FSESL_PERR_INVALID with one sentence in
+ * errbuf (may be NULL), which may quote the host.
+ */
+FSESL_API int fsesl_host_check(
+    const char *host, size_t len, char *out, size_t cap, char *errbuf, size_t errlen);
 FSESL_API void fsesl_url_clear(struct fsesl_url *u);
 
 #ifdef __cplusplus

@@ -10,7 +10,8 @@
  *   - the user is what comes before the FIRST ':' of the credentials, the
  *     password everything after it; both are percent-decoded (%HH, either
  *     case). The user may be empty (plain `auth`), the password may not;
- *   - then host: "[v6]" or up to the next ':' or '?'; port 1..65535
+ *   - then host: "[v6]" or up to the next ':' or '?', checked by
+ *     fsesl_host_check() (the rule fsesl_server_get_by() applies too); port 1..65535
  *     (default 8021); after '?' a ','-separated event list, also
  *     percent-decoded (so "CUSTOM%20sofia::register" works).
  *
@@ -111,38 +112,128 @@ dec_reason(enum dec_status st)
 	return "is invalid";
 }
 
+static int host_err(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+host_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errbuf && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(errbuf, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return FSESL_PERR_INVALID;
+}
+
 static bool
-host_char(char c)
+label_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_';
+	       c == '-' || c == '_';
+}
+
+/* 253 bytes of name (RFC 1035's 255 on the wire, less its length bytes),
+ * plus one trailing dot. */
+#define HOST_NAME_MAX_LEN 253u
+
+int
+fsesl_host_check(const char *host, size_t len, char *out, size_t cap, char *errbuf, size_t errlen)
+{
+	unsigned char addr[16];
+	char tmp[HOST_NAME_MAX_LEN + 2];
+	bool numeric = true;
+	size_t i, label = 0, n = len;
+	const char *h = host;
+
+	if (!host || !len)
+		return host_err(errbuf, errlen, "missing host");
+	if (h[0] == '[') {
+		/* Brackets hold an IPv6 address, nothing else (RFC 3986). */
+		if (h[n - 1] != ']' || n < 2)
+			return host_err(errbuf, errlen, "IPv6 address without closing ']'");
+		h++;
+		n -= 2;
+		if (n >= sizeof(tmp) || memchr(h, '\0', n))
+			return host_err(errbuf, errlen, "IPv6 address is too long");
+		memcpy(tmp, h, n);
+		tmp[n] = '\0';
+		if (inet_pton(AF_INET6, tmp, addr) != 1)
+			return host_err(
+			    errbuf, errlen, "\"%.64s\" is not a valid IPv6 address", tmp);
+		goto ok;
+	}
+	if (n > HOST_NAME_MAX_LEN + (h[n - 1] == '.'))
+		return host_err(
+		    errbuf, errlen, "host name is too long (max %u bytes)", HOST_NAME_MAX_LEN);
+	if (memchr(h, ':', n)) {
+		/* Only an IPv6 address has a ':' (a URL wants it in brackets). */
+		memcpy(tmp, h, n);
+		tmp[n] = '\0';
+		if (memchr(h, '\0', n) || inet_pton(AF_INET6, tmp, addr) != 1)
+			return host_err(errbuf, errlen, "\"%.*s\" is not a valid IPv6 address",
+			    (int)(n > 64 ? 64 : n), h);
+		goto ok;
+	}
+	for (i = 0; i < n; i++) {
+		if (h[i] == '.') {
+			if (label == 0)
+				return host_err(errbuf, errlen,
+				    "host \"%.*s\" has an empty label (byte %zu)",
+				    (int)(n > 64 ? 64 : n), h, i + 1);
+			if (h[i - 1] == '-')
+				return host_err(errbuf, errlen,
+				    "host \"%.*s\": a label ends with '-' (byte %zu)",
+				    (int)(n > 64 ? 64 : n), h, i);
+			label = 0;
+			continue;
+		}
+		if (!label_char(h[i]))
+			return host_err(errbuf, errlen,
+			    "host \"%.*s\" contains an invalid character (byte %zu)",
+			    (int)(n > 64 ? 64 : n), h, i + 1);
+		if (label == 0 && h[i] == '-')
+			return host_err(errbuf, errlen,
+			    "host \"%.*s\": a label starts with '-' (byte %zu)",
+			    (int)(n > 64 ? 64 : n), h, i + 1);
+		if (++label > 63)
+			return host_err(errbuf, errlen,
+			    "host \"%.*s\": a label is over 63 bytes (byte %zu)",
+			    (int)(n > 64 ? 64 : n), h, i + 1);
+		if (h[i] < '0' || h[i] > '9')
+			numeric = false;
+	}
+	if (h[n - 1] == '-')
+		return host_err(errbuf, errlen, "host \"%.*s\": a label ends with '-' (byte %zu)",
+		    (int)(n > 64 ? 64 : n), h, n);
+	/* All digits and dots: it is meant as an IPv4 address, and a resolver
+	 * would happily turn a typo such as "10.0.0" into 10.0.0.0. */
+	memcpy(tmp, h, n);
+	tmp[n] = '\0';
+	if (numeric && inet_pton(AF_INET, tmp, addr) != 1)
+		return host_err(errbuf, errlen, "\"%s\" is not a valid IPv4 address", tmp);
+ok:
+	if (out) {
+		if (n >= cap)
+			return host_err(errbuf, errlen, "host name is too long (max %zu bytes)",
+			    cap ? cap - 1 : 0);
+		memcpy(out, h, n);
+		out[n] = '\0';
+	}
+	return 0;
 }
 
 static int
 parse_host(const char *h, size_t n, struct fsesl_url *out, char *errbuf, size_t errlen)
 {
-	size_t i;
-	bool numeric = true;
-	unsigned char tmp[16];
 
-	if (n >= sizeof(out->host))
-		return url_err(out, errbuf, errlen, "host name is too long (max %zu bytes)",
-		    sizeof(out->host) - 1);
-	for (i = 0; i < n; i++) {
-		if (!host_char(h[i]))
-			return url_err(out, errbuf, errlen,
-			    "host \"%.*s\" contains an invalid character (byte %zu)",
-			    (int)(n > 64 ? 64 : n), h, i + 1);
-		if (!((h[i] >= '0' && h[i] <= '9') || h[i] == '.'))
-			numeric = false;
+	if (fsesl_host_check(h, n, out->host, sizeof(out->host), errbuf, errlen) != 0) {
+		fsesl_url_clear(out); /* errbuf says why */
+		return FSESL_PERR_BAD_URL;
 	}
-	memcpy(out->host, h, n);
-	out->host[n] = '\0';
-	/* All digits and dots: it is meant as an IPv4 address, and a resolver
-	 * would happily turn a typo such as "10.0.0" into 10.0.0.0. */
-	if (numeric && inet_pton(AF_INET, out->host, tmp) != 1)
-		return url_err(
-		    out, errbuf, errlen, "\"%s\" is not a valid IPv4 address", out->host);
+	out->ipv6 = strchr(out->host, ':') != NULL;
 	return 0;
 }
 
@@ -248,19 +339,12 @@ fsesl_url_parse(const char *url, struct fsesl_url *out, char *errbuf, size_t err
 		return url_err(out, errbuf, errlen, "missing host after '@'");
 
 	if (*p == '[') {
-		unsigned char tmp[16];
-
 		hend = memchr(p, ']', (size_t)(q - p));
 		if (!hend)
 			return url_err(out, errbuf, errlen, "IPv6 address without closing ']'");
-		if ((size_t)(hend - p - 1) >= sizeof(out->host))
-			return url_err(out, errbuf, errlen, "IPv6 address is too long");
-		memcpy(out->host, p + 1, (size_t)(hend - p - 1));
-		out->host[hend - p - 1] = '\0';
-		if (inet_pton(AF_INET6, out->host, tmp) != 1)
-			return url_err(
-			    out, errbuf, errlen, "\"%s\" is not a valid IPv6 address", out->host);
-		out->ipv6 = true;
+		rc = parse_host(p, (size_t)(hend + 1 - p), out, errbuf, errlen);
+		if (rc)
+			return rc;
 		p = hend + 1;
 		if (p != q && *p != ':')
 			return url_err(out, errbuf, errlen, "unexpected text after ']'");

@@ -522,6 +522,7 @@ struct sim_conn {
 	uint64_t bytes_written;
 	uint64_t msgs_written;
 	uint64_t drop_countdown;
+	uint64_t inject_countdown;
 };
 
 struct sim_chan {
@@ -728,11 +729,35 @@ sim_emit(struct sim_conn *c, const char *data, size_t len)
 	sim_mark_dirty(c);
 }
 
+/* INJECT_REPLY: one well-formed reply that answers no command, as a
+ * confused proxy or server would write it, ahead of a real one. */
+static void
+sim_inject_reply(struct sim_conn *c)
+{
+	static const char cmd[] = "Content-Type: command/reply\nReply-Text: +OK\n\n";
+	static const char api[] = "Content-Type: api/response\nContent-Length: 4\n\n+OK\n";
+	struct sim_fault_state *fi = &c->f[FSESL_SIM_FAULT_INJECT_REPLY];
+
+	if (c->inject_countdown == 0)
+		c->inject_countdown = fi->b ? fi->b : 1;
+	if (--c->inject_countdown != 0)
+		return;
+	fi->on = false;
+	c->s->c.faults[FSESL_SIM_FAULT_INJECT_REPLY]++;
+	if (fi->a == FSESL_SIM_INJECT_API_RESPONSE)
+		sim_emit(c, api, sizeof(api) - 1);
+	else
+		sim_emit(c, cmd, sizeof(cmd) - 1);
+}
+
 /* Replies (command/reply, api/response): the reply-level faults act here. */
 static void
 sim_emit_reply(struct sim_conn *c, const char *data, size_t len)
 {
 	struct fsesl_sim_counters *k = &c->s->c;
+
+	if (c->f[FSESL_SIM_FAULT_INJECT_REPLY].on)
+		sim_inject_reply(c);
 
 	if (c->f[FSESL_SIM_FAULT_DROP_REPLY].on) {
 		if (c->drop_countdown == 0)
@@ -2741,9 +2766,11 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 	}
 	if ((unsigned)f >= FSESL_SIM_FAULT__COUNT)
 		return -EINVAL;
+	if (f == FSESL_SIM_FAULT_INJECT_REPLY && a > FSESL_SIM_INJECT_API_RESPONSE)
+		return -EINVAL;
 	struct sim_fault_state st = {.on = true, .a = a, .b = b};
 	bool one_shot = f == FSESL_SIM_FAULT_CLOSE_MID_FRAME || f == FSESL_SIM_FAULT_GARBAGE ||
-	                f == FSESL_SIM_FAULT_DROP_REPLY;
+	                f == FSESL_SIM_FAULT_DROP_REPLY || f == FSESL_SIM_FAULT_INJECT_REPLY;
 	if (conn == 0) {
 		/* One-shot faults hit the connections open now, not new ones: a
 		 * client must be able to reconnect (and authenticate) after them. */
@@ -2755,6 +2782,8 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 			                                                      : c->msgs_written;
 			if (f == FSESL_SIM_FAULT_DROP_REPLY)
 				c->drop_countdown = 0;
+			if (f == FSESL_SIM_FAULT_INJECT_REPLY)
+				c->inject_countdown = 0;
 			sim_ep_update(c);
 			sim_mark_dirty(c);
 		}
@@ -2771,6 +2800,8 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 		s->c.faults[f]++;
 	if (f == FSESL_SIM_FAULT_DROP_REPLY)
 		c->drop_countdown = 0;
+	if (f == FSESL_SIM_FAULT_INJECT_REPLY)
+		c->inject_countdown = 0;
 	sim_ep_update(c);
 	sim_mark_dirty(c);
 	return 0;

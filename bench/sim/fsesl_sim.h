@@ -97,20 +97,30 @@ enum fsesl_sim_fault {
 	                               * (1 = next); the stream stays aligned only
 	                               * for the client that expects it */
 	FSESL_SIM_FAULT_KILL_ALL, /* close every connection now (restart) */
+	FSESL_SIM_FAULT_INJECT_REPLY, /* a: enum fsesl_sim_inject; one reply nobody
+	                               * asked for, written just before the reply
+	                               * to the b-th next command (0 or 1 = next) */
 	FSESL_SIM_FAULT__COUNT
 };
+/* What FSESL_SIM_FAULT_INJECT_REPLY writes (its argument a). */
+enum fsesl_sim_inject {
+	FSESL_SIM_INJECT_COMMAND_REPLY = 0, /* command/reply, Reply-Text: +OK */
+	FSESL_SIM_INJECT_API_RESPONSE, /* api/response, body "+OK\n" */
+};
+
 /* Connection ids are 1, 2, 3... in accept order. Copies up to max ids of the
  * open connections (newest first) into ids; returns how many are open. */
 size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max);
 
 /*
  * Faults act on the server's thread before this returns. Per-connection
- * faults (DELAY .. DROP_REPLY) with conn_id 0 apply to every open connection
- * and to every new one until fsesl_sim_clear_faults(), except the one-shot
- * faults (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY): those act once on each
- * connection open at the time, so that a client can reconnect after them.
- * REFUSE, SILENT_ACCEPT, RUDE_REJECT, NO_HEARTBEAT, EVENT_FLOOD and KILL_ALL
- * are server-wide (conn_id ignored). Returns 0, -EINVAL, or -ENOENT for an
+ * faults (DELAY .. DROP_REPLY, INJECT_REPLY) with conn_id 0 apply to every
+ * open connection and to every new one until fsesl_sim_clear_faults(),
+ * except the one-shot faults (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY,
+ * INJECT_REPLY): those act once on each connection open at the time, so
+ * that a client can reconnect after them. REFUSE, SILENT_ACCEPT,
+ * RUDE_REJECT, NO_HEARTBEAT, EVENT_FLOOD and KILL_ALL are server-wide
+ * (conn_id ignored). Returns 0, -EINVAL, or -ENOENT for an
  * unknown conn_id. See docs/simulator.md for what each counter counts.
  */
 int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a, uint64_t b);

@@ -235,3 +235,118 @@ Test(basic, large_reply)
 	free(tok);
 	free(cmd);
 }
+
+/* fsesl_server_get_by() applies the URL's rules: a password is required,
+ * and the host must be an address or a well-formed name before anything
+ * is resolved. */
+Test(basic, get_by_follows_the_url_rules)
+{
+	static const char *const bad_hosts[] = {"ho st", "a..b", ".", "-a.b", "a-", "1.2.3",
+	    "256.1.1.1", "[10.0.0.1]", "[::1", "::g", "host/x", "h\x01"};
+	fsesl_engine_stats st;
+	fsesl_server_t a = 0, b = 0, c = 0;
+	char url[96];
+
+	cr_assert_eq(fsesl_server_get_by(eng, "127.0.0.1", port, NULL, "", &a), -EINVAL);
+	cr_assert_eq(fsesl_server_get_by(eng, "127.0.0.1", port, "user", "", &a), -EINVAL);
+	cr_assert_eq(a, 0);
+	for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
+		cr_assert_eq(fsesl_server_get_by(eng, bad_hosts[i], port, NULL, "ClueCon", &a),
+		    -EINVAL, "%s accepted", bad_hosts[i]);
+		cr_assert_eq(a, 0);
+	}
+	fsesl_engine_stats_get(eng, &st);
+	cr_assert_eq(st.servers, 1, "a refused host made an entry");
+	/* An IPv6 address, bracketed or not, is one entry with the URL's. */
+	cr_assert_eq(fsesl_server_get_by(eng, "[::1]", 1, NULL, "ClueCon", &a), 0);
+	cr_assert_eq(fsesl_server_get_by(eng, "::1", 1, NULL, "ClueCon", &b), 0);
+	snprintf(url, sizeof(url), "fs://:ClueCon@[::1]:1");
+	cr_assert_eq(fsesl_server_get(eng, url, &c), 0);
+	fsesl_engine_stats_get(eng, &st);
+	cr_assert_eq(st.servers, 2);
+	cr_assert_eq(fsesl_server_put(eng, a), 0);
+	cr_assert_eq(fsesl_server_put(eng, b), 0);
+	cr_assert_eq(fsesl_server_put(eng, c), 0);
+	/* And a name the rule accepts still works. */
+	cr_assert_eq(fsesl_server_get_by(eng, "localhost", port, NULL, "ClueCon", &a), 0);
+	cr_assert_eq(fsesl_server_put(eng, a), 0);
+}
+
+static void
+never_called(int status, const fsesl_reply *r, void *ud)
+{
+	(void)status;
+	(void)r;
+	(void)ud;
+	cr_assert_fail("callback of a refused call");
+}
+
+static void
+job_never_called(int status, const struct fsesl_event *ev, void *ud)
+{
+	(void)status;
+	(void)ev;
+	(void)ud;
+	cr_assert_fail("callback of a refused job");
+}
+
+/* Options out of their documented range are refused by every call that
+ * takes them, and nothing is submitted: a wait_mode outside the enum, an
+ * unknown enc_flags bit, and a timeout of 0 (< 0 is the default, > 0
+ * milliseconds; 0 used to time out at once or succeed, by luck). */
+Test(basic, bad_opts_refused_everywhere)
+{
+	fsesl_cmd_opts bad[5] = {FSESL_CMD_OPTS_INIT, FSESL_CMD_OPTS_INIT, FSESL_CMD_OPTS_INIT,
+	    FSESL_CMD_OPTS_INIT, FSESL_CMD_OPTS_INIT};
+	struct fsesl_cmd raw = {.line = "api echo x"};
+	fsesl_server_t srvs[1] = {srv};
+	const char *cmds[1] = {"echo x"};
+	struct fsesl_sim_counters k0, k1;
+	fsesl_engine_stats s0, s1;
+	fsesl_cmd_opts ok = FSESL_CMD_OPTS_INIT;
+	struct fsesl_event *ev = NULL;
+	fsesl_reply *r = NULL, *rs[1];
+	int st[1];
+
+	bad[0].wait_mode = (enum fsesl_wait_mode)7;
+	bad[1].wait_mode = (enum fsesl_wait_mode) - 2;
+	bad[2].timeout_ms = 0;
+	bad[3].enc_flags = 0x80;
+	bad[4].enc_flags = FSESL_ENC_ALLOW_UNLOAD | 2u;
+	fsesl_engine_stats_get(eng, &s0);
+	fsesl_sim_counters(sim, &k0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const fsesl_cmd_opts *o = &bad[i];
+
+		cr_assert_eq(fsesl_api(eng, srv, "echo x", o, &r), -EINVAL, "opts %zu", i);
+		cr_assert_null(r);
+		cr_assert_eq(fsesl_bgapi(eng, srv, "echo x", o, &r), -EINVAL, "opts %zu", i);
+		cr_assert_eq(fsesl_command(eng, srv, &raw, o, &r), -EINVAL, "opts %zu", i);
+		cr_assert_eq(fsesl_api_async(eng, srv, "echo x", o, never_called, NULL), -EINVAL);
+		cr_assert_eq(fsesl_command_async(eng, srv, &raw, o, never_called, NULL), -EINVAL);
+		cr_assert_eq(fsesl_api_many(eng, 1, srvs, cmds, o, st, rs), -EINVAL, "opts %zu", i);
+		cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo x", 1000, o, &ev), -EINVAL);
+		cr_assert_null(ev);
+		cr_assert_eq(
+		    fsesl_bgapi_job_async(eng, srv, "echo x", 1000, o, job_never_called, NULL),
+		    -EINVAL);
+	}
+	/* job_timeout_ms follows the same rule. */
+	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo x", 0, &ok, &ev), -EINVAL);
+	cr_assert_eq(
+	    fsesl_bgapi_job_async(eng, srv, "echo x", 0, NULL, job_never_called, NULL), -EINVAL);
+	fsesl_engine_stats_get(eng, &s1);
+	fsesl_sim_counters(sim, &k1);
+	cr_assert_eq(s1.submitted, s0.submitted, "a refused call was submitted");
+	cr_assert_eq(k1.commands, k0.commands, "a refused call reached the server");
+	/* The edges that are valid. */
+	ok.timeout_ms = 1;
+	ok.wait_mode = FSESL_WAIT_POLL;
+	cr_assert_neq(fsesl_api(eng, srv, "echo x", &ok, &r), -EINVAL);
+	fsesl_reply_free(r);
+	ok.timeout_ms = -5;
+	ok.wait_mode = FSESL_WAIT_DEFAULT;
+	cr_assert_eq(et_echo(eng, srv, "negative-is-default", &ok), 0);
+	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo j", -1, NULL, &ev), 0);
+	fsesl_event_free(ev);
+}

@@ -90,6 +90,62 @@ Test(config, bad_values)
 	    fsesl_config_set(&c, "esl_cmd_timeout", NULL, err, sizeof(err)), FSESL_ECONFIG);
 }
 
+/* Strict means every byte: lists have no empty fields, numbers no spaces,
+ * signs or units, and nothing wraps around. Each refusal says why. */
+Test(config, strict_lists_and_numbers_with_reasons)
+{
+	static const char *const bad[][3] = {
+	    {"backoff", "1,,2", "step 2: empty"},
+	    {"backoff", ",1", "step 1: empty"},
+	    {"backoff", "1,", "trailing ','"},
+	    {"backoff", "1,2,", "trailing ','"},
+	    {"backoff", ",", "step 1: empty"},
+	    {"backoff", "1, 2", "step 2: \" 2\" is not a whole number"},
+	    {"backoff", " 1", "step 1: \" 1\" is not a whole number"},
+	    {"backoff", "1 ", "step 1: \"1 \" is not a whole number"},
+	    {"backoff", "1,-2", "step 2: \"-2\" is not a whole number"},
+	    {"backoff", "1,+2", "not a whole number"},
+	    {"backoff", "1,2s", "not a whole number"},
+	    {"backoff", "86401", "step 1: 86401 is out of range"},
+	    {"backoff", "1,18446744073709551617", "step 2: 18446744073709551617 is out of range"},
+	    {"backoff", "1,2,3,4,5,6,7,8,9", "more than 8 steps"},
+	    {"esl_cmd_timeout", "", "empty"},
+	    {"esl_cmd_timeout", "18446744073709551616", "out of range"},
+	    {"esl_cmd_timeout", "4294967297", "out of range"},
+	    {"esl_cmd_timeout", "5000 ", "not a whole number"},
+	    {"esl_cmd_timeout", "+5000", "not a whole number"},
+	    {"esl_cmd_timeout", "0x10", "not a whole number"},
+	    {"max_in_flight", "65537", "out of range"},
+	    {"ring_size", "1000", "not a power of two"},
+	    {"ring_size", "4096 ", "not a whole number"},
+	    {"max_body_bytes", "1k", "not a whole number"},
+	    {"wait_mode", "Futex", "futex or poll"},
+	    {"wait_mode", "futex ", "futex or poll"},
+	    {"log_level", "debug,", "error, warn, info or debug"},
+	};
+	fsesl_config c, orig;
+	char err[256];
+
+	fsesl_config_init(&c);
+	orig = c;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(fsesl_config_set(&c, bad[i][0], bad[i][1], err, sizeof(err)),
+		    FSESL_ECONFIG, "%s=\"%s\" accepted", bad[i][0], bad[i][1]);
+		cr_assert(strstr(err, bad[i][2]) != NULL, "%s=\"%s\": \"%s\" lacks \"%s\"",
+		    bad[i][0], bad[i][1], err, bad[i][2]);
+	}
+	cr_assert_eq(memcmp(&c, &orig, sizeof(c)), 0, "a refused value changed the config");
+	/* The edges that are fine. */
+	cr_assert_eq(fsesl_config_set(&c, "backoff", "0", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.backoff_steps, 1);
+	cr_assert_eq(
+	    fsesl_config_set(&c, "backoff", "1,2,3,4,5,6,7,86400", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.backoff_steps, 8);
+	cr_assert_eq(c.backoff_s[7], 86400);
+	cr_assert_eq(fsesl_config_set(&c, "esl_cmd_timeout", "86400000", err, sizeof(err)), 0);
+}
+
 Test(config, engine_refuses_bad_config)
 {
 	fsesl_config c;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -327,6 +328,93 @@ Test(faults, reply_delay_poll_wait)
 	struct fh_opts o = {.poll_wait = true};
 
 	run(&c, &o);
+}
+
+/* ---- replies nobody asked for ---- */
+
+static uint64_t
+fh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+injected(struct fh_env *env)
+{
+	struct fsesl_sim_counters k;
+
+	fsesl_sim_counters(env->sim, &k);
+	return k.faults[FSESL_SIM_FAULT_INJECT_REPLY];
+}
+
+/* The engine is READY on one connection, the only one the simulator has,
+ * and it has reconnected after each earlier injection (so that connection
+ * is not the one an injection is about to close). */
+static bool
+one_connection(struct fh_env *env, uint64_t reconnects)
+{
+	struct fsesl_sim_counters k;
+	fsesl_server_stats st;
+
+	memset(&st, 0, sizeof(st));
+	(void)fsesl_server_stats_get(env->e, env->srv, &st);
+	fsesl_sim_counters(env->sim, &k);
+	return st.reconnects >= reconnects && st.connected_conns == 1 && k.active_conns == 1;
+}
+
+/*
+ * Three times, while the workers and the async submitter keep the pipeline
+ * full: one command/reply "+OK" written ahead of the reply to the next
+ * command on the connection the engine uses. Each wait is for a condition,
+ * bounded.
+ */
+static void
+inject_replies(struct fh_env *env)
+{
+	for (uint64_t k = 1; k <= 3; k++) {
+		uint64_t end = fh_now_ms() + 10000, id = 0;
+
+		while (!one_connection(env, k - 1) && fh_now_ms() < end)
+			sched_yield();
+		if (!one_connection(env, k - 1) || fsesl_sim_conn_ids(env->sim, &id, 1) != 1) {
+			cr_expect_fail(
+			    "injection %llu: no connection to inject into", (unsigned long long)k);
+			return;
+		}
+		cr_assert_eq(fsesl_sim_fault(env->sim, id, FSESL_SIM_FAULT_INJECT_REPLY,
+		                 FSESL_SIM_INJECT_COMMAND_REPLY, 1),
+		    0);
+		while (injected(env) < k && fh_now_ms() < end)
+			sched_yield();
+		if (injected(env) != k) {
+			/* The workers went quiet on that connection: only a
+			 * broken engine does that with the pipeline full. */
+			cr_expect_fail("injection %llu never happened", (unsigned long long)k);
+			return;
+		}
+	}
+}
+
+Test(faults, injected_replies)
+{
+	/* The issue's run: 16 blocking workers, 32 async requests in flight,
+	 * three replies nobody asked for. A reply of the wrong type is a
+	 * protocol error: the requests on that connection fail with
+	 * FSESL_EPROTO, never with another request's reply, and the engine
+	 * reconnects. */
+	struct fh_case c = {.name = "inject_reply",
+	    .inject = inject_replies,
+	    .fault_cmds = 20,
+	    .allowed = CONN_LOSS | B(FH_EPROTO),
+	    .need_error = true,
+	    .need_reconnect = true,
+	    .must_see = FH_EPROTO,
+	    .with_async = true};
+
+	run(&c, NULL);
 }
 
 /* ---- wrong password: the engine's credentials, not a simulator fault ---- */

@@ -606,6 +606,103 @@ Test(clock, timed_out_head_recycled_when_overdue, .timeout = 60)
 	stop_all();
 }
 
+/* One async api's outcome, its reply checked while it is lent. */
+struct async_slot {
+	const char *want;
+	_Atomic int calls, status;
+	_Atomic bool own;
+};
+
+static void
+slot_cb(int status, const fsesl_reply *r, void *ud)
+{
+	struct async_slot *sl = ud;
+	size_t len = 0;
+
+	if (status == 0) {
+		const char *b = fsesl_reply_body(r, &len);
+
+		atomic_store(&sl->own, len == strlen(sl->want) && memcmp(b, sl->want, len) == 0);
+	}
+	atomic_store(&sl->status, status);
+	atomic_fetch_add(&sl->calls, 1);
+}
+
+static void
+api_async(const char *cmd, int timeout_ms, struct async_slot *sl)
+{
+	fsesl_cmd_opts o = FSESL_CMD_OPTS_INIT;
+
+	o.timeout_ms = timeout_ms;
+	cr_assert_eq(fsesl_api_async(eng, srv, cmd, &o, slot_cb, sl), 0);
+}
+
+/*
+ * A short timeout must not fail other commands. A 300 ms api on a server
+ * that takes far longer makes its head place "late" (2 x 300 ms + 1 s after
+ * it was written), but a 10 s command behind it can still be answered in
+ * time: the connection is kept, and takes no new command, until every
+ * request on it is past its deadline; then it is recycled and the command
+ * that waited meanwhile runs on a fresh one.
+ */
+Test(clock, short_timeout_does_not_recycle_what_others_wait_on, .timeout = 60)
+{
+	struct async_slot a = {.want = "a"}, b = {.want = "b"}, c = {.want = "c"};
+	fsesl_subscriber *sub;
+	fsesl_delivery d;
+	fsesl_config cfg;
+	uint64_t id = 0;
+
+	fsesl_config_init(&cfg);
+	(void)start_connected(&cfg);
+	cr_assert_eq(fsesl_subscriber_create(eng, "watch", NULL, &sub), 0);
+	cr_assert_eq(fsesl_subscribe(sub, srv, "CUSTOM sim::watch"), 0);
+	/* This connection (not the next one) runs each command a minute late:
+	 * nothing on it is answered during the test. */
+	cr_assert_eq(fsesl_sim_conn_ids(sim, &id, 1), 1);
+	cr_assert_eq(fsesl_sim_fault(sim, id, FSESL_SIM_FAULT_DELAY, 60000, 0), 0);
+	api_async("echo a", 300, &a);
+	api_async("echo b", 10000, &b);
+	while (stats(srv).in_flight != 2)
+		cr_assert_eq(fsesl_engine_tick(eng), 0);
+	advance_ms(300);
+	cr_assert_eq(atomic_load(&a.calls), 1);
+	cr_assert_eq(atomic_load(&a.status), -ETIMEDOUT);
+	advance_ms(1450); /* 1.75 s: the head is 150 ms past "late" */
+	cr_assert_eq(atomic_load(&b.calls), 0, "b failed (%d) at 1.75 s of its 10 s",
+	    atomic_load(&b.status));
+	assert_no_delivery(sub, "1.75 s");
+	cr_assert_eq(stats(srv).reconnects, 0);
+	/* The late connection takes nothing new: c waits in the queue. */
+	api_async("echo c", 20000, &c);
+	cr_assert_eq(fsesl_engine_tick(eng), 0);
+	cr_assert_eq(stats(srv).queued, 1);
+	cr_assert_eq(stats(srv).in_flight, 2);
+	advance_ms(10000 - 1750 - 1);
+	cr_assert_eq(atomic_load(&b.calls), 0, "b ended before its deadline");
+	assert_no_delivery(sub, "1 ms before b's deadline");
+	advance_ms(1);
+	cr_assert_eq(atomic_load(&b.calls), 1);
+	cr_assert_eq(atomic_load(&b.status), -ETIMEDOUT);
+	/* Nothing on it can be answered in time any more: recycled by the
+	 * next housekeeping pass at the latest. */
+	advance_ms(250);
+	cr_assert_eq(fsesl_subscriber_next(sub, &d, 0), 1, "connection not recycled");
+	cr_assert_eq(d.kind, FSESL_NOTICE_DOWN);
+	/* c runs on the fresh connection (real time: wait for it, bounded). */
+	for (int i = 0; i < 100000 && atomic_load(&c.calls) == 0; i++) {
+		cr_assert_eq(fsesl_engine_tick(eng), 0);
+		sched_yield();
+	}
+	cr_assert_eq(atomic_load(&c.calls), 1, "c never ran");
+	cr_assert_eq(atomic_load(&c.status), 0);
+	cr_assert(atomic_load(&c.own));
+	cr_assert_eq(atomic_load(&a.calls) + atomic_load(&b.calls), 2, "completed twice");
+	cr_assert_eq(stats(srv).reconnects, 1);
+	fsesl_subscriber_destroy(sub);
+	stop_all();
+}
+
 /* A blocking caller decides its own timeout (on real time); the engine's
  * count catches up at the next housekeeping pass, not when (if ever) the
  * late reply comes. */

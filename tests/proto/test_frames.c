@@ -425,6 +425,38 @@ Test(frames, classification)
 	cr_assert(M.type == FSESL_MSG_UNKNOWN && M.content_type == NULL);
 }
 
+/* Content types are exact (case aside): a type one byte longer or shorter
+ * than a real one is unknown, never the type it starts with, whether
+ * classified alone or parsed in a frame. */
+Test(frames, content_types_are_exact)
+{
+	static const char *const types[] = {"auth/request", "command/reply", "api/response",
+	    "text/event-plain", "text/event-json", "text/event-xml", "log/data",
+	    "text/disconnect-notice", "text/rude-rejection"};
+	static const char *const tails[] = {"-ish", "x", " ", "\t", ";", "/", "s"};
+	char ct[64], frame[128];
+	int err;
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		size_t n = strlen(types[i]);
+
+		cr_assert(fsesl_msg_type_of(types[i], n) != FSESL_MSG_UNKNOWN, "%s", types[i]);
+		cr_assert(fsesl_msg_type_of(types[i], n - 1) == FSESL_MSG_UNKNOWN,
+		    "%.*s taken for %s", (int)(n - 1), types[i], types[i]);
+		for (size_t k = 0; k < sizeof(tails) / sizeof(tails[0]); k++) {
+			snprintf(ct, sizeof(ct), "%s%s", types[i], tails[k]);
+			cr_assert(fsesl_msg_type_of(ct, strlen(ct)) == FSESL_MSG_UNKNOWN,
+			    "\"%s\" taken for %s", ct, types[i]);
+			snprintf(frame, sizeof(frame), "Content-Type: %s\nReply-Text: +OK\n\n", ct);
+			cr_assert(parse(frame, &err) == (ssize_t)strlen(frame));
+			cr_assert(M.type == FSESL_MSG_UNKNOWN, "frame with \"%s\" taken for %s", ct,
+			    types[i]);
+		}
+		snprintf(ct, sizeof(ct), " %s", types[i]);
+		cr_assert(fsesl_msg_type_of(ct, strlen(ct)) == FSESL_MSG_UNKNOWN, "\"%s\"", ct);
+	}
+}
+
 Test(frames, disconnect_notice_linger)
 {
 	const char *linger = "Content-Type: text/disconnect-notice\nController-Session-UUID: u\n"

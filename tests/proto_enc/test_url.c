@@ -113,6 +113,12 @@ static const struct bad bad[] = {
     {"fs://:Sekr1t@256.1.1.1", "not a valid IPv4"},
     {"fs://:Sekr1t@1.2.3", "not a valid IPv4"},
     {"fs://:Sekr1t@ho st", "invalid character"},
+    {"fs://:Sekr1t@a..b", "empty label"},
+    {"fs://:Sekr1t@.a", "empty label"},
+    {"fs://:Sekr1t@-a.b", "starts with '-'"},
+    {"fs://:Sekr1t@a-.b", "ends with '-'"},
+    {"fs://:Sekr1t@a.b-", "ends with '-'"},
+    {"fs://:Sekr1t@[host]", "not a valid IPv6"},
     {"fs://:Sekr1t@h%41", "invalid character"},
     {"fs://:Sekr1t@host/path", "'/'"},
     {"fs://:Sekr1t@host/", "'/'"},
@@ -242,4 +248,84 @@ Test(url, feeds_the_encoders)
 	cr_assert_eq(n, (ssize_t)strlen("event plain HEARTBEAT API CUSTOM a::b\n\n"));
 	cr_assert(memcmp(buf, "event plain HEARTBEAT API CUSTOM a::b\n\n", (size_t)n) == 0);
 	fsesl_url_clear(&u);
+}
+
+/* The host rule of URLs and fsesl_server_get_by(), on its own. */
+Test(url, host_check)
+{
+	static const struct {
+		const char *in, *out;
+	} ok_hosts[] = {
+	    {"localhost", "localhost"},
+	    {"fs-01.example.com", "fs-01.example.com"},
+	    {"fs-01.example.com.", "fs-01.example.com."},
+	    {"my_host", "my_host"},
+	    {"10.0.0.1", "10.0.0.1"},
+	    {"::1", "::1"},
+	    {"[::1]", "::1"},
+	    {"2001:db8::5", "2001:db8::5"},
+	    {"123abc", "123abc"},
+	};
+	static const struct {
+		const char *in, *why;
+	} bad_hosts[] = {
+	    {"", "missing host"},
+	    {"ho st", "invalid character"},
+	    {"host/x", "invalid character"},
+	    {"h\rx", "invalid character"},
+	    {"a..b", "empty label"},
+	    {".", "empty label"},
+	    {"..", "empty label"},
+	    {"a.b..", "empty label"},
+	    {"-a", "starts with '-'"},
+	    {"a-", "ends with '-'"},
+	    {"a-.b", "ends with '-'"},
+	    {"1.2.3", "not a valid IPv4"},
+	    {"256.1.1.1", "not a valid IPv4"},
+	    {"1.2.3.4.", "not a valid IPv4"},
+	    {"::g", "not a valid IPv6"},
+	    {"fe80::1::2", "not a valid IPv6"},
+	    {"[::1", "closing ']'"},
+	    {"[10.0.0.1]", "not a valid IPv6"},
+	    {"[]", "not a valid IPv6"},
+	    {"[::1]x", "closing ']'"},
+	};
+	char out[300], why[256];
+	char big[400];
+
+	for (size_t i = 0; i < sizeof(ok_hosts) / sizeof(ok_hosts[0]); i++) {
+		why[0] = '\0';
+		cr_assert_eq(fsesl_host_check(ok_hosts[i].in, strlen(ok_hosts[i].in), out,
+		                 sizeof(out), why, sizeof(why)),
+		    0, "%s: %s", ok_hosts[i].in, why);
+		cr_assert_str_eq(out, ok_hosts[i].out);
+		cr_assert_eq(
+		    fsesl_host_check(ok_hosts[i].in, strlen(ok_hosts[i].in), NULL, 0, NULL, 0), 0);
+	}
+	for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
+		why[0] = '\0';
+		cr_assert_eq(fsesl_host_check(bad_hosts[i].in, strlen(bad_hosts[i].in), out,
+		                 sizeof(out), why, sizeof(why)),
+		    FSESL_PERR_INVALID, "%s accepted", bad_hosts[i].in);
+		cr_assert(strstr(why, bad_hosts[i].why) != NULL, "%s: \"%s\" lacks \"%s\"",
+		    bad_hosts[i].in, why, bad_hosts[i].why);
+	}
+	cr_assert_eq(fsesl_host_check(NULL, 0, NULL, 0, NULL, 0), FSESL_PERR_INVALID);
+	/* Lengths: a label of 63 bytes, a name of 253 (+ a trailing dot). */
+	memset(big, 'a', sizeof(big));
+	cr_assert_eq(fsesl_host_check(big, 63, NULL, 0, NULL, 0), 0);
+	cr_assert_eq(fsesl_host_check(big, 64, NULL, 0, why, sizeof(why)), FSESL_PERR_INVALID);
+	cr_assert(strstr(why, "over 63") != NULL, "%s", why);
+	for (size_t i = 63; i < sizeof(big); i += 64)
+		big[i] = '.';
+	cr_assert_eq(fsesl_host_check(big, 253, NULL, 0, NULL, 0), 0);
+	big[253] = '.';
+	cr_assert_eq(fsesl_host_check(big, 254, NULL, 0, NULL, 0), 0);
+	big[253] = 'a';
+	cr_assert_eq(fsesl_host_check(big, 254, NULL, 0, why, sizeof(why)), FSESL_PERR_INVALID);
+	cr_assert(strstr(why, "too long") != NULL, "%s", why);
+	/* Only len bytes are read, and out must hold the result. */
+	cr_assert_eq(fsesl_host_check("hostx", 4, out, sizeof(out), NULL, 0), 0);
+	cr_assert_str_eq(out, "host");
+	cr_assert_eq(fsesl_host_check("host", 4, out, 4, NULL, 0), FSESL_PERR_INVALID);
 }

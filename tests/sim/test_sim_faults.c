@@ -253,6 +253,45 @@ Test(fault, drop_reply)
 	tc_close(&t);
 }
 
+/* One reply nobody asked for, of the chosen type, right before the reply to
+ * the b-th next command; the real replies all follow, in order. */
+Test(fault, inject_reply)
+{
+	struct tc t;
+
+	login(&t);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_INJECT_REPLY, 7, 0), -EINVAL);
+	cr_assert_eq(fsesl_sim_fault(
+	                 sim, 0, FSESL_SIM_FAULT_INJECT_REPLY, FSESL_SIM_INJECT_COMMAND_REPLY, 2),
+	    0);
+	tc_sends(&t, "api echo 1\n\napi echo 2\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "1"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_COMMAND_REPLY, "no injected reply before the second");
+	cr_assert(tc_reply_is(&t, "+OK"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_body_is(&t, "2"));
+	cr_expect_eq(counted(FSESL_SIM_FAULT_INJECT_REPLY), 1);
+	/* One-shot: the next command is answered alone. */
+	tc_sends(&t, "event plain HEARTBEAT\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_reply_is(&t, "+OK event listener enabled plain"));
+
+	cr_assert_eq(
+	    fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_INJECT_REPLY, FSESL_SIM_INJECT_API_RESPONSE, 0),
+	    0);
+	tc_sends(&t, "noevents\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_API_RESPONSE, "no injected api/response");
+	cr_assert(tc_body_is(&t, "+OK\n"));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(t.msg.type, FSESL_MSG_COMMAND_REPLY);
+	cr_assert(tc_reply_is(&t, "+OK no longer listening for events"));
+	cr_expect_eq(counted(FSESL_SIM_FAULT_INJECT_REPLY), 2);
+	tc_close(&t);
+}
+
 Test(fault, kill_all_restarts)
 {
 	struct tc a, b;
