@@ -306,6 +306,9 @@ struct fsesl_engine {
 	uint64_t last_busy_ns; /* last busy turn, on CLOCK_MONOTONIC (spin_now) */
 	unsigned int tick_turns; /* turns the oldest pending tick has waited */
 	struct call_rcu_data *crdp; /* the reactor's call_rcu worker */
+	/* Subscribers destroyed from a callback whose dispatcher thread is
+	 * still to be joined (events.c, fsesl_retired_reap). */
+	_Atomic(struct fsesl_subscriber *) retired;
 };
 
 /*
@@ -403,6 +406,10 @@ bool fsesl_events_liveness_expired(
     struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_conn *c);
 void fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r);
+/* Joins the dispatcher threads of subscribers destroyed from callbacks and
+ * frees them: those that have ended (the reactor: never blocks), or every
+ * one (wait: stop, once the reactor has ended). */
+void fsesl_retired_reap(struct fsesl_engine *e, bool wait);
 
 /* reactor.c services for events.c */
 void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);

@@ -55,6 +55,9 @@ struct fsesl_subscriber {
 	pthread_t thr;
 	bool has_thr;
 	_Atomic bool quit;
+	/* Destroyed from a callback: on the engine's list of subscribers
+	 * whose dispatcher is to be joined, then freed (fsesl_retired_reap). */
+	struct fsesl_subscriber *retired_next;
 };
 
 /* One (subscriber, name) or (subscriber, header, value) on one server.
@@ -832,8 +835,11 @@ fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 /* Subscriber API (any thread)                                           */
 /* ------------------------------------------------------------------ */
 
-/* The ring has one consumer: in callback mode that is the dispatcher. */
-static _Thread_local bool in_dispatcher;
+/* The ring has one consumer: in callback mode that is the dispatcher.
+ * Set on a dispatcher thread to the subscriber it serves. */
+static _Thread_local struct fsesl_subscriber *cur_dispatcher;
+
+static void sub_free(struct fsesl_subscriber *s);
 
 static void *
 dispatcher_main(void *arg)
@@ -841,7 +847,7 @@ dispatcher_main(void *arg)
 	struct fsesl_subscriber *s = arg;
 	fsesl_delivery d;
 
-	in_dispatcher = true;
+	cur_dispatcher = s;
 	while (!atomic_load_explicit(&s->quit, memory_order_acquire)) {
 		if (fsesl_subscriber_next(s, &d, -1) != 1)
 			continue;
@@ -849,6 +855,46 @@ dispatcher_main(void *arg)
 		fsesl_delivery_release(&d);
 	}
 	return NULL;
+}
+
+/*
+ * Retired subscribers: destroyed from a callback, where waiting for a
+ * thread is not allowed (the reactor must not block; a dispatcher would
+ * wait for itself, or two for each other). Their dispatcher ends by
+ * itself; the reactor joins it later without blocking (pthread_tryjoin_np,
+ * at housekeeping) and only then frees the subscriber, and stop joins and
+ * frees what is left, so no thread outlives the engine. Pushed by any
+ * thread, taken whole by the reactor or stop: a lock-free stack suffices.
+ */
+static void
+retired_push(struct fsesl_engine *e, struct fsesl_subscriber *s)
+{
+	struct fsesl_subscriber *head = atomic_load_explicit(&e->retired, memory_order_relaxed);
+
+	do
+		s->retired_next = head;
+	/* release: the subscriber's last writes happen before the reaper's
+	 * acquire, which frees it. */
+	while (!atomic_compare_exchange_weak_explicit(
+	    &e->retired, &head, s, memory_order_release, memory_order_relaxed));
+}
+
+void
+fsesl_retired_reap(struct fsesl_engine *e, bool wait)
+{
+	struct fsesl_subscriber *s, *next;
+
+	s = atomic_exchange_explicit(&e->retired, NULL, memory_order_acquire);
+	for (; s; s = next) {
+		next = s->retired_next;
+		if (wait)
+			pthread_join(s->thr, NULL);
+		else if (pthread_tryjoin_np(s->thr, NULL) != 0) {
+			retired_push(e, s); /* still running: next time */
+			continue;
+		}
+		sub_free(s);
+	}
 }
 
 int
@@ -1001,7 +1047,7 @@ fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
 	if (!s || !d)
 		return -EINVAL;
 	memset(d, 0, sizeof(*d));
-	if (s->cb && !in_dispatcher)
+	if (s->cb && cur_dispatcher != s)
 		return -EINVAL; /* callback mode: the dispatcher consumes */
 	if (timeout_ms > 0)
 		end = fsesl_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -1065,12 +1111,43 @@ fsesl_subscriber_dropped(const fsesl_subscriber *s)
 	return s ? atomic_load_explicit(&s->dropped, memory_order_relaxed) : 0;
 }
 
+/* Frees what is left of s: queued deliveries, ring, doorbell. Nothing
+ * else refers to s any more (its servers left, its dispatcher ended). */
+static void
+sub_free(struct fsesl_subscriber *s)
+{
+	fsesl_delivery d;
+	void *item;
+
+	while (fsesl_ring_mpsc_dequeue(&s->q, &item)) {
+		struct dnode *n = item;
+
+		d.event = NULL;
+		d._priv = n->ev;
+		fsesl_delivery_release(&d);
+		free(n);
+	}
+	fsesl_doorbell_destroy(&s->db);
+	fsesl_ring_mpsc_destroy(&s->q);
+	free(s);
+}
+
+static void
+dispatcher_wake(struct fsesl_subscriber *s)
+{
+	uint64_t one = 1;
+	ssize_t w;
+
+	/* The eventfd directly: the coalescing flag may say "already
+	 * signalled". */
+	w = write(fsesl_doorbell_fd(&s->db), &one, sizeof(one));
+	(void)w;
+}
+
 void
 fsesl_subscriber_destroy(fsesl_subscriber *s)
 {
 	struct fsesl_req *r;
-	fsesl_delivery d;
-	void *item;
 
 	if (!s)
 		return;
@@ -1091,29 +1168,24 @@ fsesl_subscriber_destroy(fsesl_subscriber *s)
 			(void)fsesl_run_ctl(s->e, 0, r, 0);
 		}
 	}
-	if (s->has_thr) {
-		/* release: pairs with the dispatcher's acquire load. */
-		atomic_store_explicit(&s->quit, true, memory_order_release);
-		/* Wake the dispatcher: write the eventfd directly, since the
-		 * coalescing flag may say "already signalled". */
-		{
-			uint64_t one = 1;
-			ssize_t w = write(fsesl_doorbell_fd(&s->db), &one, sizeof(one));
-			(void)w;
-		}
-		pthread_join(s->thr, NULL);
+	if (!s->has_thr) {
+		sub_free(s);
+		return;
 	}
-	while (fsesl_ring_mpsc_dequeue(&s->q, &item)) {
-		struct dnode *n = item;
-
-		d.event = NULL;
-		d._priv = n->ev;
-		fsesl_delivery_release(&d);
-		free(n);
+	/* release: pairs with the dispatcher's acquire load. */
+	atomic_store_explicit(&s->quit, true, memory_order_release);
+	if (cur_dispatcher != s)
+		dispatcher_wake(s);
+	if (fsesl_on_reactor || cur_dispatcher) {
+		/* Inside a callback (the reactor's, this subscriber's own or
+		 * another's): no join here. The dispatcher ends once its
+		 * current callback, if any, has returned; the engine joins it
+		 * and frees s. Pushed last: until then nobody frees s. */
+		retired_push(s->e, s);
+		return;
 	}
-	fsesl_doorbell_destroy(&s->db);
-	fsesl_ring_mpsc_destroy(&s->q);
-	free(s);
+	pthread_join(s->thr, NULL);
+	sub_free(s);
 }
 
 /* ------------------------------------------------------------------ */

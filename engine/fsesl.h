@@ -379,16 +379,25 @@ typedef struct fsesl_sub_opts {
  * Any thread. tag names the subscriber in logs and stats. In queue mode
  * (opts->cb NULL) the application takes deliveries with
  * fsesl_subscriber_next() or polls fsesl_subscriber_fd(); with a callback,
- * an engine dispatcher thread runs it (it may block briefly; it must not
- * destroy its own subscriber). The reactor never waits for a subscriber: a
- * full queue drops the event for that subscriber only and counts it; the
- * subscriber then receives a FSESL_NOTICE_DROPPED delivery.
+ * an engine dispatcher thread runs it (it may block briefly). The reactor
+ * never waits for a subscriber: a full queue drops the event for that
+ * subscriber only and counts it; the subscriber then receives a
+ * FSESL_NOTICE_DROPPED delivery.
  * subscribe/unsubscribe/filter calls block for the server's answer
  * (FSESL_EREFUSED on -ERR); while the server is down they are recorded and
  * applied on (re)connect, and return 0.
  */
 FSESL_API int fsesl_subscriber_create(
     fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out);
+/*
+ * Leaves every server and frees s. Any thread, and any callback: the
+ * subscriber's own, another subscriber's, or a command's or job's on the
+ * reactor. Outside callbacks it returns once s's dispatcher has ended.
+ * From inside a callback it never waits: s stops receiving at once, its
+ * dispatcher ends after its current callback returns, and the engine joins
+ * it and frees s later (by fsesl_engine_stop() at the latest). s must not
+ * be used after the call, nor be in use by another thread during it.
+ */
 FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
 /* "HEARTBEAT", "ALL", "CUSTOM sofia::register". Reference-counted per
  * subscriber and per event: the first reference sends `event`, the last

@@ -1298,6 +1298,7 @@ housekeeping(struct fsesl_timer *t, void *arg)
 	unsigned int i;
 	bool busy;
 
+	fsesl_retired_reap(e, false);
 	for (pp = &e->srv_list; (s = *pp) != NULL;) {
 		fsesl_jobs_housekeeping(e, s);
 		/* The engine's own subscriptions (HEARTBEAT for the load,
