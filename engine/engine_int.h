@@ -245,6 +245,7 @@ struct fsesl_srv {
 	bool bg_internal;
 	struct fsesl_timer kick; /* lf_kick_interval_ms: wakes the server's
 	                          * event poll with a lone LF */
+	bool replaying; /* send_internal() marks what conn_up replays */
 	unsigned int replay_pending; /* replayed subscriptions not answered yet */
 	bool up_pending; /* UP notice once they are */
 	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
@@ -309,6 +310,10 @@ struct fsesl_engine {
 	/* Subscribers destroyed from a callback whose dispatcher thread is
 	 * still to be joined (events.c, fsesl_retired_reap). */
 	_Atomic(struct fsesl_subscriber *) retired;
+	/* events.c: each event or notice gets the next value, and a subscriber
+	 * that holds it already is not given it twice (one delivery per
+	 * subscriber however many of its entries match). */
+	uint64_t stamp;
 };
 
 /*

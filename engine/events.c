@@ -244,7 +244,6 @@ static unsigned int entry_users(struct fsesl_srv *s, bool filt, const char *a, c
 static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
     const char *b, bool remove, enum fsesl_event_format fmt);
 static void notify_all(struct fsesl_srv *s, enum fsesl_notice kind);
-static bool replaying; /* reactor only: send_internal marks replays */
 
 void
 fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r)
@@ -387,12 +386,12 @@ fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s)
 void
 fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_msg *m)
 {
-	static uint64_t stamp; /* reactor only */
 	enum fsesl_event_format fmt;
 	struct fsesl_event *ev = NULL;
 	struct fsesl_sub_entry *en;
 	struct fsesl_heartbeat hb;
 	struct shev *h;
+	uint64_t stamp;
 
 	switch (m->type) {
 	case FSESL_MSG_EVENT_JSON:
@@ -425,7 +424,7 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 	}
 	atomic_init(&h->refs, 1); /* ours, until the loop is done */
 	h->ev = ev;
-	stamp++;
+	stamp = ++e->stamp;
 	for (en = s->subs; en; en = en->next) {
 		if (!en->sub || en->is_filter || en->sub->stamp == stamp ||
 		    !name_matches(en->a, ev))
@@ -540,7 +539,7 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_INTERNAL;
-	r->op = replaying ? 1 : 0;
+	r->op = c->srv->replaying ? 1 : 0;
 	r->timer.idx = ~0u;
 	r->timeout_ms = e->cfg.esl_cmd_timeout;
 	r->submit_ns = e->now_ns;
@@ -698,10 +697,9 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 static void
 notify_all(struct fsesl_srv *s, enum fsesl_notice kind)
 {
-	static uint64_t stamp = 1ull << 62; /* reactor only; apart from events' */
+	uint64_t stamp = ++s->e->stamp;
 	struct fsesl_sub_entry *en;
 
-	stamp++;
 	for (en = s->subs; en; en = en->next) {
 		if (!en->sub || en->sub->stamp == stamp)
 			continue;
@@ -772,11 +770,11 @@ fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 					dup = true;
 			if (dup)
 				continue;
-			replaying = true;
+			s->replaying = true;
 			if (send_internal(e, c, en->is_filter, en->a, en->b, false,
 			        en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
 				s->replay_pending++;
-			replaying = false;
+			s->replaying = false;
 		}
 	}
 	/* UP means "subscriptions restored": sent once the server has
