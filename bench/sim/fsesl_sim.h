@@ -97,6 +97,16 @@ enum fsesl_sim_fault {
 	                               * (1 = next); the stream stays aligned only
 	                               * for the client that expects it */
 	FSESL_SIM_FAULT_KILL_ALL, /* close every connection now (restart) */
+	/* bgapi ignores the client's Job-UUID header and assigns its own
+	 * random one, as FreeSWITCH does without the header (older servers,
+	 * proxies, other ESL servers): the reply and the BACKGROUND_JOB carry
+	 * it. a = 1: and the reply carries no Job-UUID at all (Reply-Text
+	 * "+OK"). */
+	FSESL_SIM_FAULT_OWN_JOB_UUID,
+	/* A bgapi that completes at once has its BACKGROUND_JOB written on
+	 * this connection (if it is subscribed) before its reply: on one
+	 * connection, the order two connections can produce. */
+	FSESL_SIM_FAULT_RESULT_BEFORE_REPLY,
 	FSESL_SIM_FAULT__COUNT
 };
 /* Connection ids are 1, 2, 3... in accept order. Copies up to max ids of the
@@ -105,7 +115,7 @@ size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max);
 
 /*
  * Faults act on the server's thread before this returns. Per-connection
- * faults (DELAY .. DROP_REPLY) with conn_id 0 apply to every open connection
+ * faults (DELAY .. DROP_REPLY, OWN_JOB_UUID, RESULT_BEFORE_REPLY) with conn_id 0 apply to every open connection
  * and to every new one until fsesl_sim_clear_faults(), except the one-shot
  * faults (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY): those act once on each
  * connection open at the time, so that a client can reconnect after them.
