@@ -64,6 +64,8 @@ enum fsesl_error {
 	FSESL_EJOBLOST = -1015, /* bgapi job: connection lost, outcome unknown */
 	FSESL_EREFUSED = -1016, /* the server answered -ERR (e.g. permission
 	                             * denied) to a subscription or a job */
+	FSESL_ENOJOBID = -1020, /* bgapi job: the reply named no Job-UUID, so
+	                         * the result cannot be matched; the job may run */
 };
 
 /* Static text for 0, any -errno and any FSESL_E* / FSESL_PERR_* code. */
@@ -328,9 +330,12 @@ FSESL_API fsesl_reply *fsesl_reply_dup(const fsesl_reply *r);
 /*
  * Runs "bgapi <cmd>" with an engine Job-UUID and waits for the job's
  * BACKGROUND_JOB event (the engine subscribes by itself). *result is the
- * job event (free with fsesl_event_free); its body is the output.
- * job_timeout_ms < 0: esl_cmd_timeout. FSESL_EJOBLOST if the connection
- * dropped before the result came.
+ * job event (free with fsesl_event_free); its body is the output. A server
+ * that assigns its own Job-UUID is followed: the job takes the id its
+ * reply names. job_timeout_ms < 0: esl_cmd_timeout. FSESL_EJOBLOST if the
+ * connection dropped before the result came; FSESL_EREFUSED if the server
+ * refused the bgapi or the engine's BACKGROUND_JOB subscription;
+ * FSESL_ENOJOBID if the reply named no Job-UUID (the job may run).
  */
 FSESL_API int fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
     int job_timeout_ms, const fsesl_cmd_opts *opts, struct fsesl_event **result);
