@@ -245,8 +245,7 @@ static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool fil
     const char *b, bool remove, enum fsesl_event_format fmt);
 static void notify_all(struct fsesl_srv *s, enum fsesl_notice kind);
 
-/* Results kept for jobs awaiting their reply are dropped (and counted as
- * unknown: nobody claimed them) once no job awaits one. */
+/* Kept results dropped unclaimed were nobody's job after all. */
 static void
 orphans_count(struct fsesl_srv *s, unsigned int dropped)
 {
@@ -270,6 +269,7 @@ fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r)
 	}
 	r->job_next = NULL;
 	r->in_table = false;
+	/* Results are kept only for a job awaiting its reply. */
 	if (!s->jobs_unreplied && s->orphans)
 		orphans_count(s, fsesl_orphans_clear(s->orphans));
 }
