@@ -6,7 +6,7 @@
 #   ./build.sh test    install what is missing, build, run every test
 #   ./build.sh asan    the suite again under ASan+UBSan (all but the two
 #                      longest stress runs: 64x10,000 commands, the bench)
-#   ./build.sh tsan    the TSan-capable drivers (queues, soak) under ThreadSanitizer
+#   ./build.sh tsan    the TSan-capable drivers (queues, soak, two engines) under ThreadSanitizer
 #   ./build.sh fuzz    bounded libFuzzer runs (clang), FSESL_FUZZ_SECONDS each
 #   ./build.sh format  check the house style (.clang-format)
 #   ./build.sh configs the README's Release build (gcc and clang), installed
@@ -73,7 +73,8 @@ case "$cmd" in
     configure_build build-tsan -DFSESL_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
     # Criterion's runner cannot start under TSan (Criterion issue 274), so
     # the TSan run covers the plain drivers labelled "tsan": the queues
-    # harness and the soak, which exercise every thread of the engine.
+    # harness and the soak, which exercise every thread of the engine, and
+    # two engines at once (tests/engine/two_engines.c).
     TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
       ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -L tsan "$@" ;;
   fuzz)

@@ -479,10 +479,11 @@ job_build(struct fsesl_engine *e, const char *cmd, int job_timeout_ms, const fse
 	if (!cmd || job_timeout_ms == 0 || opts_check(opts) != 0)
 		return -EINVAL;
 	cap = strlen(cmd) + 64 + 48;
-	r = calloc(1, sizeof(*r) + cap);
+	r = calloc(1, sizeof(*r) + cap + FSESL_MAX_JOB_UUID_LEN + 1);
 	if (!r)
 		return -ENOMEM;
 	r->timer.idx = ~0u;
+	r->job_uuid = r->buf + cap; /* room for the server's id, if it picks one */
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, r->job_uuid);
 	n = fsesl_encode_bgapi(r->buf, cap, cmd, r->job_uuid, opts ? opts->enc_flags : 0);

@@ -69,6 +69,9 @@ fsesl_strerror(int err)
 		return "background job lost with its connection: outcome unknown";
 	case FSESL_EREFUSED:
 		return "the server refused the request (-ERR)";
+	case FSESL_ENOJOBID:
+		return "bgapi reply without a Job-UUID: the job may run, its result cannot be "
+		       "matched";
 	default:
 		break;
 	}

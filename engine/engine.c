@@ -95,6 +95,9 @@ fsesl_engine_stop(fsesl_engine *e)
 		return FSESL_ESHUTDOWN; /* a second stop */
 	fsesl_doorbell_ring(&e->sq.db);
 	pthread_join(e->thread, NULL);
+	/* Dispatchers of subscribers destroyed from callbacks: their
+	 * callbacks have seen FSESL_ESHUTDOWN by now, if they waited on us. */
+	fsesl_retired_reap(e, true);
 	/* Stops the engine's call_rcu worker (drained by the reactor's
 	 * barrier before it exited). liburcu's free waits for the worker to
 	 * say it stopped but does not join it: join it here, or every

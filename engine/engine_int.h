@@ -29,6 +29,7 @@
 
 #include "fsesl.h"
 #include "fsesl_queues.h"
+#include "job_orphans.h"
 
 /* ------------------------------------------------------------------ */
 /* Timers: a binary min-heap of pointers to embedded timer nodes          */
@@ -113,13 +114,17 @@ struct fsesl_req {
 	fsesl_server_t handle;
 	const char *arg1, *arg2; /* inside buf, after the packet */
 	/* bgapi jobs: the reactor holds one reference for two places (the
-	 * command path and the job table); `holds` counts them. */
-	char job_uuid[40];
+	 * command path and the job table); `holds` counts them. job_uuid
+	 * points after the packet, with room for FSESL_MAX_JOB_UUID_LEN:
+	 * the engine's id, until a reply names the server's own. */
+	char *job_uuid;
 	struct fsesl_event *job_ev; /* the result; freed with the request */
 	fsesl_job_cb job_cb;
 	struct fsesl_req *job_next;
 	uint8_t holds;
 	bool in_table;
+	bool job_replied; /* its bgapi reply was read (reactor) */
+	bool bg_sub; /* events.c: an `event ... BACKGROUND_JOB` of the engine's */
 	size_t len;
 	char buf[]; /* the encoded packet */
 };
@@ -257,9 +262,16 @@ struct fsesl_srv {
 	bool bg_internal;
 	struct fsesl_timer kick; /* lf_kick_interval_ms: wakes the server's
 	                          * event poll with a lone LF */
+	bool replaying; /* send_internal() marks what conn_up replays */
 	unsigned int replay_pending; /* replayed subscriptions not answered yet */
 	bool up_pending; /* UP notice once they are */
 	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
+	struct fsesl_req *parked_head, *parked_tail; /* jobs waiting for the
+	                                              * event connection (next) */
+	unsigned int jobs_unreplied; /* of those, how many still await their
+	                              * bgapi reply (it may name another id) */
+	struct fsesl_orphans *orphans; /* unmatched results, kept meanwhile */
+	bool bg_refused; /* the server refused our BACKGROUND_JOB subscription */
 	/* Last: struct fsesl_req ends in a flexible array, and a struct that
 	 * embeds one anywhere else is a GNU extension clang refuses. */
 	struct fsesl_req attach; /* embedded control item */
@@ -318,6 +330,13 @@ struct fsesl_engine {
 	uint64_t last_busy_ns; /* last busy turn, on CLOCK_MONOTONIC (spin_now) */
 	unsigned int tick_turns; /* turns the oldest pending tick has waited */
 	struct call_rcu_data *crdp; /* the reactor's call_rcu worker */
+	/* Subscribers destroyed from a callback whose dispatcher thread is
+	 * still to be joined (events.c, fsesl_retired_reap). */
+	_Atomic(struct fsesl_subscriber *) retired;
+	/* events.c: each event or notice gets the next value, and a subscriber
+	 * that holds it already is not given it twice (one delivery per
+	 * subscriber however many of its entries match). */
+	uint64_t stamp;
 };
 
 /*
@@ -415,6 +434,13 @@ bool fsesl_events_liveness_expired(
     struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_conn *c);
 void fsesl_kick_arm(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r);
+/* Jobs parked until the event connection is READY go out on c, or (c
+ * NULL) fail with err. */
+void fsesl_jobs_unpark(struct fsesl_engine *e, struct fsesl_srv *s, struct fsesl_conn *c, int err);
+/* Joins the dispatcher threads of subscribers destroyed from callbacks and
+ * frees them: those that have ended (the reactor: never blocks), or every
+ * one (wait: stop, once the reactor has ended). */
+void fsesl_retired_reap(struct fsesl_engine *e, bool wait);
 
 /* reactor.c services for events.c */
 void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);
@@ -422,6 +448,7 @@ void fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status
 void fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r);
 void fsesl_rx_srv_known(struct fsesl_engine *e, struct fsesl_srv *s);
 void fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r);
+bool fsesl_rx_job_may_wait(struct fsesl_engine *e, struct fsesl_req *r);
 void fsesl_rx_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_srv_ref_reactor(struct fsesl_srv *s);
 

@@ -55,6 +55,9 @@ struct fsesl_subscriber {
 	pthread_t thr;
 	bool has_thr;
 	_Atomic bool quit;
+	/* Destroyed from a callback: on the engine's list of subscribers
+	 * whose dispatcher is to be joined, then freed (fsesl_retired_reap). */
+	struct fsesl_subscriber *retired_next;
 };
 
 /* One (subscriber, name) or (subscriber, header, value) on one server.
@@ -241,7 +244,15 @@ static unsigned int entry_users(struct fsesl_srv *s, bool filt, const char *a, c
 static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
     const char *b, bool remove, enum fsesl_event_format fmt);
 static void notify_all(struct fsesl_srv *s, enum fsesl_notice kind);
-static bool replaying; /* reactor only: send_internal marks replays */
+
+/* Kept results dropped unclaimed were nobody's job after all. */
+static void
+orphans_count(struct fsesl_srv *s, unsigned int dropped)
+{
+
+	if (dropped)
+		FSESL_STAT_ADD(s->st.unknown_jobs, dropped);
+}
 
 void
 fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r)
@@ -251,11 +262,16 @@ fsesl_job_unlink(struct fsesl_srv *s, struct fsesl_req *r)
 	for (pp = &s->jobs; *pp; pp = &(*pp)->job_next) {
 		if (*pp == r) {
 			*pp = r->job_next;
+			if (!r->job_replied)
+				s->jobs_unreplied--;
 			break;
 		}
 	}
 	r->job_next = NULL;
 	r->in_table = false;
+	/* Results are kept only for a job awaiting its reply. */
+	if (!s->jobs_unreplied && s->orphans)
+		orphans_count(s, fsesl_orphans_clear(s->orphans));
 }
 
 /* The job leaves the table with an outcome (the table's place). */
@@ -273,34 +289,150 @@ job_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
 	fsesl_rx_req_done(e, r);
 }
 
+/* The job leaves the table with its result (res: the caller's own copy;
+ * NULL when it could not be made). */
 static void
-job_result(struct fsesl_engine *e, struct fsesl_srv *s, enum fsesl_event_format fmt,
-    const struct fsesl_msg *m, const struct fsesl_event *ev)
+job_finish(struct fsesl_engine *e, struct fsesl_req *r, struct fsesl_event *res)
 {
-	struct fsesl_req *r;
 
-	for (r = s->jobs; r; r = r->job_next)
-		if (ev->job_uuid && strcmp(r->job_uuid, ev->job_uuid) == 0)
-			break;
-	if (!r) {
-		/* Someone else's job, or ours already given up. */
-		FSESL_STAT_ADD(s->st.unknown_jobs, 1);
-		return;
-	}
-	fsesl_job_unlink(s, r);
-	if (fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING &&
-	    fsesl_event_parse(fmt, m->body, m->body_len, &e->lim, &r->job_ev) == 0) {
-		/* The caller's own copy (subscribers share theirs). */
+	fsesl_job_unlink(r->srv, r);
+	if (res && fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING) {
+		r->job_ev = res;
 		r->status = 0;
 		if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops) && r->is_async) {
 			fsesl_event_free(r->job_ev); /* lent to the callback */
 			r->job_ev = NULL;
 		}
 	} else {
+		fsesl_event_free(res);
 		r->status = -ENOMEM;
 		(void)fsesl_cpl_complete(&r->cpl, FSESL_CPL_FAILED, e->ops);
 	}
 	fsesl_rx_req_done(e, r);
+}
+
+static void
+job_result(struct fsesl_engine *e, struct fsesl_srv *s, enum fsesl_event_format fmt,
+    const struct fsesl_msg *m, const struct fsesl_event *ev)
+{
+	struct fsesl_event *res = NULL;
+	struct fsesl_req *r;
+
+	for (r = s->jobs; r; r = r->job_next)
+		if (ev->job_uuid && strcmp(r->job_uuid, ev->job_uuid) == 0)
+			break;
+	if (r) {
+		if (fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING)
+			(void)fsesl_event_parse(fmt, m->body, m->body_len, &e->lim, &res);
+		job_finish(e, r, res);
+		return;
+	}
+	/* Someone else's job, ours already given up, or ours under an id its
+	 * reply (not read yet) will name: keep it for that reply, briefly. */
+	if (s->jobs_unreplied && ev->job_uuid &&
+	    fsesl_event_parse(fmt, m->body, m->body_len, &e->lim, &res) == 0) {
+		if (!s->orphans)
+			s->orphans = calloc(1, sizeof(*s->orphans));
+		if (s->orphans) {
+			orphans_count(s, fsesl_orphans_put(s->orphans, res, e->now_ns));
+			return;
+		}
+		fsesl_event_free(res);
+	}
+	FSESL_STAT_ADD(s->st.unknown_jobs, 1);
+}
+
+/*
+ * The Job-UUID a bgapi reply names: its Job-UUID header, else the id in
+ * "Reply-Text: +OK Job-UUID: <id>". Copied into id (cap bytes); returns
+ * its length, 0 when there is none that fits.
+ */
+static size_t
+reply_job_id(const struct fsesl_msg *m, char *id, size_t cap)
+{
+	const char *v = NULL;
+	size_t i, n = 0;
+
+	for (i = 0; i < m->n_headers && !v; i++) {
+		if (m->headers[i].name_len == 8 &&
+		    strncasecmp(m->headers[i].name, "Job-UUID", 8) == 0) {
+			v = m->headers[i].value;
+			n = m->headers[i].value_len;
+		}
+	}
+	if (!v && m->reply_text && m->reply_text_len > 10 &&
+	    strncmp(m->reply_text, "Job-UUID: ", 10) == 0) {
+		v = m->reply_text + 10;
+		n = m->reply_text_len - 10;
+	}
+	if (!v || n == 0 || n >= cap)
+		return 0;
+	memcpy(id, v, n);
+	id[n] = '\0';
+	return n;
+}
+
+/*
+ * A job's +OK reply (it is in the table). A server that ignores the
+ * engine's Job-UUID header assigns its own id and names it here: from now
+ * on the job is known by it, and a result that came first under it was
+ * kept for this moment. A reply that names no id leaves nothing to match
+ * the result with: the job fails now rather than at its timeout.
+ */
+static void
+job_replied(
+    struct fsesl_engine *e, struct fsesl_srv *s, struct fsesl_req *r, const struct fsesl_msg *m)
+{
+	char id[FSESL_MAX_JOB_UUID_LEN + 1];
+	struct fsesl_event *res;
+	size_t n;
+
+	r->job_replied = true;
+	s->jobs_unreplied--;
+	n = reply_job_id(m, id, sizeof(id));
+	if (n == 0) {
+		fsesl_log(e, FSESL_LOG_WARN, "%s: a bgapi reply named no Job-UUID", s->key);
+		job_end(e, r, FSESL_ENOJOBID);
+		return;
+	}
+	if (strcmp(id, r->job_uuid) != 0) {
+		memcpy(r->job_uuid, id, n + 1);
+		if (s->orphans) {
+			orphans_count(s, fsesl_orphans_expire(s->orphans, e->now_ns));
+			res = fsesl_orphans_take(s->orphans, id);
+			if (res) {
+				job_finish(e, r, res);
+				return;
+			}
+		}
+	}
+	if (!s->jobs_unreplied && s->orphans)
+		orphans_count(s, fsesl_orphans_clear(s->orphans));
+}
+
+/*
+ * The server answered an `event ... BACKGROUND_JOB` (the engine's own, or
+ * a subscriber's that carries the engine's too). Refused (a user whose
+ * esl-allowed-events lacks it): no job result can come on this connection,
+ * so every job fails now and later ones at once, until a (re)connect's
+ * replay of the subscription is accepted.
+ */
+static void
+bg_sub_answered(struct fsesl_engine *e, struct fsesl_srv *s, bool ok)
+{
+
+	if (ok || !s->bg_internal) {
+		s->bg_refused = false;
+		return;
+	}
+	if (!s->bg_refused)
+		fsesl_log(e, FSESL_LOG_WARN,
+		    "%s: BACKGROUND_JOB subscription refused: bgapi jobs fail with "
+		    "FSESL_EREFUSED",
+		    s->key);
+	s->bg_refused = true;
+	while (s->jobs)
+		job_end(e, s->jobs, FSESL_EREFUSED);
 }
 
 static void
@@ -309,6 +441,10 @@ job_intake(struct fsesl_engine *e, struct fsesl_req *r)
 	struct fsesl_srv *s = r->srv;
 	struct fsesl_conn *c = event_conn(s);
 
+	if (s->bg_refused) {
+		fsesl_rx_req_finish(e, r, FSESL_EREFUSED);
+		return;
+	}
 	if (!s->bg_internal) {
 		s->bg_internal = true;
 		if (entry_add(s, NULL, 0, false, "BACKGROUND_JOB", NULL) &&
@@ -322,13 +458,45 @@ job_intake(struct fsesl_engine *e, struct fsesl_req *r)
 	s->jobs = r;
 	r->in_table = true;
 	r->holds = 2;
-	/* On the event connection itself when it is up: the server then
-	 * handles the subscription before the bgapi, and sends the result
-	 * after the reply. */
-	if (c)
+	s->jobs_unreplied++;
+	/* On the event connection itself: the server then handles the
+	 * subscription before the bgapi, and sends the result after the
+	 * reply. When it is not up, the job waits for it (parked): sent on
+	 * another connection, a quick job could end before the event
+	 * connection subscribes, and its result would be lost. */
+	if (c) {
 		fsesl_rx_send_on(e, c, r);
+		return;
+	}
+	if (!fsesl_rx_job_may_wait(e, r))
+		return;
+	r->next = NULL;
+	if (s->parked_tail)
+		s->parked_tail->next = r;
 	else
-		fsesl_rx_enqueue(e, r);
+		s->parked_head = r;
+	s->parked_tail = r;
+}
+
+void
+fsesl_jobs_unpark(struct fsesl_engine *e, struct fsesl_srv *s, struct fsesl_conn *c, int err)
+{
+	struct fsesl_req *r;
+
+	while ((r = s->parked_head) != NULL) {
+		s->parked_head = r->next;
+		if (!s->parked_head)
+			s->parked_tail = NULL;
+		r->next = NULL;
+		if (c && r->in_table && fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING) {
+			fsesl_rx_send_on(e, c, r);
+			continue;
+		}
+		/* Failed, or timed out meanwhile: it leaves both places. */
+		if (r->in_table)
+			job_end(e, r, c ? -ETIMEDOUT : err);
+		fsesl_rx_req_done(e, r);
+	}
 }
 
 /*
@@ -379,17 +547,19 @@ fsesl_jobs_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s)
 			fsesl_rx_req_done(e, r);
 		}
 	}
+	if (s->orphans)
+		orphans_count(s, fsesl_orphans_expire(s->orphans, e->now_ns));
 }
 
 void
 fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct fsesl_msg *m)
 {
-	static uint64_t stamp; /* reactor only */
 	enum fsesl_event_format fmt;
 	struct fsesl_event *ev = NULL;
 	struct fsesl_sub_entry *en;
 	struct fsesl_heartbeat hb;
 	struct shev *h;
+	uint64_t stamp;
 
 	switch (m->type) {
 	case FSESL_MSG_EVENT_JSON:
@@ -422,7 +592,7 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 	}
 	atomic_init(&h->refs, 1); /* ours, until the loop is done */
 	h->ev = ev;
-	stamp++;
+	stamp = ++e->stamp;
 	for (en = s->subs; en; en = en->next) {
 		if (!en->sub || en->is_filter || en->sub->stamp == stamp ||
 		    !name_matches(en->a, ev))
@@ -537,7 +707,8 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 	}
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_INTERNAL;
-	r->op = replaying ? 1 : 0;
+	r->op = c->srv->replaying ? 1 : 0;
+	r->bg_sub = !filt && !remove && strcasecmp(a, "BACKGROUND_JOB") == 0;
 	r->timer.idx = ~0u;
 	r->timeout_ms = e->cfg.esl_cmd_timeout;
 	r->submit_ns = e->now_ns;
@@ -657,6 +828,9 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 	struct fsesl_srv *s = r->srv;
 	struct fsesl_sub_entry *en;
 
+	if (r->bg_sub || (r->kind == FSESL_REQ_SUBCTL && r->op == FSESL_SUB_ADD &&
+	                     strcasecmp(r->arg1, "BACKGROUND_JOB") == 0))
+		bg_sub_answered(e, s, ok);
 	if (r->kind == FSESL_REQ_JOB) {
 		FSESL_STAT_ADD(s->st.replies, 1);
 		if (!ok && r->in_table) {
@@ -666,6 +840,8 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 			fsesl_rx_req_finish(e, r, FSESL_EREFUSED);
 			return;
 		}
+		if (r->in_table)
+			job_replied(e, s, r, m);
 		fsesl_rx_req_done(e, r); /* the command path's place */
 		return;
 	}
@@ -695,10 +871,9 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 static void
 notify_all(struct fsesl_srv *s, enum fsesl_notice kind)
 {
-	static uint64_t stamp = 1ull << 62; /* reactor only; apart from events' */
+	uint64_t stamp = ++s->e->stamp;
 	struct fsesl_sub_entry *en;
 
-	stamp++;
 	for (en = s->subs; en; en = en->next) {
 		if (!en->sub || en->sub->stamp == stamp)
 			continue;
@@ -769,11 +944,11 @@ fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 					dup = true;
 			if (dup)
 				continue;
-			replaying = true;
+			s->replaying = true;
 			if (send_internal(e, c, en->is_filter, en->a, en->b, false,
 			        en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
 				s->replay_pending++;
-			replaying = false;
+			s->replaying = false;
 		}
 	}
 	/* UP means "subscriptions restored": sent once the server has
@@ -820,8 +995,15 @@ fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 {
 
 	fsesl_timer_disarm(&e->timers, &s->kick);
+	fsesl_jobs_unpark(e, s, NULL, FSESL_ESHUTDOWN);
 	while (s->jobs)
 		job_end(e, s->jobs, FSESL_ESHUTDOWN);
+	if (s->orphans) {
+		orphans_count(s, fsesl_orphans_clear(s->orphans));
+		free(s->orphans);
+		s->orphans = NULL;
+	}
+	s->bg_refused = false;
 	while (s->subs)
 		entry_remove(s, s->subs);
 	s->hb_internal = false;
@@ -832,8 +1014,11 @@ fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 /* Subscriber API (any thread)                                           */
 /* ------------------------------------------------------------------ */
 
-/* The ring has one consumer: in callback mode that is the dispatcher. */
-static _Thread_local bool in_dispatcher;
+/* The ring has one consumer: in callback mode that is the dispatcher.
+ * Set on a dispatcher thread to the subscriber it serves. */
+static _Thread_local struct fsesl_subscriber *cur_dispatcher;
+
+static void sub_free(struct fsesl_subscriber *s);
 
 static void *
 dispatcher_main(void *arg)
@@ -841,7 +1026,7 @@ dispatcher_main(void *arg)
 	struct fsesl_subscriber *s = arg;
 	fsesl_delivery d;
 
-	in_dispatcher = true;
+	cur_dispatcher = s;
 	while (!atomic_load_explicit(&s->quit, memory_order_acquire)) {
 		if (fsesl_subscriber_next(s, &d, -1) != 1)
 			continue;
@@ -849,6 +1034,46 @@ dispatcher_main(void *arg)
 		fsesl_delivery_release(&d);
 	}
 	return NULL;
+}
+
+/*
+ * Retired subscribers: destroyed from a callback, where waiting for a
+ * thread is not allowed (the reactor must not block; a dispatcher would
+ * wait for itself, or two for each other). Their dispatcher ends by
+ * itself; the reactor joins it later without blocking (pthread_tryjoin_np,
+ * at housekeeping) and only then frees the subscriber, and stop joins and
+ * frees what is left, so no thread outlives the engine. Pushed by any
+ * thread, taken whole by the reactor or stop: a lock-free stack suffices.
+ */
+static void
+retired_push(struct fsesl_engine *e, struct fsesl_subscriber *s)
+{
+	struct fsesl_subscriber *head = atomic_load_explicit(&e->retired, memory_order_relaxed);
+
+	do
+		s->retired_next = head;
+	/* release: the subscriber's last writes happen before the reaper's
+	 * acquire, which frees it. */
+	while (!atomic_compare_exchange_weak_explicit(
+	    &e->retired, &head, s, memory_order_release, memory_order_relaxed));
+}
+
+void
+fsesl_retired_reap(struct fsesl_engine *e, bool wait)
+{
+	struct fsesl_subscriber *s, *next;
+
+	s = atomic_exchange_explicit(&e->retired, NULL, memory_order_acquire);
+	for (; s; s = next) {
+		next = s->retired_next;
+		if (wait)
+			pthread_join(s->thr, NULL);
+		else if (pthread_tryjoin_np(s->thr, NULL) != 0) {
+			retired_push(e, s); /* still running: next time */
+			continue;
+		}
+		sub_free(s);
+	}
 }
 
 int
@@ -1001,7 +1226,7 @@ fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
 	if (!s || !d)
 		return -EINVAL;
 	memset(d, 0, sizeof(*d));
-	if (s->cb && !in_dispatcher)
+	if (s->cb && cur_dispatcher != s)
 		return -EINVAL; /* callback mode: the dispatcher consumes */
 	if (timeout_ms > 0)
 		end = fsesl_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -1065,12 +1290,43 @@ fsesl_subscriber_dropped(const fsesl_subscriber *s)
 	return s ? atomic_load_explicit(&s->dropped, memory_order_relaxed) : 0;
 }
 
+/* Frees what is left of s: queued deliveries, ring, doorbell. Nothing
+ * else refers to s any more (its servers left, its dispatcher ended). */
+static void
+sub_free(struct fsesl_subscriber *s)
+{
+	fsesl_delivery d;
+	void *item;
+
+	while (fsesl_ring_mpsc_dequeue(&s->q, &item)) {
+		struct dnode *n = item;
+
+		d.event = NULL;
+		d._priv = n->ev;
+		fsesl_delivery_release(&d);
+		free(n);
+	}
+	fsesl_doorbell_destroy(&s->db);
+	fsesl_ring_mpsc_destroy(&s->q);
+	free(s);
+}
+
+static void
+dispatcher_wake(struct fsesl_subscriber *s)
+{
+	uint64_t one = 1;
+	ssize_t w;
+
+	/* The eventfd directly: the coalescing flag may say "already
+	 * signalled". */
+	w = write(fsesl_doorbell_fd(&s->db), &one, sizeof(one));
+	(void)w;
+}
+
 void
 fsesl_subscriber_destroy(fsesl_subscriber *s)
 {
 	struct fsesl_req *r;
-	fsesl_delivery d;
-	void *item;
 
 	if (!s)
 		return;
@@ -1091,29 +1347,24 @@ fsesl_subscriber_destroy(fsesl_subscriber *s)
 			(void)fsesl_run_ctl(s->e, 0, r, 0);
 		}
 	}
-	if (s->has_thr) {
-		/* release: pairs with the dispatcher's acquire load. */
-		atomic_store_explicit(&s->quit, true, memory_order_release);
-		/* Wake the dispatcher: write the eventfd directly, since the
-		 * coalescing flag may say "already signalled". */
-		{
-			uint64_t one = 1;
-			ssize_t w = write(fsesl_doorbell_fd(&s->db), &one, sizeof(one));
-			(void)w;
-		}
-		pthread_join(s->thr, NULL);
+	if (!s->has_thr) {
+		sub_free(s);
+		return;
 	}
-	while (fsesl_ring_mpsc_dequeue(&s->q, &item)) {
-		struct dnode *n = item;
-
-		d.event = NULL;
-		d._priv = n->ev;
-		fsesl_delivery_release(&d);
-		free(n);
+	/* release: pairs with the dispatcher's acquire load. */
+	atomic_store_explicit(&s->quit, true, memory_order_release);
+	if (cur_dispatcher != s)
+		dispatcher_wake(s);
+	if (fsesl_on_reactor || cur_dispatcher) {
+		/* Inside a callback (the reactor's, this subscriber's own or
+		 * another's): no join here. The dispatcher ends once its
+		 * current callback, if any, has returned; the engine joins it
+		 * and frees s. Pushed last: until then nobody frees s. */
+		retired_push(s->e, s);
+		return;
 	}
-	fsesl_doorbell_destroy(&s->db);
-	fsesl_ring_mpsc_destroy(&s->q);
-	free(s);
+	pthread_join(s->thr, NULL);
+	sub_free(s);
 }
 
 /* ------------------------------------------------------------------ */

@@ -66,6 +66,8 @@ enum fsesl_error {
 	FSESL_EJOBLOST = -1015, /* bgapi job: connection lost, outcome unknown */
 	FSESL_EREFUSED = -1016, /* the server answered -ERR (e.g. permission
 	                             * denied) to a subscription or a job */
+	FSESL_ENOJOBID = -1020, /* bgapi job: the reply named no Job-UUID, so
+	                         * the result cannot be matched; the job may run */
 };
 
 /* Static text for 0, any -errno and any FSESL_E* / FSESL_PERR_* code. */
@@ -343,10 +345,13 @@ FSESL_API fsesl_reply *fsesl_reply_dup(const fsesl_reply *r);
 /*
  * Runs "bgapi <cmd>" with an engine Job-UUID and waits for the job's
  * BACKGROUND_JOB event (the engine subscribes by itself). *result is the
- * job event (free with fsesl_event_free); its body is the output.
- * job_timeout_ms as opts->timeout_ms: > 0 milliseconds, < 0
- * esl_cmd_timeout, 0 -EINVAL. FSESL_EJOBLOST if the connection
- * dropped before the result came.
+ * job event (free with fsesl_event_free); its body is the output. A server
+ * that assigns its own Job-UUID is followed: the job takes the id its
+ * reply names. job_timeout_ms as
+ * opts->timeout_ms: > 0 milliseconds, < 0 esl_cmd_timeout, 0 -EINVAL. FSESL_EJOBLOST if the
+ * connection dropped before the result came; FSESL_EREFUSED if the server
+ * refused the bgapi or the engine's BACKGROUND_JOB subscription;
+ * FSESL_ENOJOBID if the reply named no Job-UUID (the job may run).
  */
 FSESL_API int fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd,
     int job_timeout_ms, const fsesl_cmd_opts *opts, struct fsesl_event **result);
@@ -395,16 +400,25 @@ typedef struct fsesl_sub_opts {
  * Any thread. tag names the subscriber in logs and stats. In queue mode
  * (opts->cb NULL) the application takes deliveries with
  * fsesl_subscriber_next() or polls fsesl_subscriber_fd(); with a callback,
- * an engine dispatcher thread runs it (it may block briefly; it must not
- * destroy its own subscriber). The reactor never waits for a subscriber: a
- * full queue drops the event for that subscriber only and counts it; the
- * subscriber then receives a FSESL_NOTICE_DROPPED delivery.
+ * an engine dispatcher thread runs it (it may block briefly). The reactor
+ * never waits for a subscriber: a full queue drops the event for that
+ * subscriber only and counts it; the subscriber then receives a
+ * FSESL_NOTICE_DROPPED delivery.
  * subscribe/unsubscribe/filter calls block for the server's answer
  * (FSESL_EREFUSED on -ERR); while the server is down they are recorded and
  * applied on (re)connect, and return 0.
  */
 FSESL_API int fsesl_subscriber_create(
     fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out);
+/*
+ * Leaves every server and frees s. Any thread, and any callback: the
+ * subscriber's own, another subscriber's, or a command's or job's on the
+ * reactor. Outside callbacks it returns once s's dispatcher has ended.
+ * From inside a callback it never waits: s stops receiving at once, its
+ * dispatcher ends after its current callback returns, and the engine joins
+ * it and frees s later (by fsesl_engine_stop() at the latest). s must not
+ * be used after the call, nor be in use by another thread during it.
+ */
 FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
 /* "HEARTBEAT", "ALL", "CUSTOM sofia::register". Reference-counted per
  * subscriber and per event: the first reference sends `event`, the last

@@ -745,6 +745,9 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		 * connection of the pool is up or still trying. */
 		if (!pick_conn(e, s) && !srv_has_attempt(s))
 			srv_fail_queued(e, s, err);
+		/* Jobs waiting for the event connection get its error too. */
+		if (c->index == 0)
+			fsesl_jobs_unpark(e, s, NULL, err);
 	}
 	/* Queued requests move to another connection, wait for an attempt
 	 * still running, or fail with this error (srv_assign decides). */
@@ -841,6 +844,8 @@ conn_ready(struct fsesl_engine *e, struct fsesl_conn *c)
 	atomic_store_explicit(&s->st.last_error, 0, memory_order_relaxed);
 	fsesl_log(e, FSESL_LOG_INFO, "%s: connection %u ready", s->key, c->index);
 	fsesl_events_conn_up(e, c); /* reads was_ready: UP only on a reconnect */
+	if (c->index == 0)
+		fsesl_jobs_unpark(e, s, c, 0); /* after the replayed subscriptions */
 	c->was_ready = true;
 	srv_mark_dirty(e, s);
 }
@@ -1204,7 +1209,33 @@ fsesl_reactor_intake(struct fsesl_engine *e, struct fsesl_req *r)
 	fsesl_rx_enqueue(e, r);
 }
 
-/* Into the server's queue (commands and jobs), or fail fast in backoff. */
+/*
+ * A job whose event connection is not READY: it may wait for it while that
+ * connection is trying (its async deadline is then armed); in backoff it
+ * fails fast with what the last attempt said, as a command does.
+ */
+bool
+fsesl_rx_job_may_wait(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	const struct fsesl_conn *c0 = s->n_conns ? &s->conns[0] : NULL;
+
+	if (!c0 || (c0->state == FSESL_CONN_IDLE && !c0->retry_soon)) {
+		req_fail(e, r, srv_down_error(s));
+		return false;
+	}
+	if (r->is_async && r->timer.idx == ~0u) {
+		fsesl_timer_init(&r->timer, async_deadline, r);
+		if (fsesl_timer_arm(&e->timers, &r->timer,
+		        r->submit_ns + (uint64_t)r->timeout_ms * 1000000ull) != 0) {
+			req_fail(e, r, -ENOMEM);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Into the server's queue (commands), or fail fast in backoff. */
 void
 fsesl_rx_enqueue(struct fsesl_engine *e, struct fsesl_req *r)
 {
@@ -1357,6 +1388,7 @@ housekeeping(struct fsesl_timer *t, void *arg)
 	unsigned int i;
 	bool busy;
 
+	fsesl_retired_reap(e, false);
 	for (pp = &e->srv_list; (s = *pp) != NULL;) {
 		fsesl_jobs_housekeeping(e, s);
 		/* The engine's own subscriptions (HEARTBEAT for the load,

@@ -9,21 +9,21 @@
  * Each decoding step (%HH, XML entities) never makes text longer, so the
  * raw length is a safe bound and the second run cannot overflow.
  *
- * JSON goes through libcjson (it keeps duplicate keys as separate
- * children, in order). XML has a fixed, machine-written layout
+ * JSON goes through our own strict reader (json.h): an event is a flat
+ * object of strings and arrays of strings, a general JSON library buys
+ * nothing, and libcjson's process-wide error position would need a lock
+ * on the parse path. XML has a fixed, machine-written layout
  * (docs/protocol.md §7.4) and no XML library is among our dependencies, so
  * a small reader handles exactly what an XML parser would return for it:
  * elements, entities (named and numeric), comments and CDATA sections,
  * the last two because of the "<!" quirk in bodies.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <cjson/cJSON.h>
-
 #include "fsesl_proto.h"
+#include "json.h"
 #include "proto_util.h"
 
 enum text_kind {
@@ -83,36 +83,6 @@ fsesl_url_decode(const char *src, size_t len, char *dst)
 		dst[o++] = (char)c;
 	}
 	return (ssize_t)o;
-}
-
-/* Writes code point cp as UTF-8; returns its length, 0 if invalid. */
-static size_t
-utf8_put(unsigned long cp, char *dst)
-{
-	unsigned char *d = (unsigned char *)dst;
-
-	if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	if (cp < 0x80) {
-		d[0] = (unsigned char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		d[0] = (unsigned char)(0xC0 | cp >> 6);
-		d[1] = (unsigned char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		d[0] = (unsigned char)(0xE0 | cp >> 12);
-		d[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-		d[2] = (unsigned char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	d[0] = (unsigned char)(0xF0 | cp >> 18);
-	d[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-	d[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-	d[3] = (unsigned char)(0x80 | (cp & 0x3F));
-	return 4;
 }
 
 static bool
@@ -180,7 +150,7 @@ xml_text_decode(const char *src, size_t len, char *dst)
 						return FSESL_PERR_BAD_XML;
 					cp = cp * (hex ? 16 : 10) + (unsigned long)d;
 				}
-				w = utf8_put(cp, dst + o);
+				w = fsesl_utf8_put(cp, dst + o);
 				if (w == 0)
 					return FSESL_PERR_BAD_XML;
 				o += w;
@@ -283,45 +253,59 @@ b_add(struct builder *b, const char *name, size_t nlen, const char *val, size_t 
 	return 0;
 }
 
-/* A JSON array value: "ARRAY::" then the items joined by "|:" (the plain
- * form of a multi-value header, docs/protocol.md §7.2). */
-static int
-b_add_array(struct builder *b, const char *name, const cJSON *arr)
+/* A JSON string, decoded into the string area; returns its length. */
+static size_t
+b_json(struct builder *b, const struct fsesl_json_str *str)
 {
-	const cJSON *it;
-	size_t vlen = 7, items = 0;
+	size_t n = fsesl_json_decode(str, b->p);
+
+	b->p[n] = '\0';
+	b->p += n + 1;
+	return n;
+}
+
+/* One JSON member as a header: a string as it is, an array as "ARRAY::"
+ * then the items joined by "|:" (the plain form of a multi-valued header,
+ * docs/protocol.md §7.2). The measuring run counts the escaped lengths, a
+ * bound of the decoded ones. */
+static int
+b_add_json(struct builder *b, const struct fsesl_json_member *m)
+{
+	struct fsesl_json_array arr = m->arr;
+	struct fsesl_json_str item;
 	struct fsesl_header *h;
+	size_t items = 0;
 
-	cJSON_ArrayForEach(it, arr)
-	{
-		if (!cJSON_IsString(it) || it->valuestring == NULL)
-			return FSESL_PERR_BAD_JSON;
-		vlen += strlen(it->valuestring) + (items++ ? 2 : 0);
+	if (!b->fill) {
+		if (b->n >= b->max_headers)
+			return FSESL_PERR_TOO_MANY_HEADERS;
+		b->n++;
+		b->bytes += m->key.len + 1 + 1;
+		b->bytes +=
+		    m->is_array ? 7 + arr.raw_len + (arr.n ? 2 * (arr.n - 1) : 0) : m->str.len;
+		if (!b->has_name && fsesl_json_eq(&m->key, "Event-Name", true))
+			b->has_name = true;
+		return 0;
 	}
-	if (!b->fill)
-		return b_add(b, name, strlen(name), NULL, vlen, TK_RAW);
-
 	h = &b->hdrs[b->ev->n_headers];
 	h->name = b->p;
-	h->name_len = strlen(name);
-	b_text(b, name, h->name_len, TK_RAW);
+	h->name_len = b_json(b, &m->key);
 	h->value = b->p;
-	memcpy(b->p, "ARRAY::", 7);
-	b->p += 7;
-	items = 0;
-	cJSON_ArrayForEach(it, arr)
-	{
-		size_t l = strlen(it->valuestring);
-
-		if (items++) {
-			memcpy(b->p, "|:", 2);
-			b->p += 2;
+	if (!m->is_array) {
+		h->value_len = b_json(b, &m->str);
+	} else {
+		memcpy(b->p, "ARRAY::", 7);
+		b->p += 7;
+		while (fsesl_json_array_next(&arr, &item)) {
+			if (items++) {
+				memcpy(b->p, "|:", 2);
+				b->p += 2;
+			}
+			b->p += fsesl_json_decode(&item, b->p);
 		}
-		memcpy(b->p, it->valuestring, l);
-		b->p += l;
+		*b->p++ = '\0';
+		h->value_len = (size_t)(b->p - h->value) - 1;
 	}
-	*b->p++ = '\0';
-	h->value_len = vlen;
 	b->ev->n_headers++;
 	return 0;
 }
@@ -378,36 +362,39 @@ parse_plain(struct builder *b, const char *pl, size_t len)
 /* ----------------------------------------------------------------- json */
 
 static int
-parse_json(struct builder *b, const cJSON *root)
+parse_json(struct builder *b, const char *pl, size_t len)
 {
-	const cJSON *it;
-	const cJSON *body = NULL;
+	struct fsesl_json_reader r;
+	struct fsesl_json_member m;
+	struct fsesl_json_str body = {"", 0, false};
+	bool have_body = false;
 	int rc;
 
-	cJSON_ArrayForEach(it, root)
-	{
-		if (it->string == NULL)
-			return FSESL_PERR_BAD_JSON;
-		if (strcmp(it->string, "_body") == 0) {
-			if (!cJSON_IsString(it) || it->valuestring == NULL)
+	if (fsesl_json_open(&r, pl, len) != 0)
+		return FSESL_PERR_BAD_JSON;
+	while ((rc = fsesl_json_next(&r, &m)) == 1) {
+		/* "_body" is the body (the first one; each must be a string). */
+		if (fsesl_json_eq(&m.key, "_body", false)) {
+			if (m.is_array)
 				return FSESL_PERR_BAD_JSON;
-			if (body == NULL)
-				body = it;
+			if (!have_body)
+				body = m.str;
+			have_body = true;
 			continue;
 		}
-		if (cJSON_IsString(it) && it->valuestring != NULL)
-			rc = b_add(b, it->string, strlen(it->string), it->valuestring,
-			    strlen(it->valuestring), TK_RAW);
-		else if (cJSON_IsArray(it))
-			rc = b_add_array(b, it->string, it);
-		else
-			rc = FSESL_PERR_BAD_JSON;
+		rc = b_add_json(b, &m);
 		if (rc)
 			return rc;
 	}
-	if (body)
-		return b_body(b, body->valuestring, strlen(body->valuestring), TK_RAW);
-	return b_body(b, "", 0, TK_RAW);
+	if (rc < 0)
+		return rc;
+	if (!b->fill) {
+		b->bytes += body.len; /* the terminating NUL is counted in alloc */
+		return 0;
+	}
+	b->ev->body = b->p;
+	b->ev->body_len = b_json(b, &body);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ xml */
@@ -585,20 +572,14 @@ parse_xml(struct builder *b, const char *pl, size_t len)
 
 /* ---------------------------------------------------------------- entry */
 
-/* libcjson resets (and on failure sets) a process-wide error position in
- * every parse. fsesl_proto.h promises thread safety on distinct arguments,
- * so parses are serialised; the tree each one returns is private. */
-static pthread_mutex_t cjson_parse_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static int
-run(struct builder *b, enum fsesl_event_format fmt, const char *payload, size_t len,
-    const cJSON *root)
+run(struct builder *b, enum fsesl_event_format fmt, const char *payload, size_t len)
 {
 	switch (fmt) {
 	case FSESL_EVFMT_PLAIN:
 		return parse_plain(b, payload, len);
 	case FSESL_EVFMT_JSON:
-		return parse_json(b, root);
+		return parse_json(b, payload, len);
 	case FSESL_EVFMT_XML:
 		return parse_xml(b, payload, len);
 	default:
@@ -628,7 +609,6 @@ fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t len,
     const struct fsesl_limits *lim, struct fsesl_event **out)
 {
 	struct builder b = {0};
-	cJSON *root = NULL;
 	struct fsesl_event *ev;
 	const struct fsesl_header *h;
 	size_t size;
@@ -640,43 +620,25 @@ fsesl_event_parse(enum fsesl_event_format fmt, const char *payload, size_t len,
 	if (payload == NULL)
 		payload = "";
 	b.max_headers = lim ? lim->max_event_headers : FSESL_DEFAULT_MAX_EVENT_HEADERS;
-	if (fmt == FSESL_EVFMT_JSON) {
-		const char *endp = NULL;
-
-		pthread_mutex_lock(&cjson_parse_lock);
-		root = cJSON_ParseWithLengthOpts(payload, len, &endp, 0);
-		pthread_mutex_unlock(&cjson_parse_lock);
-		if (root == NULL || !cJSON_IsObject(root) ||
-		    skip_ws(endp, payload + len) != payload + len) {
-			cJSON_Delete(root);
-			return FSESL_PERR_BAD_JSON;
-		}
-	}
-
-	rc = run(&b, fmt, payload, len, root);
+	rc = run(&b, fmt, payload, len);
 	if (rc == 0 && !b.has_name)
 		rc = FSESL_PERR_NO_EVENT_NAME;
-	if (rc) {
-		cJSON_Delete(root);
+	if (rc)
 		return rc;
-	}
 
 	/* Header count and byte total are both bounded by the payload length,
 	 * so these sums cannot overflow. */
 	size = sizeof(*ev) + b.n * sizeof(struct fsesl_header) + b.bytes + 1;
 	ev = calloc(1, size);
-	if (ev == NULL) {
-		cJSON_Delete(root);
+	if (ev == NULL)
 		return FSESL_PERR_NOMEM;
-	}
 	ev->format = fmt;
 	b.fill = true;
 	b.ev = ev;
 	b.hdrs = (struct fsesl_header *)(ev + 1);
 	b.p = (char *)(b.hdrs + b.n);
 	ev->headers = b.hdrs;
-	rc = run(&b, fmt, payload, len, root);
-	cJSON_Delete(root);
+	rc = run(&b, fmt, payload, len);
 	if (rc) {
 		free(ev);
 		return rc;

@@ -220,8 +220,9 @@ struct fsesl_event {
 /*
  * Decodes an event payload (the body of a text/event-* message).
  * Plain: inner headers %HH-decoded, body after the first blank line.
- * JSON: cJSON; strings as-is, arrays joined back as "ARRAY::a|:b",
- *       "_body" as the body (its Content-Length member kept as a header).
+ * JSON: a strict reader of a flat object (docs/proto.md): strings
+ *       decoded, arrays of strings joined back as "ARRAY::a|:b", "_body"
+ *       as the body (its Content-Length member kept as a header).
  * XML:  <headers> children, element text %HH-decoded after entity decoding,
  *       <body> entity-decoded (as an XML parser returns it).
  * Errors: FSESL_PERR_BAD_ESCAPE, _BAD_JSON, _BAD_XML, _NO_EVENT_NAME,

@@ -32,6 +32,37 @@ fsesl_ci_eq(const char *p, size_t n, const char *word)
 	return true;
 }
 
+/* Writes code point cp as UTF-8; returns its length, 0 if it is not a
+ * character a header may hold (NUL, a surrogate, beyond U+10FFFF). */
+static inline size_t
+fsesl_utf8_put(unsigned long cp, char *dst)
+{
+	unsigned char *d = (unsigned char *)dst;
+
+	if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	if (cp < 0x80) {
+		d[0] = (unsigned char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		d[0] = (unsigned char)(0xC0 | cp >> 6);
+		d[1] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (unsigned char)(0xE0 | cp >> 12);
+		d[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		d[2] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	d[0] = (unsigned char)(0xF0 | cp >> 18);
+	d[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+	d[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+	d[3] = (unsigned char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
 /* An event's first header called `name` (case-insensitive), or NULL. */
 static inline const struct fsesl_header *
 fsesl_event_find(const struct fsesl_event *ev, const char *name)

@@ -1549,6 +1549,27 @@ sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd, const cha
 	sim_dispatch(s, ev);
 }
 
+/* Moves the connection's queued events into its output, as far as the
+ * output's high-water mark allows. */
+static void
+sim_conn_write_events(struct sim_conn *c)
+{
+	struct fsesl_sim *s = c->s;
+
+	while (c->q_len && !c->closing && sbuf_avail(&c->out) < SIM_OUT_HIGH) {
+		struct sim_event *ev = c->q[c->q_head];
+		const char *w;
+		size_t wl;
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+		if (sim_event_wire(ev, c->fmt, &w, &wl) == 0) {
+			sim_emit(c, w, wl);
+			s->c.events_sent++;
+		}
+		sim_event_unref(ev);
+	}
+}
+
 static void
 sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt)
 {
@@ -1557,13 +1578,19 @@ sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *
 	char *uuid = NULL;
 	char *cmd, *arg;
 
+	bool own = c->f[FSESL_SIM_FAULT_OWN_JOB_UUID].on;
+	bool bare = own && c->f[FSESL_SIM_FAULT_OWN_JOB_UUID].a == 1;
+	bool result_first = c->f[FSESL_SIM_FAULT_RESULT_BEFORE_REPLY].on;
+
 	s->c.bgapi++;
-	for (size_t i = 0; i < pkt->n_headers; i++)
+	for (size_t i = 0; i < pkt->n_headers && !own; i++)
 		if (pkt->headers[i].name_len == 8 &&
 		    !strncasecmp(pkt->headers[i].name, "Job-UUID", 8)) {
 			uuid = sim_strndup(pkt->headers[i].value, pkt->headers[i].value_len);
 			break;
 		}
+	if (own)
+		s->c.faults[FSESL_SIM_FAULT_OWN_JOB_UUID]++;
 	if (!uuid) {
 		sim_uuid(gen);
 		uuid = strdup(gen);
@@ -1581,15 +1608,34 @@ sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *
 	char buf[1200];
 	int n = snprintf(buf, sizeof(buf), "Content-Type: command/reply\n");
 	char inner[512];
-	snprintf(
-	    inner, sizeof(inner) - 1, "Reply-Text: +OK Job-UUID: %s\nJob-UUID: %s\n\n", uuid, uuid);
+	if (bare)
+		snprintf(inner, sizeof(inner) - 1, "Reply-Text: +OK\n\n");
+	else
+		snprintf(inner, sizeof(inner) - 1, "Reply-Text: +OK Job-UUID: %s\nJob-UUID: %s\n\n",
+		    uuid, uuid);
 	size_t il = strlen(inner);
 	memcpy(buf + n, inner, il);
-	sim_emit_reply(c, buf, (size_t)n + il);
 
 	struct sbuf out = {0};
 	long msleep_ms = -1;
+	if (!result_first)
+		sim_emit_reply(c, buf, (size_t)n + il);
 	sim_api_run(s, cmd, arg, &out, &msleep_ms, true);
+	if (result_first) {
+		/* The result first, straight into this connection's output
+		 * (not after its idle poll), then the reply. */
+		if (msleep_ms <= 0) {
+			sim_job_finish(s, uuid, cmd, arg, out.p ? out.p : "", sbuf_avail(&out));
+			sim_conn_write_events(c);
+			s->c.faults[FSESL_SIM_FAULT_RESULT_BEFORE_REPLY]++;
+		}
+		sim_emit_reply(c, buf, (size_t)n + il);
+		if (msleep_ms <= 0) {
+			sbuf_free(&out);
+			free(uuid);
+			return;
+		}
+	}
 	if (msleep_ms > 0) {
 		if (s->n_jobs == s->cap_jobs) {
 			size_t nc = s->cap_jobs ? s->cap_jobs * 2 : 8;
@@ -2420,18 +2466,7 @@ sim_conn_process(struct sim_conn *c)
 		c->logq.off = c->logq.len = 0;
 		c->logq_n = 0;
 	}
-	while (c->q_len && !c->closing && sbuf_avail(&c->out) < SIM_OUT_HIGH) {
-		struct sim_event *ev = c->q[c->q_head];
-		const char *w;
-		size_t wl;
-		c->q_head = (c->q_head + 1) % c->q_cap;
-		c->q_len--;
-		if (sim_event_wire(ev, c->fmt, &w, &wl) == 0) {
-			sim_emit(c, w, wl);
-			s->c.events_sent++;
-		}
-		sim_event_unref(ev);
-	}
+	sim_conn_write_events(c);
 }
 
 static void

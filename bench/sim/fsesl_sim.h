@@ -100,6 +100,16 @@ enum fsesl_sim_fault {
 	FSESL_SIM_FAULT_INJECT_REPLY, /* a: enum fsesl_sim_inject; one reply nobody
 	                               * asked for, written just before the reply
 	                               * to the b-th next command (0 or 1 = next) */
+	/* bgapi ignores the client's Job-UUID header and assigns its own
+	 * random one, as FreeSWITCH does without the header (older servers,
+	 * proxies, other ESL servers): the reply and the BACKGROUND_JOB carry
+	 * it. a = 1: and the reply carries no Job-UUID at all (Reply-Text
+	 * "+OK"). */
+	FSESL_SIM_FAULT_OWN_JOB_UUID,
+	/* A bgapi that completes at once has its BACKGROUND_JOB written on
+	 * this connection (if it is subscribed) before its reply: on one
+	 * connection, the order two connections can produce. */
+	FSESL_SIM_FAULT_RESULT_BEFORE_REPLY,
 	FSESL_SIM_FAULT__COUNT
 };
 /* What FSESL_SIM_FAULT_INJECT_REPLY writes (its argument a). */
@@ -114,13 +124,14 @@ size_t fsesl_sim_conn_ids(fsesl_sim *s, uint64_t *ids, size_t max);
 
 /*
  * Faults act on the server's thread before this returns. Per-connection
- * faults (DELAY .. DROP_REPLY, INJECT_REPLY) with conn_id 0 apply to every
- * open connection and to every new one until fsesl_sim_clear_faults(),
- * except the one-shot faults (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY,
- * INJECT_REPLY): those act once on each connection open at the time, so
- * that a client can reconnect after them. REFUSE, SILENT_ACCEPT,
- * RUDE_REJECT, NO_HEARTBEAT, EVENT_FLOOD and KILL_ALL are server-wide
- * (conn_id ignored). Returns 0, -EINVAL, or -ENOENT for an
+ * faults (DELAY .. DROP_REPLY, INJECT_REPLY, OWN_JOB_UUID,
+ * RESULT_BEFORE_REPLY) with conn_id 0 apply to every open connection and
+ * to every new one until fsesl_sim_clear_faults(), except the one-shot
+ * faults (CLOSE_MID_FRAME, GARBAGE, DROP_REPLY, INJECT_REPLY): those act
+ * once on each connection open at the time, so that a client can
+ * reconnect after them. REFUSE, SILENT_ACCEPT, RUDE_REJECT, NO_HEARTBEAT,
+ * EVENT_FLOOD and KILL_ALL are server-wide (conn_id ignored). Returns 0,
+ * -EINVAL, or -ENOENT for an
  * unknown conn_id. See docs/simulator.md for what each counter counts.
  */
 int fsesl_sim_fault(fsesl_sim *s, uint64_t conn_id, enum fsesl_sim_fault f, uint64_t a, uint64_t b);

@@ -3,6 +3,7 @@
  * HEARTBEAT load snapshot and bgapi jobs, against the simulator.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -196,4 +197,180 @@ Test(events_kick, lone_lf_kicks_idle_event_connection, .timeout = 60)
 	cr_assert_eq(fsesl_server_put(e, h), 0);
 	cr_assert_eq(fsesl_engine_stop(e), 0);
 	fsesl_sim_stop(sm);
+}
+
+/* ---- destroying a subscriber from inside a callback ------------------- */
+
+/*
+ * A callback-mode subscriber destroyed from a callback that runs on the
+ * reactor (here an async command's) while its own dispatcher is busy in a
+ * callback: the destroy must not wait for that dispatcher (the reactor
+ * would stop until the application's callback returns, and forever if it
+ * waits on the reactor); the dispatcher ends on its own and the engine
+ * joins it.
+ */
+struct busy {
+	fsesl_subscriber *s;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool in_cb, release;
+	_Atomic int calls;
+	_Atomic bool destroy_called, destroy_returned;
+};
+
+static void
+busy_cb(const fsesl_delivery *d, void *ud)
+{
+	struct busy *b = ud;
+
+	(void)d;
+	atomic_fetch_add(&b->calls, 1);
+	pthread_mutex_lock(&b->mu);
+	b->in_cb = true;
+	pthread_cond_broadcast(&b->cv);
+	while (!b->release)
+		pthread_cond_wait(&b->cv, &b->mu);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void
+destroy_busy_cb(int status, const fsesl_reply *r, void *ud)
+{
+	struct busy *b = ud;
+
+	(void)status;
+	(void)r;
+	atomic_store(&b->destroy_called, true);
+	fsesl_subscriber_destroy(b->s);
+	atomic_store(&b->destroy_returned, true);
+}
+
+Test(events, destroy_from_reactor_callback_never_waits_for_dispatcher)
+{
+	struct busy b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	fsesl_sub_opts o = {16, FSESL_EVFMT_PLAIN, busy_cb, &b};
+
+	cr_assert_eq(fsesl_subscriber_create(eng, "busy", &o, &b.s), 0);
+	cr_assert_eq(fsesl_subscribe(b.s, srv, "HEARTBEAT"), 0);
+	fsesl_sim_fire_heartbeat(sim);
+	pthread_mutex_lock(&b.mu);
+	while (!b.in_cb)
+		pthread_cond_wait(&b.cv, &b.mu);
+	pthread_mutex_unlock(&b.mu);
+	/* The dispatcher is inside busy_cb until we release it. */
+	cr_assert_eq(fsesl_api_async(eng, srv, "echo x", NULL, destroy_busy_cb, &b), 0);
+	cr_assert(WAIT_UNTIL(atomic_load(&b.destroy_called), 10000));
+	/* Returns while the dispatcher is still busy: the reactor goes on. */
+	cr_assert(WAIT_UNTIL(atomic_load(&b.destroy_returned), 10000),
+	    "the destroy waited for the dispatcher on the reactor thread");
+	cr_assert_eq(et_echo(eng, srv, "reactor-alive", NULL), 0);
+	pthread_mutex_lock(&b.mu);
+	b.release = true;
+	pthread_cond_broadcast(&b.cv);
+	pthread_mutex_unlock(&b.mu);
+	/* Its subscriptions went with the destroy: no further callback. */
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert_eq(et_echo(eng, srv, "after", NULL), 0);
+	cr_assert_eq(atomic_load(&b.calls), 1);
+}
+
+/* A subscriber destroyed from its own callback: freed once the callback has
+ * returned to its dispatcher, never called again. */
+struct selfie {
+	fsesl_subscriber *s;
+	_Atomic int calls;
+	_Atomic bool destroyed;
+};
+
+static void
+selfie_cb(const fsesl_delivery *d, void *ud)
+{
+	struct selfie *x = ud;
+
+	if (d->kind != FSESL_NOTICE_EVENT)
+		return;
+	if (atomic_fetch_add(&x->calls, 1) == 0) {
+		fsesl_subscriber_destroy(x->s);
+		atomic_store(&x->destroyed, true);
+	}
+}
+
+Test(events, destroy_from_own_callback)
+{
+	struct selfie x = {0};
+	fsesl_sub_opts o = {16, FSESL_EVFMT_PLAIN, selfie_cb, &x};
+	int i;
+
+	cr_assert_eq(fsesl_subscriber_create(eng, "self", &o, &x.s), 0);
+	cr_assert_eq(fsesl_subscribe(x.s, srv, "HEARTBEAT"), 0);
+	for (i = 0; i < 3; i++)
+		fsesl_sim_fire_heartbeat(sim);
+	cr_assert(WAIT_UNTIL(atomic_load(&x.destroyed), 10000));
+	fsesl_sim_fire_heartbeat(sim);
+	cr_assert_eq(et_echo(eng, srv, "after", NULL), 0);
+	/* Deliveries queued behind the one that destroyed it are dropped
+	 * with the subscriber, not delivered. */
+	cr_assert_eq(atomic_load(&x.calls), 1);
+}
+
+static long
+thread_count(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long n = -1;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+struct many {
+	fsesl_subscriber *subs[8];
+	_Atomic int destroyed;
+};
+
+static void
+noop_cb(const fsesl_delivery *d, void *ud)
+{
+	(void)d;
+	(void)ud;
+}
+
+static void
+destroy_all_cb(int status, const fsesl_reply *r, void *ud)
+{
+	struct many *m = ud;
+
+	(void)status;
+	(void)r;
+	for (int i = 0; i < 8; i++)
+		fsesl_subscriber_destroy(m->subs[i]);
+	atomic_store(&m->destroyed, 8);
+}
+
+/* Dispatchers retired by destroys in callbacks are joined by stop at the
+ * latest: after it no thread of the engine is left. */
+Test(events_kick, no_thread_outlives_stop, .timeout = 60)
+{
+	long before = thread_count();
+	uint16_t p;
+	fsesl_sim *sm = et_sim(&p);
+	fsesl_engine *e = et_engine(NULL);
+	fsesl_server_t h = et_server(e, p, "ClueCon");
+	fsesl_sub_opts o = {16, FSESL_EVFMT_PLAIN, noop_cb, NULL};
+	struct many m = {0};
+
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(fsesl_subscriber_create(e, "m", &o, &m.subs[i]), 0);
+	cr_assert_gt(thread_count(), before + 8);
+	cr_assert_eq(fsesl_api_async(e, h, "echo x", NULL, destroy_all_cb, &m), 0);
+	cr_assert(WAIT_UNTIL(atomic_load(&m.destroyed) == 8, 10000));
+	cr_assert_eq(fsesl_server_put(e, h), 0);
+	cr_assert_eq(fsesl_engine_stop(e), 0);
+	fsesl_sim_stop(sm);
+	cr_assert_eq(thread_count(), before);
 }

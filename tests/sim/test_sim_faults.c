@@ -345,3 +345,53 @@ Test(fault, per_connection_only_hits_that_connection)
 	tc_close(&a);
 	tc_close(&b);
 }
+
+Test(fault, own_job_uuid)
+{
+	struct tc t;
+	char reply_id[80], ev_id[80];
+
+	login(&t);
+	tc_sends(&t, "event plain BACKGROUND_JOB\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_OWN_JOB_UUID, 0, 0), 0);
+	tc_sends(&t, "bgapi echo own\nJob-UUID: client-chosen-id\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_not_null(tc_header(&t, "Job-UUID", reply_id, sizeof(reply_id)));
+	cr_assert_str_neq(reply_id, "client-chosen-id");
+	cr_assert_eq(strlen(reply_id), 36);
+	cr_assert(strstr(tc_header(&t, "Reply-Text", ev_id, sizeof(ev_id)), reply_id));
+	cr_assert_eq(tc_next(&t), 1); /* the BACKGROUND_JOB, with the same id */
+	cr_assert(strstr(t.msg.body, "Job-UUID: ") != NULL);
+	snprintf(ev_id, sizeof(ev_id), "%.36s", strstr(t.msg.body, "Job-UUID: ") + 10);
+	cr_assert_str_eq(ev_id, reply_id);
+	cr_expect_eq(counted(FSESL_SIM_FAULT_OWN_JOB_UUID), 1);
+
+	/* a = 1: the reply says +OK and nothing else. */
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_OWN_JOB_UUID, 1, 0), 0);
+	tc_sends(&t, "bgapi echo bare\nJob-UUID: client-chosen-id\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_reply_is(&t, "+OK"));
+	cr_assert_null(tc_header(&t, "Job-UUID", reply_id, sizeof(reply_id)));
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(strstr(t.msg.body, "Job-UUID: ") && !strstr(t.msg.body, "client-chosen-id"));
+	cr_expect_eq(counted(FSESL_SIM_FAULT_OWN_JOB_UUID), 2);
+	tc_close(&t);
+}
+
+Test(fault, result_before_reply)
+{
+	struct tc t;
+
+	login(&t);
+	tc_sends(&t, "event plain BACKGROUND_JOB\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_RESULT_BEFORE_REPLY, 0, 0), 0);
+	tc_sends(&t, "bgapi echo first\nJob-UUID: j-1\n\n");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(strstr(t.msg.body, "Job-UUID: j-1") != NULL, "the result was not first");
+	cr_assert_eq(tc_next(&t), 1);
+	cr_assert(tc_reply_is(&t, "+OK Job-UUID: j-1"));
+	cr_expect_eq(counted(FSESL_SIM_FAULT_RESULT_BEFORE_REPLY), 1);
+	tc_close(&t);
+}
