@@ -19,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-          liburcu-dev libck-dev libcriterion-dev libcjson-dev uuid-dev libedit-dev)
+          liburcu-dev libck-dev libcriterion-dev libcjson-dev uuid-dev libedit-dev
+          libpcre2-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {

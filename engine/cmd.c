@@ -220,14 +220,14 @@ req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 
 	err = fsesl_window_enter(e);
 	if (err) {
-		free(r);
+		fsesl_req_free(r);
 		return err;
 	}
 	if (need_srv) {
 		err = fsesl_srv_acquire(e, h, &s);
 		if (err) {
 			fsesl_window_leave(e);
-			free(r);
+			fsesl_req_free(r);
 			return err;
 		}
 	}
@@ -241,7 +241,7 @@ req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 	if (err) {
 		if (s)
 			fsesl_srv_unref(s);
-		free(r);
+		fsesl_req_free(r);
 	}
 	return err;
 }
@@ -430,11 +430,11 @@ fsesl_run_ctl(
 	int err;
 
 	if (!e) {
-		free(r);
+		fsesl_req_free(r);
 		return -EINVAL;
 	}
 	if (fsesl_on_reactor && r->kind != FSESL_REQ_HBWANT) {
-		free(r);
+		fsesl_req_free(r);
 		return FSESL_EINCALLBACK;
 	}
 	r->timeout_ms = timeout_ms ? timeout_ms : e->cfg.esl_cmd_timeout;

@@ -113,6 +113,8 @@ struct fsesl_req {
 	struct fsesl_subscriber *sub;
 	fsesl_server_t handle;
 	const char *arg1, *arg2; /* inside buf, after the packet */
+	void *priv; /* filter_add: the compiled filter, until the reactor
+	             * takes it (fsesl_req_free frees it otherwise) */
 	/* bgapi jobs: the reactor holds one reference for two places (the
 	 * command path and the job table); `holds` counts them. job_uuid
 	 * points after the packet, with room for FSESL_MAX_JOB_UUID_LEN:
@@ -254,8 +256,12 @@ struct fsesl_srv {
 	uint64_t idle_since_ns;
 	/* events.c, reactor only */
 	struct fsesl_sub_entry *subs;
+	struct fsesl_sub_link *links; /* per subscriber: filters, notices */
+	struct fsesl_req *sub_waiters; /* subscribes waiting for the answer */
 	struct fsesl_load_snap *load; /* RCU-published, read by any thread */
 	_Atomic bool hb_wanted;
+	_Atomic bool hb_refused; /* the server refused the load watch's
+	                          * HEARTBEAT (read by any thread) */
 	bool hb_internal;
 	uint64_t hb_seen_interval_ns; /* longest observed HEARTBEAT period,
 	                               * kept across reconnects (liveness) */
@@ -264,7 +270,7 @@ struct fsesl_srv {
 	                          * event poll with a lone LF */
 	bool replaying; /* send_internal() marks what conn_up replays */
 	unsigned int replay_pending; /* replayed subscriptions not answered yet */
-	bool up_pending; /* UP notice once they are */
+	bool ev_up; /* connection 0 ready and its subscriptions restored */
 	struct fsesl_req *jobs; /* waiting for their BACKGROUND_JOB */
 	struct fsesl_req *parked_head, *parked_tail; /* jobs waiting for the
 	                                              * event connection (next) */
@@ -441,6 +447,24 @@ void fsesl_jobs_unpark(struct fsesl_engine *e, struct fsesl_srv *s, struct fsesl
  * frees them: those that have ended (the reactor: never blocks), or every
  * one (wait: stop, once the reactor has ended). */
 void fsesl_retired_reap(struct fsesl_engine *e, bool wait);
+/* Connection 0's attempt failed (backoff armed): waiting subscribes end. */
+void fsesl_events_attempt_failed(struct fsesl_engine *e, struct fsesl_conn *c);
+/* Every housekeeping pass: notices a full queue kept, abandoned waits. */
+void fsesl_events_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s);
+/* What a control request owns beyond its memory (a filter not taken). */
+void fsesl_subctl_free(struct fsesl_req *r);
+
+/* filter.c: a subscriber's event filters (FreeSWITCH's rule, fsesl.h). */
+struct fsesl_evfilter;
+int fsesl_evfilter_new(const char *header, const char *value, struct fsesl_evfilter **out);
+void fsesl_evfilter_free(struct fsesl_evfilter *f);
+/* value NULL: any value on that header. */
+bool fsesl_evfilter_same(const struct fsesl_evfilter *f, const char *header, const char *value);
+void fsesl_evfilter_hold(struct fsesl_evfilter *f);
+bool fsesl_evfilter_release(struct fsesl_evfilter *f); /* true: the last */
+/* With no filter everything passes; else a positive match and no
+ * negative one. Reactor only (the match data is its own). */
+bool fsesl_evfilters_pass(struct fsesl_evfilter *const *v, size_t n, const struct fsesl_event *ev);
 
 /* reactor.c services for events.c */
 void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);

@@ -4,18 +4,29 @@
  *
  * Server side: every subscription of every subscriber to one server lives
  * on that server's connection 0 (the "event connection"). The reactor
- * keeps, per server, a list of entries (subscriber, name or filter,
- * refs). The first entry for a name sends `event <fmt> NAME`, the last one
- * gone sends `nixevent NAME`; filters likewise (`filter H V` / `filter
- * delete H V`). When connection 0 comes back, the reactor replays every
- * name and filter (nobody waits for those) and tells subscribers UP; when
- * it drops, DOWN. Filters act on the whole connection, so on every
- * subscriber of that server (the server applies them, not we).
+ * keeps, per server, a list of entries (subscriber, name, refs). The first
+ * entry for a name sends `event <fmt> NAME`, the last one gone sends
+ * `nixevent NAME`. Each entry also says how far the server has its name
+ * (not sent, sent, accepted), so that a subscribe joining a name still
+ * unanswered waits for that answer too, and nothing reports success for
+ * what the server may yet refuse. When connection 0 comes back, the
+ * reactor replays every name (nobody waits for those but the subscribes
+ * that came meanwhile); a refused one leaves the table and its holders get
+ * a REFUSED notice.
+ *
+ * Filters are the subscriber's own, applied here, never sent: FreeSWITCH
+ * applies `filter` to everything its connection carries (HEARTBEAT for the
+ * load watch and liveness, BACKGROUND_JOB for jobs, every other
+ * subscriber's events), so a server-side filter would silence all of them.
+ * Each subscriber has one link per server it uses: its filters (FreeSWITCH's
+ * rule, PCRE2 for /regex/ values), the DOWN/UP state last announced to it,
+ * and the notices its full queue could not take yet.
  *
  * Deliveries: an event is decoded once, wrapped in a reference-counted
  * holder and pushed (a pointer) into each matching subscriber's ring; the
  * reactor never waits: a full ring drops the event for that subscriber,
- * counts it and owes it a DROPPED notice. Consumers wake through the same
+ * counts it and owes it a DROPPED notice; a notice (DOWN, UP, REFUSED) is
+ * kept in order until the ring has room. Consumers wake through the same
  * coalescing doorbell the reactor uses (fsesl_doorbell), so a consumer that
  * keeps up costs the reactor no system call per event.
  *
@@ -60,20 +71,54 @@ struct fsesl_subscriber {
 	struct fsesl_subscriber *retired_next;
 };
 
-/* One (subscriber, name) or (subscriber, header, value) on one server.
- * sub NULL: the engine's own (HEARTBEAT for fsesl_server_load). */
+/* How far connection 0 has a name: a subscribe returns once the server
+ * has answered it (or once it is recorded, the server being down). */
+enum wire_state {
+	WIRE_NONE = 0, /* not sent on this connection */
+	WIRE_SENT, /* `event` written, answer pending */
+	WIRE_ON, /* accepted */
+};
+
+/* The DOWN/UP state last announced to a subscriber, per server. */
+enum seen_state {
+	SEEN_NEVER = 0, /* nothing yet: the first "up" is not announced */
+	SEEN_UP,
+	SEEN_DOWN,
+};
+
+struct dnode;
+
+/* One subscriber on one server. */
+struct fsesl_sub_link {
+	struct fsesl_sub_link *next;
+	struct fsesl_subscriber *sub;
+	fsesl_server_t handle; /* the notices' */
+	unsigned int n_entries;
+	enum seen_state seen;
+	struct fsesl_evfilter **filters;
+	size_t n_filters, cap;
+	/* Notices the full ring refused, oldest first: pushed before anything
+	 * else once it has room (at the next delivery or housekeeping pass). */
+	struct dnode *owed_head, *owed_tail;
+};
+
+/* One (subscriber, name) on one server. sub NULL: the engine's own
+ * (HEARTBEAT for fsesl_server_load, BACKGROUND_JOB for jobs). */
 struct fsesl_sub_entry {
 	struct fsesl_sub_entry *next;
 	struct fsesl_subscriber *sub;
+	struct fsesl_sub_link *link; /* NULL for the engine's own */
 	fsesl_server_t handle;
 	unsigned int refs;
-	bool is_filter;
-	char *a, *b; /* name, or header and value */
+	unsigned int told; /* refuse(): references answered EREFUSED */
+	enum wire_state wire; /* the same in every entry of a name */
+	char *a; /* the name */
 };
 
 struct shev {
 	_Atomic uint32_t refs;
 	struct fsesl_event *ev;
+	char text[]; /* REFUSED: the subscription */
 };
 
 struct dnode {
@@ -81,6 +126,7 @@ struct dnode {
 	fsesl_server_t server;
 	struct shev *ev;
 	uint64_t count;
+	struct dnode *next; /* the link's owed notices */
 };
 
 struct fsesl_load_snap {
@@ -121,24 +167,44 @@ fsesl_delivery_release(fsesl_delivery *d)
 	shev_put(d->_priv);
 	d->_priv = NULL;
 	d->event = NULL;
+	d->subscription = NULL;
 }
 
 /* ------------------------------------------------------------------ */
 /* Delivery (reactor)                                                    */
 /* ------------------------------------------------------------------ */
 
+static struct dnode *
+dnode_new(enum fsesl_notice kind, fsesl_server_t h, struct shev *ev, uint64_t count)
+{
+	struct dnode *n = malloc(sizeof(*n));
+
+	if (n) {
+		n->kind = kind;
+		n->server = h;
+		n->ev = ev;
+		n->count = count;
+		n->next = NULL;
+	}
+	return n;
+}
+
+static void
+dnode_free(struct dnode *n)
+{
+
+	shev_put(n->ev);
+	free(n);
+}
+
 static bool
 push(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, struct shev *ev,
     uint64_t count)
 {
-	struct dnode *n = malloc(sizeof(*n));
+	struct dnode *n = dnode_new(kind, h, ev, count);
 
 	if (!n)
 		return false;
-	n->kind = kind;
-	n->server = h;
-	n->ev = ev;
-	n->count = count;
 	if (!fsesl_ring_mpsc_try_enqueue(&sub->q, n)) {
 		free(n);
 		return false;
@@ -146,12 +212,39 @@ push(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, str
 	return true;
 }
 
-static void
-deliver(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, struct shev *ev)
+/* Pushes the notices the ring refused before, oldest first. True once
+ * none is left. */
+static bool
+owed_flush(struct fsesl_sub_link *l, bool *rang)
 {
-	bool rang = false;
+	struct dnode *n;
 
-	if (atomic_load_explicit(&sub->owed_drops, memory_order_relaxed)) {
+	while ((n = l->owed_head) != NULL) {
+		if (!fsesl_ring_mpsc_try_enqueue(&l->sub->q, n))
+			return false;
+		l->owed_head = n->next;
+		if (!l->owed_head)
+			l->owed_tail = NULL;
+		*rang = true;
+	}
+	return true;
+}
+
+/*
+ * Queues one delivery for l's subscriber. An event that finds the ring
+ * full is dropped and counted (a DROPPED notice is owed); a notice is
+ * kept and sent in order once there is room: DOWN and UP must alternate,
+ * a refusal must be heard. While notices are owed, events are dropped, so
+ * that none overtakes them.
+ */
+static void
+deliver(struct fsesl_sub_link *l, enum fsesl_notice kind, fsesl_server_t h, struct shev *ev)
+{
+	struct fsesl_subscriber *sub = l->sub;
+	bool rang = false, clear = !l->owed_head || owed_flush(l, &rang);
+	struct dnode *n;
+
+	if (clear && atomic_load_explicit(&sub->owed_drops, memory_order_relaxed)) {
 		uint64_t owed = atomic_exchange_explicit(&sub->owed_drops, 0, memory_order_relaxed);
 
 		if (owed && push(sub, FSESL_NOTICE_DROPPED, h, NULL, owed))
@@ -159,14 +252,22 @@ deliver(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, 
 		else if (owed)
 			atomic_fetch_add_explicit(&sub->owed_drops, owed, memory_order_relaxed);
 	}
-	/* Relaxed: the dispatch loop holds a reference for as long as this
-	 * runs, and the ring push publishes the pointer (ck's fences). */
+	/* Relaxed: the caller holds a reference for as long as this runs,
+	 * and the ring push publishes the pointer (ck's fences). */
 	if (ev)
 		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
-	if (!atomic_load_explicit(&sub->owed_drops, memory_order_relaxed) &&
-	    push(sub, kind, h, ev, 0)) {
+	n = dnode_new(kind, h, ev, 0);
+	if (n && clear && !atomic_load_explicit(&sub->owed_drops, memory_order_relaxed) &&
+	    fsesl_ring_mpsc_try_enqueue(&sub->q, n)) {
 		rang = true;
+	} else if (n && kind != FSESL_NOTICE_EVENT) {
+		if (l->owed_tail)
+			l->owed_tail->next = n;
+		else
+			l->owed_head = n;
+		l->owed_tail = n;
 	} else {
+		free(n);
 		if (ev)
 			atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_relaxed);
 		if (kind == FSESL_NOTICE_EVENT) {
@@ -176,6 +277,14 @@ deliver(struct fsesl_subscriber *sub, enum fsesl_notice kind, fsesl_server_t h, 
 	}
 	if (rang)
 		fsesl_doorbell_ring(&sub->db);
+}
+
+void
+fsesl_subctl_free(struct fsesl_req *r)
+{
+
+	fsesl_evfilter_free(r->priv);
+	r->priv = NULL;
 }
 
 static bool
@@ -238,12 +347,7 @@ fsesl_load_free(struct fsesl_srv *s)
 /* ------------------------------------------------------------------ */
 
 static struct fsesl_conn *event_conn(struct fsesl_srv *s);
-static struct fsesl_sub_entry *entry_add(struct fsesl_srv *s, struct fsesl_subscriber *sub,
-    fsesl_server_t h, bool filt, const char *a, const char *b);
-static unsigned int entry_users(struct fsesl_srv *s, bool filt, const char *a, const char *b);
-static bool send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a,
-    const char *b, bool remove, enum fsesl_event_format fmt);
-static void notify_all(struct fsesl_srv *s, enum fsesl_notice kind);
+static void engine_sub(struct fsesl_engine *e, struct fsesl_srv *s, const char *name);
 
 /* Kept results dropped unclaimed were nobody's job after all. */
 static void
@@ -447,13 +551,10 @@ job_intake(struct fsesl_engine *e, struct fsesl_req *r)
 	}
 	if (!s->bg_internal) {
 		s->bg_internal = true;
-		if (entry_add(s, NULL, 0, false, "BACKGROUND_JOB", NULL) &&
-		    entry_users(s, false, "BACKGROUND_JOB", NULL) == 1 && c)
-			send_internal(
-			    e, c, false, "BACKGROUND_JOB", NULL, false, FSESL_EVFMT_PLAIN);
+		engine_sub(e, s, "BACKGROUND_JOB");
 	}
 	/* Registered before the bgapi is written: the result may race the
-	 * reply (esl-protocol.md §4.6). */
+	 * reply (docs/protocol.md §6.3). */
 	r->job_next = s->jobs;
 	s->jobs = r;
 	r->in_table = true;
@@ -518,8 +619,7 @@ fsesl_events_liveness_expired(
 	if (!e->cfg.heartbeat_miss_limit || !e->cfg.event_heartbeat_interval)
 		return false;
 	for (en = s->subs; en && !wanted; en = en->next)
-		wanted = !en->is_filter &&
-		         (strcasecmp(en->a, "HEARTBEAT") == 0 || strcasecmp(en->a, "ALL") == 0);
+		wanted = strcasecmp(en->a, "HEARTBEAT") == 0 || strcasecmp(en->a, "ALL") == 0;
 	if (!wanted)
 		return false;
 	ref = c->ready_ns > c->rx_ns ? c->ready_ns : c->rx_ns;
@@ -594,11 +694,15 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 	h->ev = ev;
 	stamp = ++e->stamp;
 	for (en = s->subs; en; en = en->next) {
-		if (!en->sub || en->is_filter || en->sub->stamp == stamp ||
-		    !name_matches(en->a, ev))
+		if (!en->sub || en->sub->stamp == stamp || !name_matches(en->a, ev))
 			continue;
 		en->sub->stamp = stamp;
-		deliver(en->sub, FSESL_NOTICE_EVENT, en->handle, h);
+		/* The subscriber's own filters: they narrow its deliveries
+		 * only (evaluated for those that have some). */
+		if (en->link->n_filters &&
+		    !fsesl_evfilters_pass(en->link->filters, en->link->n_filters, ev))
+			continue;
+		deliver(en->link, FSESL_NOTICE_EVENT, en->handle, h);
 	}
 	shev_put(h);
 }
@@ -607,53 +711,126 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 /* Server-side state (reactor)                                           */
 /* ------------------------------------------------------------------ */
 
+static struct fsesl_sub_link *
+link_find(struct fsesl_srv *s, const struct fsesl_subscriber *sub)
+{
+	struct fsesl_sub_link *l;
+
+	for (l = s->links; l; l = l->next)
+		if (l->sub == sub)
+			return l;
+	return NULL;
+}
+
+/* A link made while the server is down (or not yet restored) has
+ * announced nothing: the server's next "up" is its first, not announced. */
+static struct fsesl_sub_link *
+link_get(struct fsesl_srv *s, struct fsesl_subscriber *sub, fsesl_server_t h)
+{
+	struct fsesl_sub_link *l = link_find(s, sub);
+
+	if (l)
+		return l;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->sub = sub;
+	l->handle = h;
+	l->seen = s->ev_up ? SEEN_UP : SEEN_NEVER;
+	l->next = s->links;
+	s->links = l;
+	return l;
+}
+
+static void
+link_drop(struct fsesl_srv *s, struct fsesl_sub_link *l)
+{
+	struct fsesl_sub_link **pp;
+	struct dnode *n;
+	size_t i;
+
+	for (pp = &s->links; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	for (i = 0; i < l->n_filters; i++)
+		fsesl_evfilter_free(l->filters[i]);
+	free(l->filters);
+	while ((n = l->owed_head) != NULL) {
+		l->owed_head = n->next;
+		dnode_free(n);
+	}
+	free(l);
+}
+
+/* Frees l once the subscriber has nothing left on this server. One that
+ * was told DOWN stays until it is told UP (DOWN and UP come in pairs,
+ * even when a refusal at the reconnect took its last subscription), and
+ * until its owed notices are in its queue. */
+static void
+link_put(struct fsesl_srv *s, struct fsesl_sub_link *l)
+{
+
+	if (l && !l->n_entries && !l->n_filters && l->seen != SEEN_DOWN && !l->owed_head)
+		link_drop(s, l);
+}
+
 static struct fsesl_sub_entry *
-entry_find(
-    struct fsesl_srv *s, struct fsesl_subscriber *sub, bool filt, const char *a, const char *b)
+entry_find(struct fsesl_srv *s, struct fsesl_subscriber *sub, const char *name)
 {
 	struct fsesl_sub_entry *en;
 
 	for (en = s->subs; en; en = en->next)
-		if (en->sub == sub && en->is_filter == filt && strcmp(en->a, a) == 0 &&
-		    (!filt || strcmp(en->b, b) == 0))
+		if (en->sub == sub && strcmp(en->a, name) == 0)
 			return en;
 	return NULL;
 }
 
-/* How many entries (any subscriber) want this name / filter. */
-static unsigned int
-entry_users(struct fsesl_srv *s, bool filt, const char *a, const char *b)
+/* Any entry (any subscriber, the engine) of this name, as the server
+ * knows it: case-insensitive. */
+static struct fsesl_sub_entry *
+name_any(struct fsesl_srv *s, const char *name)
 {
 	struct fsesl_sub_entry *en;
-	unsigned int n = 0;
 
 	for (en = s->subs; en; en = en->next)
-		if (en->is_filter == filt && (filt ? strcmp(en->a, a) == 0 && strcmp(en->b, b) == 0
-		                                   : strcasecmp(en->a, a) == 0))
-			n++;
-	return n;
+		if (strcasecmp(en->a, name) == 0)
+			return en;
+	return NULL;
+}
+
+static void
+name_set_wire(struct fsesl_srv *s, const char *name, enum wire_state w)
+{
+	struct fsesl_sub_entry *en;
+
+	for (en = s->subs; en; en = en->next)
+		if (strcasecmp(en->a, name) == 0)
+			en->wire = w;
 }
 
 static struct fsesl_sub_entry *
-entry_add(struct fsesl_srv *s, struct fsesl_subscriber *sub, fsesl_server_t h, bool filt,
-    const char *a, const char *b)
+entry_add(struct fsesl_srv *s, struct fsesl_subscriber *sub, struct fsesl_sub_link *l,
+    fsesl_server_t h, const char *name)
 {
-	struct fsesl_sub_entry *en = calloc(1, sizeof(*en));
+	struct fsesl_sub_entry *en = calloc(1, sizeof(*en)), *other = name_any(s, name);
 
 	if (!en)
 		return NULL;
-	en->a = strdup(a);
-	en->b = strdup(b ? b : "");
-	if (!en->a || !en->b) {
-		free(en->a);
-		free(en->b);
+	en->a = strdup(name);
+	if (!en->a) {
 		free(en);
 		return NULL;
 	}
 	en->sub = sub;
+	en->link = l;
 	en->handle = h;
 	en->refs = 1;
-	en->is_filter = filt;
+	en->wire = other ? other->wire : WIRE_NONE;
+	if (l)
+		l->n_entries++;
 	en->next = s->subs;
 	s->subs = en;
 	return en;
@@ -670,8 +847,11 @@ entry_remove(struct fsesl_srv *s, struct fsesl_sub_entry *en)
 			break;
 		}
 	}
+	if (en->link) {
+		en->link->n_entries--;
+		link_put(s, en->link);
+	}
 	free(en->a);
-	free(en->b);
 	free(en);
 }
 
@@ -682,33 +862,47 @@ event_conn(struct fsesl_srv *s)
 	return s->n_conns && s->conns[0].state == FSESL_CONN_READY ? &s->conns[0] : NULL;
 }
 
-/* A request the reactor makes itself (replays, nixevent for a destroyed
- * subscriber): one reference, no waiter; the reply is only logged. */
+/* Connection 0 is being opened: connecting, logging in, or about to
+ * retry at once after a working connection dropped. */
 static bool
-send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const char *a, const char *b,
-    bool remove, enum fsesl_event_format fmt)
+event_conn_trying(const struct fsesl_srv *s)
+{
+
+	return s->n_conns && (s->conns[0].state != FSESL_CONN_IDLE || s->conns[0].retry_soon);
+}
+
+/* op bits of an internal request. */
+#define INT_REPLAY 1u /* counted in replay_pending */
+#define INT_REMOVE 2u /* nixevent (else event) */
+
+/* A request the reactor makes itself (subscriptions, replays, nixevent
+ * for a destroyed subscriber): one reference, no waiter; its reply says
+ * how far the server has the name (arg1, kept after the packet). */
+static bool
+send_internal(struct fsesl_engine *e, struct fsesl_conn *c, const char *name, bool remove,
+    enum fsesl_event_format fmt)
 {
 	struct fsesl_req *r;
-	size_t cap = strlen(a) + (b ? strlen(b) : 0) + 64;
+	size_t la = strlen(name), cap = la + 64;
+	char *p;
 	ssize_t n;
 
-	r = calloc(1, sizeof(*r) + cap);
+	r = calloc(1, sizeof(*r) + cap + la + 1);
 	if (!r)
 		return false;
-	if (filt)
-		n = remove ? fsesl_encode_filter_delete(r->buf, cap, a, b)
-		           : fsesl_encode_filter(r->buf, cap, a, b);
-	else
-		n = remove ? fsesl_encode_nixevent(r->buf, cap, &a, 1)
-		           : fsesl_encode_event(r->buf, cap, fmt, &a, 1);
+	n = remove ? fsesl_encode_nixevent(r->buf, cap, &name, 1)
+	           : fsesl_encode_event(r->buf, cap, fmt, &name, 1);
 	if (n < 0) {
 		free(r);
 		return false;
 	}
+	p = r->buf + cap;
+	memcpy(p, name, la + 1);
+	r->arg1 = p;
 	r->len = (size_t)n;
 	r->kind = FSESL_REQ_INTERNAL;
-	r->op = c->srv->replaying ? 1 : 0;
-	r->bg_sub = !filt && !remove && strcasecmp(a, "BACKGROUND_JOB") == 0;
+	r->op = (uint8_t)((c->srv->replaying ? INT_REPLAY : 0) | (remove ? INT_REMOVE : 0));
+	r->bg_sub = !remove && strcasecmp(name, "BACKGROUND_JOB") == 0;
 	r->timer.idx = ~0u;
 	r->timeout_ms = e->cfg.esl_cmd_timeout;
 	r->submit_ns = e->now_ns;
@@ -719,49 +913,233 @@ send_internal(struct fsesl_engine *e, struct fsesl_conn *c, bool filt, const cha
 	return true;
 }
 
+/* Asks the server for `name` on c; its entries now wait for the answer. */
+static bool
+wire_event(struct fsesl_engine *e, struct fsesl_srv *s, struct fsesl_conn *c, const char *name,
+    enum fsesl_event_format fmt)
+{
+
+	if (!send_internal(e, c, name, false, fmt))
+		return false;
+	name_set_wire(s, name, WIRE_SENT);
+	return true;
+}
+
+/* Completes a waiting subscribe; true if its caller gets this status (it
+ * may have timed out meanwhile). */
+static bool
+waiter_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
+{
+	bool won;
+
+	r->status = status;
+	r->reply = NULL;
+	won = fsesl_cpl_complete(&r->cpl, status ? FSESL_CPL_FAILED : FSESL_CPL_DONE, e->ops);
+	fsesl_rx_req_done(e, r);
+	return won;
+}
+
+/*
+ * Ends the subscribes waiting for `name` (NULL: every one) with status.
+ * On a refusal, counts in each entry the references whose caller hears
+ * it directly (refuse() notifies the others).
+ */
 static void
-subctl(struct fsesl_engine *e, struct fsesl_req *r)
+waiters_end(struct fsesl_engine *e, struct fsesl_srv *s, const char *name, int status)
+{
+	struct fsesl_req **pp = &s->sub_waiters, *r;
+	struct fsesl_sub_entry *en;
+
+	while ((r = *pp) != NULL) {
+		if (name && strcasecmp(r->arg1, name) != 0) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		r->next = NULL;
+		en = status == FSESL_EREFUSED ? entry_find(s, r->sub, r->arg1) : NULL;
+		if (waiter_end(e, r, status) && en)
+			en->told++;
+	}
+}
+
+/* After a (re)connect: subscribes waiting for a name the server is not
+ * answering (nothing was sent for it) are done, recorded. */
+static void
+waiters_settle(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+	struct fsesl_req **pp = &s->sub_waiters, *r;
+	struct fsesl_sub_entry *en;
+
+	while ((r = *pp) != NULL) {
+		en = name_any(s, r->arg1);
+		if (en && en->wire == WIRE_SENT) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		r->next = NULL;
+		(void)waiter_end(e, r, 0);
+	}
+}
+
+/* The engine's own subscription (HEARTBEAT, BACKGROUND_JOB): no waiter. */
+static void
+engine_sub(struct fsesl_engine *e, struct fsesl_srv *s, const char *name)
+{
+	struct fsesl_sub_entry *en = entry_add(s, NULL, NULL, 0, name);
+	struct fsesl_conn *c = event_conn(s);
+
+	if (en && en->wire == WIRE_NONE && c)
+		(void)wire_event(e, s, c, name, FSESL_EVFMT_PLAIN);
+}
+
+static void
+sub_add(struct fsesl_engine *e, struct fsesl_req *r)
 {
 	struct fsesl_srv *s = r->srv;
 	struct fsesl_conn *c = event_conn(s);
-	bool filt = r->op == FSESL_FILTER_ADD || r->op == FSESL_FILTER_DEL;
-	struct fsesl_sub_entry *en = entry_find(s, r->sub, filt, r->arg1, r->arg2);
+	struct fsesl_sub_entry *en = entry_find(s, r->sub, r->arg1);
+	struct fsesl_sub_link *l;
 
-	if (r->op == FSESL_SUB_ADD || r->op == FSESL_FILTER_ADD) {
-		if (en) {
-			en->refs++;
-			fsesl_rx_req_finish(e, r, 0);
-			return;
-		}
-		if (!entry_add(s, r->sub, r->handle, filt, r->arg1, r->arg2)) {
+	if (en) {
+		en->refs++;
+	} else {
+		l = link_get(s, r->sub, r->handle);
+		en = l ? entry_add(s, r->sub, l, r->handle, r->arg1) : NULL;
+		if (!en) {
+			link_put(s, l);
 			fsesl_rx_req_finish(e, r, -ENOMEM);
 			return;
 		}
-		/* First user on the wire, and connected: ask the server and
-		 * let its answer complete the call. Otherwise recorded, sent
-		 * at (re)connect. */
-		if (entry_users(s, filt, r->arg1, r->arg2) == 1 && c)
-			fsesl_rx_send_on(e, c, r);
-		else
-			fsesl_rx_req_finish(e, r, 0);
+	}
+	if (en->wire == WIRE_ON) {
+		fsesl_rx_req_finish(e, r, 0);
 		return;
 	}
+	/* First of its name on a working connection: ask now. */
+	if (en->wire == WIRE_NONE && c && !wire_event(e, s, c, r->arg1, r->sub->fmt)) {
+		if (--en->refs == 0)
+			entry_remove(s, en);
+		fsesl_rx_req_finish(e, r, -ENOMEM);
+		return;
+	}
+	/* Asked (now or by someone else), or the connection is being opened:
+	 * the caller waits for the server's answer, as a command waits for its
+	 * connection. Down in backoff: recorded, sent on reconnect. */
+	if (en->wire == WIRE_SENT || event_conn_trying(s)) {
+		r->next = s->sub_waiters;
+		s->sub_waiters = r;
+		return;
+	}
+	fsesl_rx_req_finish(e, r, 0);
+}
+
+static void
+sub_del(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_conn *c = event_conn(s);
+	struct fsesl_sub_entry *en = entry_find(s, r->sub, r->arg1);
+	enum wire_state was;
+
 	if (!en) {
 		fsesl_rx_req_finish(e, r, -ENOENT);
 		return;
 	}
+	was = en->wire;
 	if (--en->refs == 0)
 		entry_remove(s, en);
-	if (entry_users(s, filt, r->arg1, r->arg2) == 0 && c)
+	/* Last of its name, and the server has (or is getting) it: the
+	 * caller's nixevent goes out and its answer completes the call. */
+	if (!name_any(s, r->arg1) && c && was != WIRE_NONE)
 		fsesl_rx_send_on(e, c, r);
 	else
 		fsesl_rx_req_finish(e, r, 0);
 }
 
 static void
+filter_add(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_evfilter *f = r->priv, **v;
+	struct fsesl_sub_link *l = link_get(s, r->sub, r->handle);
+	size_t i;
+
+	if (!l) {
+		fsesl_rx_req_finish(e, r, -ENOMEM);
+		return;
+	}
+	for (i = 0; i < l->n_filters; i++) {
+		if (fsesl_evfilter_same(l->filters[i], r->arg1, r->arg2)) {
+			fsesl_evfilter_hold(l->filters[i]);
+			fsesl_rx_req_finish(e, r, 0);
+			return;
+		}
+	}
+	if (l->n_filters == l->cap) {
+		v = realloc(l->filters, (l->cap ? l->cap * 2 : 4) * sizeof(*v));
+		if (!v) {
+			link_put(s, l);
+			fsesl_rx_req_finish(e, r, -ENOMEM);
+			return;
+		}
+		l->filters = v;
+		l->cap = l->cap ? l->cap * 2 : 4;
+	}
+	l->filters[l->n_filters++] = f;
+	r->priv = NULL; /* the link's now */
+	fsesl_rx_req_finish(e, r, 0);
+}
+
+/* arg2 "": every filter of the subscriber on that header. */
+static void
+filter_del(struct fsesl_engine *e, struct fsesl_req *r)
+{
+	struct fsesl_srv *s = r->srv;
+	struct fsesl_sub_link *l = link_find(s, r->sub);
+	bool all = !r->arg2[0], found = false;
+	size_t i = 0;
+
+	while (l && i < l->n_filters) {
+		struct fsesl_evfilter *f = l->filters[i];
+
+		if (!fsesl_evfilter_same(f, r->arg1, all ? NULL : r->arg2)) {
+			i++;
+			continue;
+		}
+		found = true;
+		if (!all && !fsesl_evfilter_release(f))
+			break;
+		fsesl_evfilter_free(f);
+		memmove(&l->filters[i], &l->filters[i + 1],
+		    (l->n_filters - i - 1) * sizeof(l->filters[0]));
+		l->n_filters--;
+		if (!all)
+			break;
+	}
+	if (l)
+		link_put(s, l);
+	fsesl_rx_req_finish(e, r, found ? 0 : -ENOENT);
+}
+
+static unsigned int
+name_users(struct fsesl_srv *s, const char *name)
+{
+	struct fsesl_sub_entry *en;
+	unsigned int n = 0;
+
+	for (en = s->subs; en; en = en->next)
+		if (strcasecmp(en->a, name) == 0)
+			n++;
+	return n;
+}
+
+static void
 sub_leave_all(struct fsesl_engine *e, struct fsesl_subscriber *sub)
 {
 	struct fsesl_sub_entry *en, *next;
+	struct fsesl_sub_link *l;
 	struct fsesl_srv *s;
 	struct fsesl_conn *c;
 
@@ -771,22 +1149,124 @@ sub_leave_all(struct fsesl_engine *e, struct fsesl_subscriber *sub)
 			next = en->next;
 			if (en->sub != sub)
 				continue;
-			if (c && entry_users(s, en->is_filter, en->a, en->b) == 1)
-				send_internal(e, c, en->is_filter, en->a, en->b, true, sub->fmt);
+			/* Last of its name: the server stops sending it. */
+			if (c && en->wire != WIRE_NONE && name_users(s, en->a) == 1)
+				send_internal(e, c, en->a, true, sub->fmt);
 			entry_remove(s, en);
 		}
+		/* Its filters and any notice still owed go with it. */
+		if ((l = link_find(s, sub)) != NULL)
+			link_drop(s, l);
 	}
 }
+
+/* ---- notices --------------------------------------------------------- */
+
+/* Connection 0 is ready and every replayed subscription answered. Each
+ * subscriber that was told DOWN hears UP; for the others this first "up"
+ * is not news. */
+static void
+srv_up(struct fsesl_srv *s)
+{
+	struct fsesl_sub_link *l, *next;
+
+	s->ev_up = true;
+	for (l = s->links; l; l = next) {
+		next = l->next;
+		if (l->seen == SEEN_DOWN)
+			deliver(l, FSESL_NOTICE_UP, l->handle, NULL);
+		l->seen = SEEN_UP;
+		link_put(s, l);
+	}
+}
+
+/* Connection 0 dropped. DOWN only to those that were told (or took as)
+ * up: a connection lost before its subscriptions were restored was
+ * never announced, so nothing is. */
+static void
+srv_down(struct fsesl_srv *s)
+{
+	struct fsesl_sub_link *l;
+
+	if (!s->ev_up)
+		return;
+	s->ev_up = false;
+	for (l = s->links; l; l = l->next) {
+		if (l->seen == SEEN_UP)
+			deliver(l, FSESL_NOTICE_DOWN, l->handle, NULL);
+		l->seen = SEEN_DOWN;
+	}
+}
+
+/*
+ * The server refused `event NAME` (a restricted user): nobody holds it any
+ * more. Waiting subscribes return FSESL_EREFUSED; every subscriber that
+ * held a reference its caller was not told about gets a REFUSED notice,
+ * so that a later subscribe asks the server again. The engine's own load
+ * watch reports it through fsesl_server_load.
+ */
+static void
+refuse(struct fsesl_engine *e, struct fsesl_srv *s, const char *name, const struct fsesl_msg *m)
+{
+	struct fsesl_sub_entry *en, *next;
+	struct shev *h;
+	size_t len;
+
+	fsesl_log(e, FSESL_LOG_WARN, "%s: server refused the subscription %s: %.*s", s->key, name,
+	    (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
+	    m->reply_text ? m->reply_text : "");
+	for (en = s->subs; en; en = en->next)
+		en->told = 0;
+	waiters_end(e, s, name, FSESL_EREFUSED);
+	for (en = s->subs; en; en = next) {
+		next = en->next;
+		if (strcasecmp(en->a, name) != 0)
+			continue;
+		if (!en->sub) {
+			if (strcasecmp(name, "HEARTBEAT") == 0) {
+				s->hb_internal = false;
+				atomic_store_explicit(&s->hb_refused, true, memory_order_relaxed);
+			} else if (strcasecmp(name, "BACKGROUND_JOB") == 0) {
+				s->bg_internal = false;
+			}
+		} else if (en->refs > en->told) {
+			len = strlen(en->a);
+			h = malloc(sizeof(*h) + len + 1);
+			if (h) {
+				atomic_init(&h->refs, 1);
+				h->ev = NULL;
+				memcpy(h->text, en->a, len + 1);
+				deliver(en->link, FSESL_NOTICE_REFUSED, en->handle, h);
+				shev_put(h);
+			}
+		}
+		entry_remove(s, en);
+	}
+}
+
+/* ---- requests ---------------------------------------------------------- */
 
 void
 fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
 {
 	struct fsesl_srv *s = r->srv;
-	struct fsesl_conn *c;
 
 	switch (r->kind) {
 	case FSESL_REQ_SUBCTL:
-		subctl(e, r);
+		switch (r->op) {
+		case FSESL_SUB_ADD:
+			sub_add(e, r);
+			break;
+		case FSESL_SUB_DEL:
+			sub_del(e, r);
+			break;
+		case FSESL_FILTER_ADD:
+			filter_add(e, r);
+			break;
+		default:
+			filter_del(e, r);
+			break;
+		}
 		break;
 	case FSESL_REQ_SUBDESTROY:
 		sub_leave_all(e, r->sub);
@@ -796,22 +1276,10 @@ fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
 		job_intake(e, r);
 		break;
 	case FSESL_REQ_HBWANT:
+		/* Nobody waits: fsesl_server_load() never blocks. */
 		if (!s->hb_internal) {
 			s->hb_internal = true;
-			if (entry_add(s, NULL, 0, false, "HEARTBEAT", NULL) &&
-			    entry_users(s, false, "HEARTBEAT", NULL) == 1 && (c = event_conn(s))) {
-				if (r->op == FSESL_SUB_ADD) {
-					/* A worker asked: it returns once the server
-					 * has the subscription, like fsesl_subscribe,
-					 * so a heartbeat fired after the call counts. */
-					r->kind = FSESL_REQ_SUBCTL;
-					fsesl_rx_send_on(e, c, r);
-					break;
-				}
-				/* From a callback: nobody may wait on the reactor. */
-				send_internal(
-				    e, c, false, "HEARTBEAT", NULL, false, FSESL_EVFMT_PLAIN);
-			}
+			engine_sub(e, s, "HEARTBEAT");
 		}
 		fsesl_rx_req_finish(e, r, 0);
 		break;
@@ -821,12 +1289,25 @@ fsesl_events_intake(struct fsesl_engine *e, struct fsesl_req *r)
 	}
 }
 
+/* A later `event` for the same name is on its way: the server's state is
+ * the one that answer will give, not this one. */
+static bool
+internal_superseded(struct fsesl_srv *s, const struct fsesl_req *r)
+{
+	const struct fsesl_req *x;
+
+	for (x = s->n_conns ? s->conns[0].fifo_head : NULL; x; x = x->next)
+		if (x->kind == FSESL_REQ_INTERNAL && !(x->op & INT_REMOVE) &&
+		    strcasecmp(x->arg1, r->arg1) == 0)
+			return true;
+	return false;
+}
+
 void
 fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fsesl_msg *m)
 {
 	bool ok = m->type == FSESL_MSG_COMMAND_REPLY && m->reply == FSESL_REPLY_OK;
 	struct fsesl_srv *s = r->srv;
-	struct fsesl_sub_entry *en;
 
 	if (r->bg_sub || (r->kind == FSESL_REQ_SUBCTL && r->op == FSESL_SUB_ADD &&
 	                     strcasecmp(r->arg1, "BACKGROUND_JOB") == 0))
@@ -846,40 +1327,27 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 		return;
 	}
 	if (r->kind == FSESL_REQ_INTERNAL) {
-		if (r->op == 1 && s->replay_pending && --s->replay_pending == 0 && s->up_pending) {
-			s->up_pending = false;
-			notify_all(s, FSESL_NOTICE_UP);
-		}
-		if (!ok)
-			fsesl_log(e, FSESL_LOG_WARN,
-			    "%s: server refused a replayed subscription: %.*s", s->key,
+		if (!(r->op & INT_REMOVE) && !internal_superseded(s, r)) {
+			if (ok) {
+				name_set_wire(s, r->arg1, WIRE_ON);
+				waiters_end(e, s, r->arg1, 0);
+			} else {
+				refuse(e, s, r->arg1, m);
+			}
+		} else if (!ok) {
+			fsesl_log(e, FSESL_LOG_WARN, "%s: server refused `%s %s`: %.*s", s->key,
+			    r->op & INT_REMOVE ? "nixevent" : "event", r->arg1,
 			    (int)(m->reply_text_len > 200 ? 200 : m->reply_text_len),
 			    m->reply_text ? m->reply_text : "");
+		}
+		if ((r->op & INT_REPLAY) && s->replay_pending && --s->replay_pending == 0)
+			srv_up(s);
 		fsesl_rx_req_done(e, r);
 		return;
 	}
+	/* An unsubscribe's nixevent: the entry is gone already. */
 	FSESL_STAT_ADD(s->st.replies, 1);
-	if (!ok && (r->op == FSESL_SUB_ADD || r->op == FSESL_FILTER_ADD)) {
-		/* Refused: the subscription does not exist after all. */
-		en = entry_find(s, r->sub, r->op == FSESL_FILTER_ADD, r->arg1, r->arg2);
-		if (en && --en->refs == 0)
-			entry_remove(s, en);
-	}
 	fsesl_rx_req_finish(e, r, ok ? 0 : FSESL_EREFUSED);
-}
-
-static void
-notify_all(struct fsesl_srv *s, enum fsesl_notice kind)
-{
-	uint64_t stamp = ++s->e->stamp;
-	struct fsesl_sub_entry *en;
-
-	for (en = s->subs; en; en = en->next) {
-		if (!en->sub || en->sub->stamp == stamp)
-			continue;
-		en->sub->stamp = stamp;
-		deliver(en->sub, kind, en->handle, NULL);
-	}
 }
 
 /*
@@ -924,57 +1392,97 @@ void
 fsesl_events_conn_up(struct fsesl_engine *e, struct fsesl_conn *c)
 {
 	struct fsesl_srv *s = c->srv;
-	struct fsesl_sub_entry *en, *x;
-	bool dup;
+	struct fsesl_sub_entry *en;
 
 	if (c->index != 0)
 		return;
 	fsesl_kick_arm(e, s);
-	/* Replay each distinct name and filter once, in the order: events,
-	 * then filters (esl-protocol.md §4.6). */
-	for (int pass = 0; pass < 2; pass++) {
-		for (en = s->subs; en; en = en->next) {
-			if (en->is_filter != (pass == 1))
-				continue;
-			dup = false;
-			for (x = s->subs; x != en; x = x->next)
-				if (x->is_filter == en->is_filter &&
-				    (en->is_filter ? !strcmp(x->a, en->a) && !strcmp(x->b, en->b)
-				                   : !strcasecmp(x->a, en->a)))
-					dup = true;
-			if (dup)
-				continue;
-			s->replaying = true;
-			if (send_internal(e, c, en->is_filter, en->a, en->b, false,
-			        en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
-				s->replay_pending++;
-			s->replaying = false;
-		}
+	/* A new connection may have new rights (other credentials): the
+	 * load watch is asked again by the next fsesl_server_load, and the
+	 * next job asks for BACKGROUND_JOB again. */
+	s->bg_refused = false;
+	if (atomic_load_explicit(&s->hb_refused, memory_order_relaxed)) {
+		atomic_store_explicit(&s->hb_refused, false, memory_order_relaxed);
+		atomic_store_explicit(&s->hb_wanted, false, memory_order_relaxed);
 	}
-	/* UP means "subscriptions restored": sent once the server has
-	 * answered every replayed one. Only on a reconnect. */
-	s->up_pending = c->was_ready;
-	if (s->up_pending && s->replay_pending == 0) {
-		s->up_pending = false;
-		notify_all(s, FSESL_NOTICE_UP);
+	/* Replay each distinct name once (all entries of a name share its
+	 * state, so the first one sent marks the others). */
+	for (en = s->subs; en; en = en->next) {
+		if (en->wire != WIRE_NONE)
+			continue;
+		s->replaying = true;
+		if (wire_event(e, s, c, en->a, en->sub ? en->sub->fmt : FSESL_EVFMT_PLAIN))
+			s->replay_pending++;
+		s->replaying = false;
 	}
+	waiters_settle(e, s);
+	/* Up means "subscriptions restored": once the server has answered
+	 * every replayed one. */
+	if (s->replay_pending == 0)
+		srv_up(s);
 }
 
 void
 fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c)
 {
 	struct fsesl_srv *s = c->srv;
+	struct fsesl_sub_entry *en;
 
 	if (c->index != 0)
 		return;
 	s->replay_pending = 0;
-	s->up_pending = false;
+	/* The next connection starts with nothing: every name is resent.
+	 * Subscribes waiting for an answer wait for that connection. */
+	for (en = s->subs; en; en = en->next)
+		en->wire = WIRE_NONE;
 	/* Stale load must not steer routing (OpenSIPS kept it). */
 	load_publish(e, s, NULL);
-	notify_all(s, FSESL_NOTICE_DOWN);
+	srv_down(s);
 	/* Results arrive on this connection only: they are lost now. */
 	while (s->jobs)
 		job_end(e, s->jobs, FSESL_EJOBLOST);
+}
+
+/* The attempt failed and the server is in backoff: subscribes waiting for
+ * it are recorded, replayed on reconnect (a refusal then is a notice). */
+void
+fsesl_events_attempt_failed(struct fsesl_engine *e, struct fsesl_conn *c)
+{
+
+	if (c->index == 0)
+		waiters_end(e, c->srv, NULL, 0);
+}
+
+void
+fsesl_events_housekeeping(struct fsesl_engine *e, struct fsesl_srv *s)
+{
+	struct fsesl_req **pp = &s->sub_waiters, *r;
+	struct fsesl_sub_link *l, *next;
+	bool rang;
+
+	/* Notices a full queue refused: pushed once the consumer made room,
+	 * even if no further delivery comes to carry them. */
+	for (l = s->links; l; l = next) {
+		next = l->next;
+		if (!l->owed_head)
+			continue;
+		rang = false;
+		(void)owed_flush(l, &rang);
+		if (rang)
+			fsesl_doorbell_ring(&l->sub->db);
+		link_put(s, l);
+	}
+	/* Waits whose caller gave up (its timeout): nobody to answer. Their
+	 * reference stays, as for any subscription recorded meanwhile. */
+	while ((r = *pp) != NULL) {
+		if (fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		r->next = NULL;
+		fsesl_rx_req_done(e, r);
+	}
 }
 
 /* A subscriber's subscription or filter keeps its server (idle cleanup);
@@ -982,10 +1490,10 @@ fsesl_events_conn_down(struct fsesl_engine *e, struct fsesl_conn *c)
 bool
 fsesl_events_srv_has_subscribers(const struct fsesl_srv *s)
 {
-	const struct fsesl_sub_entry *en;
+	const struct fsesl_sub_link *l;
 
-	for (en = s->subs; en; en = en->next)
-		if (en->sub)
+	for (l = s->links; l; l = l->next)
+		if (l->n_entries || l->n_filters)
 			return true;
 	return false;
 }
@@ -1004,10 +1512,14 @@ fsesl_events_srv_close(struct fsesl_engine *e, struct fsesl_srv *s)
 		s->orphans = NULL;
 	}
 	s->bg_refused = false;
+	waiters_end(e, s, NULL, FSESL_ESHUTDOWN);
 	while (s->subs)
 		entry_remove(s, s->subs);
+	while (s->links)
+		link_drop(s, s->links);
 	s->hb_internal = false;
 	s->bg_internal = false;
+	s->ev_up = false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1152,22 +1664,37 @@ static int
 subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op op, const char *a,
     const char *b)
 {
+	struct fsesl_evfilter *f = NULL;
 	struct fsesl_req *r;
-	ssize_t n;
+	ssize_t n = 0;
+	int err;
 
 	if (!s || !a || !*a || ((op == FSESL_FILTER_ADD) && (!b || !*b)))
 		return -EINVAL;
+	if (op == FSESL_FILTER_ADD) {
+		/* Compiled here, once: the reactor only matches. */
+		err = fsesl_evfilter_new(a, b, &f);
+		if (err)
+			return err;
+	}
 	r = ctl_new(a, b, 0);
-	if (!r)
+	if (!r) {
+		fsesl_evfilter_free(f);
 		return -ENOMEM;
+	}
+	r->kind = FSESL_REQ_SUBCTL;
+	r->priv = f; /* freed with r unless the reactor takes it */
 	switch (op) {
 	case FSESL_SUB_ADD:
+		/* The reactor sends its own copy; this checks the name. */
 		n = fsesl_encode_event(r->buf, r->len, s->fmt, &r->arg1, 1);
 		break;
 	case FSESL_SUB_DEL:
 		n = fsesl_encode_nixevent(r->buf, r->len, &r->arg1, 1);
 		break;
 	case FSESL_FILTER_ADD:
+		/* Never sent (the filter is ours to apply), but refused as
+		 * the server would refuse it: CR/LF/NUL, blanks in a name. */
 		n = fsesl_encode_filter(r->buf, r->len, a, b);
 		break;
 	default:
@@ -1175,11 +1702,10 @@ subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op o
 		break;
 	}
 	if (n < 0) {
-		free(r);
+		fsesl_req_free(r);
 		return fsesl_map_enc_err(n);
 	}
-	r->len = (size_t)n;
-	r->kind = FSESL_REQ_SUBCTL;
+	r->len = op == FSESL_SUB_ADD || op == FSESL_SUB_DEL ? (size_t)n : 0;
 	r->op = (uint8_t)op;
 	r->sub = s;
 	r->handle = h;
@@ -1198,6 +1724,45 @@ fsesl_unsubscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event)
 {
 
 	return subctl_call(s, srv, FSESL_SUB_DEL, event, NULL);
+}
+
+int
+fsesl_subscribe_url(fsesl_subscriber *s, const char *url, fsesl_server_t *out)
+{
+	struct fsesl_url *u;
+	fsesl_server_t h = 0;
+	size_t i, done = 0;
+	int err;
+
+	if (out)
+		*out = 0;
+	if (!s || !url || !out)
+		return -EINVAL;
+	u = malloc(sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	if (fsesl_url_parse(url, u, NULL, 0) != 0 || !u->password[0])
+		err = FSESL_EURL;
+	else
+		err = fsesl_server_get_by(
+		    s->e, u->host, u->port, u->user[0] ? u->user : NULL, u->password, &h);
+	for (i = 0; !err && i < u->n_events; i++) {
+		err = fsesl_subscribe(s, h, u->events[i]);
+		if (!err)
+			done++;
+	}
+	if (err) {
+		/* All or nothing: what was subscribed is withdrawn. */
+		while (done > 0)
+			(void)fsesl_unsubscribe(s, h, u->events[--done]);
+		if (h)
+			(void)fsesl_server_put(s->e, h);
+	} else {
+		*out = h;
+	}
+	fsesl_url_clear(u);
+	free(u);
+	return err;
 }
 
 int
@@ -1271,6 +1836,7 @@ fsesl_subscriber_next(fsesl_subscriber *s, fsesl_delivery *d, int timeout_ms)
 	d->server = n->server;
 	d->count = n->count;
 	d->event = n->ev ? n->ev->ev : NULL;
+	d->subscription = n->kind == FSESL_NOTICE_REFUSED && n->ev ? n->ev->text : NULL;
 	d->_priv = n->ev;
 	free(n);
 	return 1;
@@ -1371,12 +1937,49 @@ fsesl_subscriber_destroy(fsesl_subscriber *s)
 /* HEARTBEAT load (any thread)                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Posts the engine's own HEARTBEAT subscription for srv and returns: the
+ * reactor answers nobody (fsesl_server_load never waits). A full ring is
+ * not waited out either: the caller clears hb_wanted and a later call
+ * asks again.
+ */
+static int
+hb_post(struct fsesl_engine *e, fsesl_server_t srv)
+{
+	struct fsesl_req *r = ctl_new(NULL, NULL, 0);
+	struct fsesl_srv *s;
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->kind = FSESL_REQ_HBWANT;
+	r->len = 0;
+	r->timeout_ms = e->cfg.esl_cmd_timeout;
+	fsesl_cpl_init(&r->cpl, 1, NULL, NULL); /* the reactor's only */
+	err = fsesl_window_enter(e);
+	if (err) {
+		free(r);
+		return err;
+	}
+	err = fsesl_srv_acquire(e, srv, &s);
+	if (!err) {
+		r->srv = s;
+		r->submit_ns = fsesl_engine_now(e);
+		err = fsesl_submit(e, r, true, NULL);
+		if (err)
+			fsesl_srv_unref(s);
+	}
+	fsesl_window_leave(e);
+	if (err)
+		free(r);
+	return err;
+}
+
 int
 fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 {
 	struct fsesl_load_snap *p;
 	struct fsesl_srv *s;
-	struct fsesl_req *r;
 	uint64_t now, limit, iv;
 	bool want = false;
 	int err;
@@ -1387,6 +1990,10 @@ fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 	err = fsesl_srv_acquire(e, srv, &s);
 	if (err)
 		return err;
+	if (atomic_load_explicit(&s->hb_refused, memory_order_relaxed)) {
+		fsesl_srv_unref(s);
+		return FSESL_EREFUSED;
+	}
 	/* Relaxed: a flag that only elects which caller asks the reactor;
 	 * the request itself goes through the ring. */
 	if (!atomic_load_explicit(&s->hb_wanted, memory_order_relaxed) &&
@@ -1405,25 +2012,10 @@ fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 		out->valid = now - p->at_ns <= limit;
 	}
 	urcu_bp_read_unlock();
-	if (want) {
-		/* First call for this server: the engine subscribes itself and
-		 * waits for the server's +OK (the load is valid after the first
-		 * beat that follows). */
-		r = ctl_new("HEARTBEAT", NULL, 0);
-		if (r) {
-			const char *hb = "HEARTBEAT";
-			ssize_t n = fsesl_encode_event(r->buf, r->len, FSESL_EVFMT_PLAIN, &hb, 1);
-
-			r->kind = FSESL_REQ_HBWANT;
-			r->len = n > 0 ? (size_t)n : 0;
-			/* 0xff: from a callback, or not encodable: do not wait. */
-			r->op = n > 0 && !fsesl_on_reactor ? FSESL_SUB_ADD : 0xff;
-			r->sub = NULL;
-			err = fsesl_run_ctl(e, srv, r, e->cfg.esl_cmd_timeout);
-			if (err && err != -ETIMEDOUT)
-				atomic_store_explicit(&s->hb_wanted, false, memory_order_relaxed);
-		}
-	}
+	/* First call for this server: the engine subscribes itself; the load
+	 * is valid after the first beat that follows the server's +OK. */
+	if (want && hb_post(e, srv) != 0)
+		atomic_store_explicit(&s->hb_wanted, false, memory_order_relaxed);
 	fsesl_srv_unref(s);
 	return 0;
 }

@@ -66,6 +66,8 @@ enum fsesl_error {
 	FSESL_EJOBLOST = -1015, /* bgapi job: connection lost, outcome unknown */
 	FSESL_EREFUSED = -1016, /* the server answered -ERR (e.g. permission
 	                             * denied) to a subscription or a job */
+	FSESL_EURLEVENTS = -1018, /* fsesl_server_get: the URL lists events;
+	                           * fsesl_subscribe_url() subscribes them */
 	FSESL_ENOJOBID = -1020, /* bgapi job: the reply named no Job-UUID, so
 	                         * the result cannot be matched; the job may run */
 };
@@ -196,9 +198,11 @@ FSESL_API int fsesl_engine_tick(fsesl_engine *e);
  */
 typedef uint64_t fsesl_server_t;
 
-/* fs://[user]:password@host[:port][?EV1,EV2]. Any thread. The connection
- * is opened in the background; commands submitted meanwhile wait for it
- * (up to their timeout). */
+/* fs://[user]:password@host[:port]. Any thread. The connection is opened
+ * in the background; commands submitted meanwhile wait for it (up to their
+ * timeout). A URL with an event list (?EV1,EV2) is refused with
+ * FSESL_EURLEVENTS and takes no reference: a handle has no subscriber to
+ * receive them; fsesl_subscribe_url() subscribes one. */
 FSESL_API int fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out);
 /* The same without a URL, under the URL's rules: a non-empty password, a
  * host fsesl_host_check() accepts (IPv6 bare or in brackets); -EINVAL
@@ -365,12 +369,21 @@ FSESL_API int fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const c
 
 typedef struct fsesl_subscriber fsesl_subscriber;
 
+/*
+ * Per server, a subscriber sees DOWN and UP strictly alternate: the first
+ * time the server is ready counts as up and is not announced; DOWN comes
+ * only after that (or after an UP), UP only after a DOWN. A connection
+ * lost before its subscriptions were restored announces nothing. Notices
+ * are never dropped: a full queue keeps them, in order, until it has room.
+ */
 enum fsesl_notice {
 	FSESL_NOTICE_EVENT = 0, /* an event */
 	FSESL_NOTICE_DROPPED, /* `count` events were dropped (queue full) */
 	FSESL_NOTICE_DOWN, /* the server connection was lost */
 	FSESL_NOTICE_UP, /* back, subscriptions restored; events in
 	                           * the gap may be missing */
+	FSESL_NOTICE_REFUSED, /* the server refused `subscription` when it was
+	                       * (re)sent: it is no longer held */
 };
 
 typedef struct fsesl_delivery {
@@ -380,6 +393,8 @@ typedef struct fsesl_delivery {
 	                                  * until fsesl_delivery_release() */
 	uint64_t count; /* kind DROPPED */
 	void *_priv; /* private: the engine's reference */
+	const char *subscription; /* kind REFUSED: the name as subscribed;
+	                           * valid until fsesl_delivery_release() */
 } fsesl_delivery;
 
 /* Releases what a delivery holds (from fsesl_subscriber_next; a callback's
@@ -400,13 +415,14 @@ typedef struct fsesl_sub_opts {
  * Any thread. tag names the subscriber in logs and stats. In queue mode
  * (opts->cb NULL) the application takes deliveries with
  * fsesl_subscriber_next() or polls fsesl_subscriber_fd(); with a callback,
- * an engine dispatcher thread runs it (it may block briefly). The reactor
- * never waits for a subscriber: a full queue drops the event for that
- * subscriber only and counts it; the subscriber then receives a
- * FSESL_NOTICE_DROPPED delivery.
- * subscribe/unsubscribe/filter calls block for the server's answer
- * (FSESL_EREFUSED on -ERR); while the server is down they are recorded and
- * applied on (re)connect, and return 0.
+ * an engine dispatcher thread runs it (it may block briefly). The reactor never waits for a subscriber: a
+ * full queue drops the event for that subscriber only and counts it; the
+ * subscriber then receives a FSESL_NOTICE_DROPPED delivery.
+ * subscribe/unsubscribe block for the server's answer (FSESL_EREFUSED on
+ * -ERR), also while the server's connection is being opened or reopened
+ * (up to esl_cmd_timeout). While the server is down in backoff they are
+ * recorded, applied on reconnect, and return 0; a subscription the server
+ * refuses then is dropped and its holders get FSESL_NOTICE_REFUSED.
  */
 FSESL_API int fsesl_subscriber_create(
     fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out);
@@ -425,7 +441,31 @@ FSESL_API void fsesl_subscriber_destroy(fsesl_subscriber *s);
  * release sends `nixevent`. */
 FSESL_API int fsesl_subscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event);
 FSESL_API int fsesl_unsubscribe(fsesl_subscriber *s, fsesl_server_t srv, const char *event);
-/* Server-side filters, reference-counted the same way. */
+/*
+ * fs://[user]:password@host[:port][?EV1,EV2]: gets the server (*out is a
+ * reference the caller puts) and subscribes s to each listed event, all or
+ * nothing: on any failure the ones done are undone, the reference is put,
+ * *out is 0 and the first error is returned. Blocking, like
+ * fsesl_subscribe(); not from a callback.
+ */
+FSESL_API int fsesl_subscribe_url(fsesl_subscriber *s, const char *url, fsesl_server_t *out);
+/*
+ * Filters narrow what this subscriber receives from srv; nothing else
+ * (other subscribers, the load watch, jobs) is affected, and nothing is
+ * sent to the server. FreeSWITCH's rule, applied to each event that
+ * matches the subscriber's subscriptions: with no filter everything
+ * passes; otherwise an event passes only if some positive filter matches
+ * and no negative one does. A filter on a header the event lacks does not
+ * match, so filters that are all negative pass nothing. value: compared
+ * case-insensitively for equality; leading '+', '-' and spaces choose the
+ * sign (the last sign wins, '+' by default); "/regex/flags" (first
+ * character '/', flags i and s) is a PCRE2 regular expression, compiled
+ * here: -EINVAL if it does not compile or lacks its closing '/'.
+ * Reference-counted per (header, value). fsesl_filter_del with value NULL
+ * removes every filter of s on that header; -ENOENT if there was none.
+ * CR, LF or NUL: FSESL_EINJECTION. No server round trip; not from a
+ * callback (FSESL_EINCALLBACK).
+ */
 FSESL_API int fsesl_filter_add(
     fsesl_subscriber *s, fsesl_server_t srv, const char *header, const char *value);
 FSESL_API int fsesl_filter_del(
@@ -447,8 +487,11 @@ typedef struct fsesl_load {
 	struct fsesl_heartbeat hb;
 } fsesl_load;
 
-/* Any thread, lock-free (RCU): a consistent snapshot. The engine subscribes
- * to HEARTBEAT on the first call for a server. */
+/* Any thread, lock-free (RCU): a consistent snapshot; never waits. The
+ * first call for a server asks the engine to subscribe to HEARTBEAT and
+ * returns at once (the snapshot is valid after the first beat that
+ * follows the server's +OK). FSESL_EREFUSED: the server refused that
+ * subscription (a restricted user); asked again after a reconnect. */
 FSESL_API int fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out);
 /* Index in srvs[] of the server with the most spare capacity
  * (idle_cpu/100 * (max_sessions - session_count)), valid stats only;

@@ -177,6 +177,8 @@ fsesl_req_free(struct fsesl_req *r)
 
 	if (r->job_ev)
 		fsesl_event_free(r->job_ev);
+	if (r->kind == FSESL_REQ_SUBCTL)
+		fsesl_subctl_free(r);
 	free(r);
 }
 
@@ -740,6 +742,7 @@ conn_fail(struct fsesl_engine *e, struct fsesl_conn *c, int err)
 		    c->failures, fsesl_strerror(err));
 		(void)fsesl_timer_arm(
 		    &e->timers, &c->timer, e->now_ns + backoff_ns(e, c->failures));
+		fsesl_events_attempt_failed(e, c);
 		/* Requests waiting for this attempt get its specific error now
 		 * (not after the next attempt has started), unless another
 		 * connection of the pool is up or still trying. */
@@ -1391,6 +1394,7 @@ housekeeping(struct fsesl_timer *t, void *arg)
 	fsesl_retired_reap(e, false);
 	for (pp = &e->srv_list; (s = *pp) != NULL;) {
 		fsesl_jobs_housekeeping(e, s);
+		fsesl_events_housekeeping(e, s);
 		/* The engine's own subscriptions (HEARTBEAT for the load,
 		 * BACKGROUND_JOB) do not keep an entry; a subscriber's do. */
 		busy = s->q_head != NULL || s->jobs != NULL || fsesl_events_srv_has_subscribers(s);

@@ -406,6 +406,10 @@ fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out)
 		err = FSESL_EURL;
 	} else if (!u->password[0]) {
 		err = FSESL_EURL; /* a password is required (OpenSIPS too) */
+	} else if (u->n_events) {
+		/* A handle has no subscriber to receive them: taking the URL
+		 * and dropping its events would fail silently. */
+		err = FSESL_EURLEVENTS;
 	} else {
 		err = fsesl_server_get_by(
 		    e, u->host, u->port, u->user[0] ? u->user : NULL, u->password, out);

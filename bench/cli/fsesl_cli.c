@@ -609,6 +609,10 @@ deliver(struct cli *c, fsesl_delivery *d, long *left)
 		fprintf(
 		    stderr, "%s: [%s] connected, events in the gap may be missing\n", prog, label);
 		break;
+	case FSESL_NOTICE_REFUSED:
+		fprintf(stderr, "%s: [%s] the server refused the subscription %s\n", prog, label,
+		    d->subscription ? d->subscription : "?");
+		break;
 	}
 	return 1;
 }

@@ -25,13 +25,15 @@
 #include "fsesl_sim.h"
 #include "fsesl_proto.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -451,8 +453,9 @@ struct sim_filter {
 	char *value; /* as typed */
 	const char *cmp;
 	bool neg;
-	bool is_re;
-	regex_t re;
+	bool is_re; /* "/pattern/flags" */
+	pcre2_code *re; /* NULL for a regex that does not compile: no match */
+	pcre2_match_data *md;
 };
 
 enum sim_park {
@@ -892,7 +895,8 @@ static bool
 sim_filter_match(const struct sim_filter *f, const char *val)
 {
 	if (f->is_re)
-		return regexec(&f->re, val, 0, NULL, 0) == 0;
+		return f->re && pcre2_match(f->re, (PCRE2_SPTR)val, PCRE2_ZERO_TERMINATED, 0, 0,
+		                    f->md, NULL) >= 0;
 	return !strcasecmp(f->cmp, val);
 }
 
@@ -1839,8 +1843,8 @@ sim_cmd_noevents(struct sim_conn *c)
 static void
 sim_filter_free(struct sim_filter *f)
 {
-	if (f->is_re)
-		regfree(&f->re);
+	pcre2_match_data_free(f->md);
+	pcre2_code_free(f->re);
 	free(f->name);
 	free(f->value);
 }
@@ -1861,29 +1865,40 @@ sim_filter_add(struct sim_conn *c, const char *name, const char *value)
 		sim_filter_free(f);
 		return;
 	}
+	/* mod_event_socket: any run of '+', '-' and spaces sets the sign, the
+	 * last one winning. */
 	const char *v = f->value;
-	while (*v == ' ')
-		v++;
-	if (*v == '+') {
-		v++;
-	} else if (*v == '-') {
-		f->neg = true;
-		v++;
-	}
+	for (; *v == '+' || *v == '-' || *v == ' '; v++)
+		if (*v != ' ')
+			f->neg = *v == '-';
 	f->cmp = v;
-	/* Only a value whose very first character is '/' is a regex; a negative
-	 * regex stays literal text (a server quirk, §3.7). POSIX ERE stands in
-	 * for PCRE. */
+	/* Only a value whose very first character is '/' is a regex (PCRE, as
+	 * the server's switch_regex_perform: flags i and s); a negative regex
+	 * stays literal text (a server quirk, §3.7). One without its closing
+	 * '/', or that does not compile, is logged by the server and never
+	 * matches. */
 	if (f->value[0] == '/') {
 		const char *end = strrchr(f->value + 1, '/');
-		size_t plen = end ? (size_t)(end - f->value - 1) : strlen(f->value + 1);
-		char *pat = sim_strndup(f->value + 1, plen);
-		int flags = REG_EXTENDED | REG_NOSUB;
-		if (end && strchr(end, 'i'))
-			flags |= REG_ICASE;
-		if (pat && regcomp(&f->re, pat, flags) == 0)
-			f->is_re = true;
-		free(pat);
+		uint32_t opts = 0;
+		PCRE2_SIZE eoff;
+		int ecode;
+
+		f->is_re = true;
+		if (end) {
+			if (strchr(end, 'i'))
+				opts |= PCRE2_CASELESS;
+			if (strchr(end, 's'))
+				opts |= PCRE2_DOTALL;
+			f->re = pcre2_compile((PCRE2_SPTR)(f->value + 1),
+			    (PCRE2_SIZE)(end - f->value - 1), opts, &ecode, &eoff, NULL);
+			if (f->re) {
+				f->md = pcre2_match_data_create(1, NULL);
+				if (!f->md) {
+					pcre2_code_free(f->re);
+					f->re = NULL;
+				}
+			}
+		}
 	}
 	c->n_filters++;
 }

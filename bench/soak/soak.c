@@ -412,6 +412,8 @@ subscriber(void *arg)
 		case FSESL_NOTICE_UP:
 			atomic_fetch_add(&ev_up, 1);
 			break;
+		case FSESL_NOTICE_REFUSED:
+			break;
 		}
 		fsesl_delivery_release(&d);
 	}

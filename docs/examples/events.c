@@ -103,6 +103,9 @@ main(int argc, char **argv)
 		case FSESL_NOTICE_UP:
 			fprintf(stderr, "connected\n");
 			break;
+		case FSESL_NOTICE_REFUSED:
+			fprintf(stderr, "the server refused %s\n", d.subscription);
+			break;
 		}
 		fsesl_delivery_release(&d);
 	}

@@ -521,6 +521,9 @@ sub_main(void *arg)
 		case FSESL_NOTICE_UP:
 			atomic_fetch_add(&run->ev_up, 1);
 			break;
+		case FSESL_NOTICE_REFUSED:
+			fsesl_delivery_release(&d);
+			break;
 		}
 	}
 	return NULL;
@@ -548,6 +551,8 @@ sub_cb(const fsesl_delivery *d, void *ud)
 		break;
 	case FSESL_NOTICE_UP:
 		atomic_fetch_add(&run->ev_up, 1);
+		break;
+	case FSESL_NOTICE_REFUSED:
 		break;
 	}
 	sem_post(&sub_sem);
