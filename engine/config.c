@@ -69,6 +69,8 @@ fsesl_strerror(int err)
 		return "background job lost with its connection: outcome unknown";
 	case FSESL_EREFUSED:
 		return "the server refused the request (-ERR)";
+	case FSESL_ERESOLVE:
+		return "host name could not be resolved";
 	default:
 		break;
 	}

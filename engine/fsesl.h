@@ -64,6 +64,7 @@ enum fsesl_error {
 	FSESL_EJOBLOST = -1015, /* bgapi job: connection lost, outcome unknown */
 	FSESL_EREFUSED = -1016, /* the server answered -ERR (e.g. permission
 	                             * denied) to a subscription or a job */
+	FSESL_ERESOLVE = -1022, /* the host name could not be resolved */
 };
 
 /* Static text for 0, any -errno and any FSESL_E* / FSESL_PERR_* code. */
