@@ -74,6 +74,8 @@ fsesl_strerror(int err)
 		       "matched";
 	case FSESL_EURLEVENTS:
 		return "URL lists events: subscribe them with fsesl_subscribe_url()";
+	case FSESL_ERESOLVE:
+		return "host name could not be resolved";
 	default:
 		break;
 	}

@@ -70,6 +70,7 @@ enum fsesl_error {
 	                           * fsesl_subscribe_url() subscribes them */
 	FSESL_ENOJOBID = -1020, /* bgapi job: the reply named no Job-UUID, so
 	                         * the result cannot be matched; the job may run */
+	FSESL_ERESOLVE = -1022, /* the host name could not be resolved */
 };
 
 /* Static text for 0, any -errno and any FSESL_E* / FSESL_PERR_* code. */

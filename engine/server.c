@@ -178,9 +178,11 @@ srv_resolve(struct fsesl_srv *s)
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%u", (unsigned)s->port);
 	if (getaddrinfo(s->host, port, &hints, &res) != 0 || !res) {
+		/* Its own code: -EHOSTUNREACH would read "No route to host",
+		 * which sends the user looking at routes, not at the name. */
 		free(s->addr);
 		s->addr = NULL;
-		return -EHOSTUNREACH;
+		return FSESL_ERESOLVE;
 	}
 	memcpy(s->addr, res->ai_addr, res->ai_addrlen);
 	s->addrlen = (unsigned int)res->ai_addrlen;

@@ -10,8 +10,11 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -30,12 +33,51 @@ append(char **buf, size_t *len, const char *p, size_t n)
 	(*buf)[*len] = '\0';
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The caller's environment without FSESL_URL (it must not change a test),
+ * plus extra. Returns a malloc'ed array of borrowed strings. */
+static char **
+child_env(const char *const *extra)
+{
+	size_t n = 0, k = 0, i;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		;
+	env = calloc(n + i + 1, sizeof(*env));
+	cr_assert_not_null(env);
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "FSESL_URL=", 10) != 0)
+			env[k++] = environ[i];
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		env[k++] = (char *)extra[i];
+	env[k] = NULL;
+	return env;
+}
+
 void
 cli_spawn(struct child *c, struct run *r, const char *const *args)
+{
+	cli_spawn_env(c, r, args, NULL);
+}
+
+void
+cli_spawn_env(struct child *c, struct run *r, const char *const *args, const char *const *extra)
 {
 	posix_spawn_file_actions_t fa;
 	int in[2], out[2], err[2];
 	char *argv[32];
+	char **env;
 	size_t n = 0;
 
 	argv[n++] = (char *)FSESL_CLI_PATH;
@@ -54,9 +96,9 @@ cli_spawn(struct child *c, struct run *r, const char *const *args)
 	posix_spawn_file_actions_addclose(&fa, in[1]);
 	posix_spawn_file_actions_addclose(&fa, out[0]);
 	posix_spawn_file_actions_addclose(&fa, err[0]);
-	/* FSESL_URL from the caller's environment must not change a test. */
-	unsetenv("FSESL_URL");
-	cr_assert_eq(posix_spawn(&c->pid, FSESL_CLI_PATH, &fa, NULL, argv, environ), 0);
+	env = child_env(extra);
+	cr_assert_eq(posix_spawn(&c->pid, FSESL_CLI_PATH, &fa, NULL, argv, env), 0);
+	free(env);
 	posix_spawn_file_actions_destroy(&fa);
 	close(in[0]);
 	close(out[1]);
@@ -88,17 +130,26 @@ cli_close_input(struct child *c)
 void
 cli_pump(struct child *c, struct run *r, const char *until)
 {
+	int64_t deadline = now_ms() + CLI_WAIT_MS;
 	struct pollfd pfd[2];
-	int i;
+	int i, ready;
 
 	while (c->out >= 0 || c->err >= 0) {
 		char buf[4096];
+		int64_t left = deadline - now_ms();
 
 		if (until != NULL && strstr(r->out, until) != NULL)
 			return;
+		if (left <= 0) {
+			kill(c->pid, SIGKILL);
+			cr_assert_fail("the tool is still running after %d ms (waiting for %s); "
+			               "stdout: %s stderr: %s",
+			    CLI_WAIT_MS, until != NULL ? until : "its exit", r->out, r->err);
+		}
 		pfd[0] = (struct pollfd){.fd = c->out, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = c->err, .events = POLLIN};
-		if (poll(pfd, 2, -1) < 0) {
+		ready = poll(pfd, 2, (int)left);
+		if (ready < 0) {
 			cr_assert_eq(errno, EINTR);
 			continue;
 		}
@@ -137,9 +188,15 @@ cli_finish(struct child *c, struct run *r)
 void
 run_cli(struct run *r, const char *input, const char *const *args)
 {
+	run_cli_env(r, input, args, NULL);
+}
+
+void
+run_cli_env(struct run *r, const char *input, const char *const *args, const char *const *env)
+{
 	struct child c;
 
-	cli_spawn(&c, r, args);
+	cli_spawn_env(&c, r, args, env);
 	if (input != NULL)
 		cli_send(&c, input);
 	cli_finish(&c, r);
@@ -163,6 +220,71 @@ start_sim(uint16_t *port, unsigned int heartbeat_ms)
 	cr_assert_eq(fsesl_sim_start(&cfg, &s, port), 0);
 	cr_assert_not_null(s);
 	return s;
+}
+
+fsesl_sim *
+start_sim_users(uint16_t *port, const struct fsesl_sim_user *users, size_t n)
+{
+	struct fsesl_sim_config cfg;
+	fsesl_sim *s = NULL;
+
+	fsesl_sim_config_init(&cfg);
+	cfg.users = users;
+	cfg.n_users = n;
+	cr_assert_eq(fsesl_sim_start(&cfg, &s, port), 0);
+	cr_assert_not_null(s);
+	return s;
+}
+
+/* Whether line starts with one of the '|'-separated prefixes. */
+static bool
+has_prefix(const char *line, const char *prefixes)
+{
+	for (;;) {
+		size_t n = strcspn(prefixes, "|");
+
+		if (strncmp(line, prefixes, n) == 0)
+			return true;
+		if (prefixes[n] == '\0')
+			return false;
+		prefixes += n + 1;
+	}
+}
+
+char *
+sim_recorded_joined(fsesl_sim *s, const char *prefix, size_t *n)
+{
+	char **lines = NULL, *out = calloc(1, 1);
+	size_t k = fsesl_sim_recorded(s, &lines), i, len = 0;
+
+	cr_assert_not_null(out);
+	*n = 0;
+	for (i = 0; i < k; i++) {
+		if (has_prefix(lines[i], prefix)) {
+			append(&out, &len, lines[i], strlen(lines[i]));
+			append(&out, &len, "\n", 1);
+			++*n;
+		}
+		free(lines[i]);
+	}
+	free(lines);
+	return out;
+}
+
+void
+wait_sim_delayed(fsesl_sim *s, uint64_t times)
+{
+	const struct timespec ms = {0, 1000000};
+	int64_t deadline = now_ms() + CLI_WAIT_MS;
+	struct fsesl_sim_counters sc;
+
+	for (;;) {
+		fsesl_sim_counters(s, &sc);
+		if (sc.faults[FSESL_SIM_FAULT_DELAY] >= times)
+			return;
+		cr_assert_lt(now_ms(), deadline, "the simulator never held a command back");
+		nanosleep(&ms, NULL); /* polling a condition, not waiting for time */
+	}
 }
 
 char *

@@ -316,3 +316,195 @@ Test(cli, command_with_a_line_break_is_refused_before_sending)
 	free(u);
 	fsesl_sim_stop(s);
 }
+
+/* ---- a mistyped URL is never sent (issue 13, item 11) ------------------- */
+
+/* The tool run with a working default server ($FSESL_URL), so that a
+ * mistyped URL taken for a command would reach it and be recorded. */
+static void
+run_with_default(struct run *r, fsesl_sim *s, uint16_t port, const char *const *args)
+{
+	char *u = cli_url("ClueCon", port), env[128];
+
+	snprintf(env, sizeof(env), "FSESL_URL=%s", u);
+	fsesl_sim_record_commands(s, true);
+	run_cli_env(r, NULL, args, (const char *const[]){env, NULL});
+	free(u);
+}
+
+static void
+assert_nothing_sent(fsesl_sim *s, const struct run *r, const char *what)
+{
+	struct fsesl_sim_counters sc;
+	char *sent;
+	size_t n;
+
+	fsesl_sim_counters(s, &sc);
+	sent = sim_recorded_joined(s, "", &n);
+	cr_assert_eq(r->status, 2, "%s: exit %d, stderr: %s", what, r->status, r->err);
+	cr_assert_str_empty(r->out, "%s: stdout: %s", what, r->out);
+	cr_assert_not_null(strstr(r->err, "URL"), "%s: stderr: %s", what, r->err);
+	cr_assert_null(strstr(r->err, "Sekr3tPw"), "%s: password leaked: %s", what, r->err);
+	cr_assert_eq(sc.accepted, 0, "%s: the tool connected", what);
+	cr_assert_eq(n, 0, "%s: the server received: %s", what, sent);
+	free(sent);
+}
+
+Test(cli, mistyped_url_is_refused_and_nothing_is_sent)
+{
+	static const char *const bad[] = {
+	    "fs:/:Sekr3tPw@127.0.0.1", /* one slash */
+	    "fs//:Sekr3tPw@127.0.0.1", /* no colon */
+	    "fs:Sekr3tPw@127.0.0.1", /* no slashes */
+	    "FS:/x", /* any case */
+	    "http://:Sekr3tPw@127.0.0.1", /* another scheme */
+	    "https:/host/path",
+	    ":Sekr3tPw@127.0.0.1:8021", /* no scheme at all */
+	    "1000@default:Sekr3tPw@127.0.0.1",
+	};
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *good = cli_url("ClueCon", port);
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct run r;
+
+		/* In the place of the first URL, and after a good one. */
+		run_with_default(&r, s, port, (const char *const[]){bad[i], "status", NULL});
+		assert_nothing_sent(s, &r, bad[i]);
+		run_free(&r);
+		run_with_default(&r, s, port, (const char *const[]){good, bad[i], "status", NULL});
+		assert_nothing_sent(s, &r, bad[i]);
+		run_free(&r);
+	}
+	free(good);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, url_after_the_command_is_refused_and_nothing_is_sent)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	struct run r;
+
+	run_with_default(
+	    &r, s, port, (const char *const[]){"status", "fs://:Sekr3tPw@127.0.0.1:8021", NULL});
+	assert_nothing_sent(s, &r, "URL after the command");
+	run_free(&r);
+	run_with_default(&r, s, port, (const char *const[]){"api", "fs:/:Sekr3tPw@h", NULL});
+	assert_nothing_sent(s, &r, "URL after the verb");
+	run_free(&r);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, addresses_inside_a_command_are_not_urls)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = cli_url("ClueCon", port), *sent;
+	size_t n;
+	struct run r;
+
+	/* Dial strings and web addresses are ordinary arguments. */
+	fsesl_sim_record_commands(s, true);
+	run_cli(&r, NULL,
+	    (const char *const[]){u, "originate", "sofia/gw/1000@10.0.0.1:5080", "&echo", NULL});
+	cr_assert_neq(r.status, 2, "stderr: %s", r.err);
+	run_free(&r);
+	run_cli(&r, NULL, (const char *const[]){u, "curl", "http://example.com/x", NULL});
+	cr_assert_neq(r.status, 2, "stderr: %s", r.err);
+	run_free(&r);
+	sent = sim_recorded_joined(s, "api ", &n);
+	cr_assert_str_eq(sent,
+	    "api originate sofia/gw/1000@10.0.0.1:5080 &echo\napi curl http://example.com/x\n");
+	free(sent);
+	free(u);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, piped_line_that_looks_like_a_url_is_not_sent)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = cli_url("ClueCon", port), *sent;
+	size_t n;
+	struct run r;
+
+	fsesl_sim_record_commands(s, true);
+	run_cli(&r, "fs:/:Sekr3tPw@10.0.0.1 status\n", (const char *const[]){u, NULL});
+	cr_assert_eq(r.status, 2, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.err, "URL"), "stderr: %s", r.err);
+	cr_assert_null(strstr(r.err, "Sekr3tPw"), "password leaked: %s", r.err);
+	sent = sim_recorded_joined(s, "api ", &n);
+	cr_assert_eq(n, 0, "sent: %s", sent);
+	free(sent);
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}
+
+/* ---- every failure is printed (item 12) and says what happened (13) ---- */
+
+static const struct fsesl_sim_user restricted[] = {
+    {"1000@default", "pw1000", "HEARTBEAT,BACKGROUND_JOB", "status", true},
+};
+#define RESTRICTED_URL_FMT "fs://1000@default:pw1000@127.0.0.1:%u"
+
+Test(cli, api_refused_to_a_restricted_user_exits_1_and_says_so)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim_users(&port, restricted, 1);
+	char u[128];
+	struct run r;
+
+	snprintf(u, sizeof(u), RESTRICTED_URL_FMT, (unsigned)port);
+	run_cli(&r, NULL, (const char *const[]){u, "show", "calls", NULL});
+	cr_assert_eq(r.status, 1, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.err, "permission denied"), "stderr: %s", r.err);
+	cr_assert_null(strstr(r.err, "pw1000"), "password leaked: %s", r.err);
+	run_free(&r);
+	/* The allowed command still works for that user. */
+	run_cli(&r, NULL, (const char *const[]){u, "status", NULL});
+	cr_assert_eq(r.status, 0, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_eq(strncmp(r.out, "UP ", 3), 0, "got: %s", r.out);
+	run_free(&r);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, command_timeout_names_the_timeout)
+{
+	uint16_t port;
+	fsesl_sim *s = start_sim(&port, 0);
+	char *u = cli_url("ClueCon", port);
+	struct child c;
+	struct run r;
+
+	cli_spawn(&c, &r, (const char *const[]){"-t", "300", u, NULL});
+	cli_send(&c, "status\n");
+	cli_pump(&c, &r, "UP ");
+	cr_assert_eq(fsesl_sim_fault(s, 0, FSESL_SIM_FAULT_DELAY, 2000, 0), 0);
+	cli_send(&c, "status\n");
+	cli_finish(&c, &r);
+	cr_assert_eq(r.status, 4, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.err, "timed out after 300 ms"), "stderr: %s", r.err);
+	cr_assert_null(strstr(r.err, "Connection timed out"), "stderr: %s", r.err);
+	run_free(&r);
+	free(u);
+	fsesl_sim_stop(s);
+}
+
+Test(cli, unresolvable_host_says_so)
+{
+	struct run r;
+
+	/* .invalid never resolves (RFC 6761). */
+	run_cli(
+	    &r, NULL, (const char *const[]){"fs://:Sekr3tPw@no-such-host.invalid", "status", NULL});
+	cr_assert_eq(r.status, 3, "exit %d stderr: %s", r.status, r.err);
+	cr_assert_not_null(
+	    strstr(r.err, "cannot resolve host no-such-host.invalid"), "stderr: %s", r.err);
+	cr_assert_null(strstr(r.err, "No route to host"), "stderr: %s", r.err);
+	cr_assert_null(strstr(r.err, "Sekr3tPw"), "password leaked: %s", r.err);
+	run_free(&r);
+}
