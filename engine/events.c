@@ -606,7 +606,7 @@ fsesl_jobs_unpark(struct fsesl_engine *e, struct fsesl_srv *s, struct fsesl_conn
  * received nothing - no heartbeat, no reply, no event - for
  * heartbeat_miss_limit intervals of event_heartbeat_interval. Counting any
  * received byte, not only heartbeats, keeps a busy pipeline (which starves
- * the server's event flushing, esl-protocol.md section 4.3) from looking dead.
+ * the server's event flushing, docs/protocol.md §9.3) from looking dead.
  */
 bool
 fsesl_events_liveness_expired(
@@ -676,7 +676,7 @@ fsesl_event_dispatch(struct fsesl_engine *e, struct fsesl_srv *s, const struct f
 		return; /* undecodable: dropped, the stream stays in step */
 	if (ev->forged && ev->name &&
 	    (strcmp(ev->name, "HEARTBEAT") == 0 || strcmp(ev->name, "BACKGROUND_JOB") == 0)) {
-		/* esl-protocol.md §7.4: sendevent can forge these. */
+		/* docs/protocol.md §10.3: sendevent can forge these. */
 		FSESL_STAT_ADD(s->st.forged_events, 1);
 		fsesl_event_free(ev);
 		return;
@@ -1353,7 +1353,7 @@ fsesl_events_reply(struct fsesl_engine *e, struct fsesl_req *r, const struct fse
 /*
  * An idle FreeSWITCH connection writes queued events only when its 20 ms
  * poll times out; a lone LF between commands ends that poll at once and
- * draws no reply (esl-protocol.md §4.1). Sent on the event connection
+ * draws no reply (docs/protocol.md §9.4). Sent on the event connection
  * only while it has nothing in flight (so never inside a command's bytes:
  * the output buffer holds whole packets) and has subscriptions.
  */

@@ -464,7 +464,7 @@ pick_conn(struct fsesl_engine *e, struct fsesl_srv *s)
 	unsigned int i;
 	/* With a pool and subscriptions, connection 0 carries the events:
 	 * keep commands off it while another connection can take them, since
-	 * a busy pipeline starves the server's event flushing (§4.3). */
+	 * a busy pipeline starves the server's event flushing (protocol.md §9.3). */
 	unsigned int first = s->n_conns > 1 && s->subs ? 1 : 0;
 
 	for (i = first; i < s->n_conns; i++) {

@@ -7,7 +7,7 @@
  * input buffer, then runs every complete command in it, in order, appending
  * each reply to its output buffer; at the end of the loop turn each touched
  * connection gets one write(). This keeps the real server's observable rules
- * (esl-protocol.md §4) while being orders of magnitude faster than its
+ * (docs/protocol.md §9) while being orders of magnitude faster than its
  * one-byte recv():
  *   - one reply per command, strictly in order;
  *   - queued events are appended only when the input buffer holds no byte of
@@ -74,7 +74,7 @@
 #define SIM_REPLY_MAX 511u
 
 /* ------------------------------------------------------------------ */
-/* Event type names (esl-protocol.md Appendix A, 1.10.12: no CERT_RELOAD) */
+/* Event type names (docs/protocol.md §7.10; 1.10.12: no CERT_RELOAD) */
 /* ------------------------------------------------------------------ */
 
 /* clang-format off */
@@ -900,7 +900,7 @@ sim_filter_match(const struct sim_filter *f, const char *val)
 	return !strcasecmp(f->cmp, val);
 }
 
-/* esl-protocol.md §3.7: with filters, pass only if some positive filter
+/* docs/protocol.md §8.2: with filters, pass only if some positive filter
  * matches and no negative one does; a filter on an absent header is inert. */
 static bool
 sim_filters_pass(const struct sim_conn *c, const struct sim_event *ev)
@@ -1029,7 +1029,7 @@ sim_date_headers(struct fsesl_sim *s, struct sim_event *ev)
 	sim_event_addf(ev, "Event-Date-Timestamp", "%llu", (unsigned long long)us);
 }
 
-/* The standard headers of §5.5, in order. */
+/* The standard headers of §7.5, in order. */
 static void
 sim_std_headers(
     struct fsesl_sim *s, struct sim_event *ev, const char *file, const char *func, int line)
@@ -1459,7 +1459,7 @@ sim_api_split(char *buf, char **cmd, char **arg)
 	}
 	*cmd = buf;
 	/* switch_strip_whitespace(): any white space, so a stray CR/LF left by a
-	 * mixed line-end packet (§1.3) does not change the command name. */
+	 * mixed line-end packet (§2.3) does not change the command name. */
 	char *parts[2] = {*cmd, *arg};
 	for (int i = 0; i < 2; i++) {
 		char *p = parts[i];
@@ -1608,7 +1608,7 @@ sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *
 		return;
 	}
 	/* The real reply is built in a fixed buffer: a Job-UUID over 235 bytes
-	 * loses the final LF (esl-protocol.md §1.6); reproduce it. */
+	 * loses the final LF (docs/protocol.md §2.6); reproduce it. */
 	char buf[1200];
 	int n = snprintf(buf, sizeof(buf), "Content-Type: command/reply\n");
 	char inner[512];
@@ -1874,7 +1874,7 @@ sim_filter_add(struct sim_conn *c, const char *name, const char *value)
 	f->cmp = v;
 	/* Only a value whose very first character is '/' is a regex (PCRE, as
 	 * the server's switch_regex_perform: flags i and s); a negative regex
-	 * stays literal text (a server quirk, §3.7). One without its closing
+	 * stays literal text (a server quirk, §8.2). One without its closing
 	 * '/', or that does not compile, is logged by the server and never
 	 * matches. */
 	if (f->value[0] == '/') {
@@ -2218,7 +2218,7 @@ sim_ci_has(const char *s, size_t n, const char *word)
 
 /* 0, 'u' (unload) or 'r' (reload): the words anywhere in the header block,
  * any case, turn any command into `api bgapi unload|reload
- * mod_event_socket` (esl-protocol.md §3.0). */
+ * mod_event_socket` (docs/protocol.md §10.2). */
 static int
 sim_trap_kind(const struct fsesl_client_packet *pkt)
 {
@@ -2267,7 +2267,7 @@ sim_spring_trap(struct sim_conn *c, int kind)
 	}
 }
 
-/* Runs one command packet (esl-protocol.md §3; parse_command's order). */
+/* Runs one command packet (docs/protocol.md §5; parse_command's order). */
 static void
 sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt)
 {
@@ -2287,7 +2287,7 @@ sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt)
 
 	bool first = !c->first_cmd_seen;
 	c->first_cmd_seen = true;
-	c->auth_deadline = 0; /* only the first command is waited for (§2.4) */
+	c->auth_deadline = 0; /* only the first command is waited for (§4.4) */
 
 	/* The replacement is an api command, so it needs auth like any other. */
 	int trap = c->authed ? sim_trap_kind(pkt) : 0;
@@ -2388,7 +2388,7 @@ sim_conn_process(struct sim_conn *c)
 	       sbuf_avail(&c->out) < SIM_OUT_HIGH) {
 		const char *p = c->in.p + c->in.off;
 		size_t n = sbuf_avail(&c->in);
-		/* Leading CR/LF before a command are thrown away (§1.4); a lone LF
+		/* Leading CR/LF before a command are thrown away (§2.4); a lone LF
 		 * is a "kick" that lets queued events out. */
 		size_t k = 0;
 		while (k < n && (p[k] == '\n' || p[k] == '\r')) {
@@ -2633,7 +2633,7 @@ sim_conn_read(struct sim_conn *c)
 		}
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
-		/* EOF or error: the server still tries its notice (§2.7) after
+		/* EOF or error: the server still tries its notice (§4.7) after
 		 * running what it already has. */
 		c->reading = false;
 		sim_ep_update(c);

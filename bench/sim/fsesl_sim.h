@@ -3,7 +3,7 @@
  *
  * Each simulated server listens on 127.0.0.1 (port 0: the kernel picks)
  * and runs its own single-threaded epoll loop on its own thread. Several
- * may run at once. Behaviour follows ../shared/docs/esl-protocol.md byte
+ * may run at once. Behaviour follows docs/protocol.md byte
  * for byte where it gives bytes; see docs/simulator.md for what is and is
  * not covered.
  *
@@ -45,12 +45,12 @@ struct fsesl_sim_config {
 	/* 0 (default): events reach an idle connection at once. 20: like the
 	 * real server, whose idle connection thread only looks at its queue
 	 * when its 20 ms poll() times out or a byte (a lone LF: a "kick")
-	 * arrives (esl-protocol.md §4.1). */
+	 * arrives (docs/protocol.md §9.1, §9.4). */
 	unsigned int event_poll_ms;
 	/* Serial cost of each api / bgapi command on its connection, in µs
 	 * (the connection waits, other connections run). 0: none. The real
 	 * 1.10.12 server: about 50 (20,000 api/s per connection) and 1250
-	 * (800 bgapi/s per connection); real-freeswitch-measurements.md. */
+	 * (800 bgapi/s per connection); docs/real-server-measurements.md. */
 	unsigned int api_cost_us;
 	unsigned int bgapi_cost_us;
 };
@@ -152,7 +152,7 @@ struct fsesl_sim_counters {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	uint64_t faults[FSESL_SIM_FAULT__COUNT]; /* times each fault acted */
-	/* Appended: commands that sprang the unload/reload trap (§3.0). */
+	/* Appended: commands that sprang the unload/reload trap (§10.2). */
 	uint64_t unload_traps;
 };
 void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out);
