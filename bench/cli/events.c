@@ -91,8 +91,8 @@ deliver(struct cli *c, fsesl_delivery *d, long *left)
 		    label);
 		break;
 	case FSESL_NOTICE_REFUSED:
-		fprintf(stderr, "%s: [%s] the server refused the subscription %s\n", cli_prog, label,
-		    d->subscription ? d->subscription : "?");
+		fprintf(stderr, "%s: [%s] the server refused the subscription %s\n", cli_prog,
+		    label, d->subscription ? d->subscription : "?");
 		return -1;
 	}
 	return 1;
