@@ -23,9 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef FSESL_BENCH_HAVE_SIM
 #include "fsesl_sim.h"
-#endif
 
 static pid_t child_pid = -1;
 static int to_child = -1, from_child = -1;
@@ -33,11 +31,7 @@ static int to_child = -1, from_child = -1;
 bool
 simhost_available(void)
 {
-#ifdef FSESL_BENCH_HAVE_SIM
 	return true;
-#else
-	return false;
-#endif
 }
 
 static int
@@ -77,7 +71,6 @@ read_line(int fd, char *buf, size_t cap)
 	return (int)n;
 }
 
-#ifdef FSESL_BENCH_HAVE_SIM
 static void
 raise_nofile(void)
 {
@@ -157,12 +150,10 @@ child_main(unsigned n, const struct bench_opts *o, int in, int out)
 			fsesl_sim_stop(sims[i]);
 	_exit(0);
 }
-#endif
 
 int
 simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets)
 {
-#ifdef FSESL_BENCH_HAVE_SIM
 	int down[2], up[2];
 	const char *password = o->password;
 	if (n == 0 || n > BENCH_MAX_SERVERS)
@@ -216,12 +207,6 @@ simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targe
 		snprintf(t->url, sizeof(t->url), "fs://:%s@127.0.0.1:%u", password, port);
 	}
 	return 0;
-#else
-	(void)n;
-	(void)o;
-	(void)targets;
-	return -ENOSYS;
-#endif
 }
 
 static int
