@@ -143,6 +143,9 @@ struct bench_opts {
 	unsigned sim_api_cost_us;
 	unsigned sim_bgapi_cost_us;
 	unsigned sim_event_poll_ms;
+	bool sim_fs_like; /* --fs-like: a thread per connection, as FreeSWITCH */
+	unsigned sim_byte_cost_ns;
+	unsigned sim_dispatch_cost_us;
 };
 
 /* Where the servers are: host/port/password (sim or --url). */

@@ -15,6 +15,7 @@
 #include "bench.h"
 
 #include "fsesl.h"
+#include "fsesl_sim.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -88,8 +89,9 @@ usage(FILE *f)
 	    "  --sim-api-cost US   simulator: serial cost of each api per connection (0)\n"
 	    "  --sim-bgapi-cost US simulator: the same for bgapi (0)\n"
 	    "  --sim-event-poll MS simulator: idle connections see events every MS (0)\n"
-	    "  --fs-like           simulator like a real FreeSWITCH 1.10.12: api 50 us,\n"
-	    "                      bgapi 1250 us, 20 ms event poll (measurements doc)\n"
+	    "  --fs-like           simulator like a real FreeSWITCH 1.10.12: a thread per\n"
+	    "                      connection reading a byte per recv(), api inline, 20 ms\n"
+	    "                      event poll, one dispatch thread (docs/simulator.md)\n"
 	    "  --no-progress       no progress line even on a terminal\n",
 	    BENCH_MAX_WORKERS);
 }
@@ -334,13 +336,20 @@ parse_args(int argc, char **argv, struct cli *c)
 				return die_usage(
 				    "--sim-event-poll: '%s' is not 0..1000 ms", optarg);
 			break;
-		case O_FSLIKE:
-			/* docs/real-server-measurements.md: ~20,000 api/s and
-			 * ~800 bgapi/s per connection; 20 ms idle poll for events. */
-			c->o.sim_api_cost_us = 50;
-			c->o.sim_bgapi_cost_us = 1250;
-			c->o.sim_event_poll_ms = 20;
+		case O_FSLIKE: {
+			/* The simulator's FreeSWITCH-like mode with its calibrated
+			 * costs (docs/simulator.md); --sim-* after it adjust them. */
+			struct fsesl_sim_config sc;
+			fsesl_sim_config_init(&sc);
+			fsesl_sim_config_fs_like(&sc);
+			c->o.sim_fs_like = true;
+			c->o.sim_api_cost_us = sc.api_cost_us;
+			c->o.sim_bgapi_cost_us = sc.bgapi_cost_us;
+			c->o.sim_event_poll_ms = sc.event_poll_ms;
+			c->o.sim_byte_cost_ns = sc.fs_byte_cost_ns;
+			c->o.sim_dispatch_cost_us = sc.fs_dispatch_cost_us;
 			break;
+		}
 		case O_REPEAT:
 			if (parse_uint(optarg, 1, 99, &c->repeat))
 				return die_usage("--repeat: '%s' is not 1..99", optarg);

@@ -342,6 +342,9 @@ report_json(FILE *f, const struct bench_env *env, const struct result *res, size
 		cJSON_AddNumberToObject(so, "api_cost_us", env->o->sim_api_cost_us);
 		cJSON_AddNumberToObject(so, "bgapi_cost_us", env->o->sim_bgapi_cost_us);
 		cJSON_AddNumberToObject(so, "event_poll_ms", env->o->sim_event_poll_ms);
+		cJSON_AddBoolToObject(so, "fs_like", env->o->sim_fs_like);
+		cJSON_AddNumberToObject(so, "byte_cost_ns", env->o->sim_byte_cost_ns);
+		cJSON_AddNumberToObject(so, "dispatch_cost_us", env->o->sim_dispatch_cost_us);
 	}
 	machine_json(root);
 	cJSON *arr = cJSON_AddArrayToObject(root, "scenarios");

@@ -98,6 +98,9 @@ child_main(unsigned n, const struct bench_opts *o, int in, int out)
 		cfg.api_cost_us = o->sim_api_cost_us;
 		cfg.bgapi_cost_us = o->sim_bgapi_cost_us;
 		cfg.event_poll_ms = o->sim_event_poll_ms;
+		cfg.fs_like = o->sim_fs_like;
+		cfg.fs_byte_cost_ns = o->sim_byte_cost_ns;
+		cfg.fs_dispatch_cost_us = o->sim_dispatch_cost_us;
 		cfg.heartbeat_interval_ms = 0; /* no background noise in the numbers */
 		rc = fsesl_sim_start(&cfg, &sims[i], &port);
 		int len = snprintf(line, sizeof(line), "%d %u\n", rc, (unsigned)port);

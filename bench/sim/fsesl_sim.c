@@ -27,6 +27,19 @@ fsesl_sim_config_init(struct fsesl_sim_config *cfg)
 	cfg->max_sessions = 1000;
 }
 
+void
+fsesl_sim_config_fs_like(struct fsesl_sim_config *cfg)
+{
+	/* Calibrated on a 2-vCPU VM against the figures of
+	 * docs/real-server-measurements.md; docs/simulator.md has the runs. */
+	cfg->fs_like = true;
+	cfg->event_poll_ms = 20;
+	cfg->api_cost_us = 20;
+	cfg->bgapi_cost_us = 1250;
+	cfg->fs_byte_cost_ns = 1500;
+	cfg->fs_dispatch_cost_us = 15;
+}
+
 static void
 sim_free(struct fsesl_sim *s)
 {
@@ -63,8 +76,13 @@ sim_free(struct fsesl_sim *s)
 	free(s->hostname);
 	free((char *)s->cfg.ipv4);
 	free((char *)s->cfg.ipv6);
+	free(s->dq);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->lk);
+	pthread_cond_destroy(&s->gone_cv);
+	pthread_cond_destroy(&s->disp_cv);
+	pthread_cond_destroy(&s->settled_cv);
 	free(s);
 }
 
@@ -93,6 +111,10 @@ fsesl_sim_start(const struct fsesl_sim_config *cfg, fsesl_sim **out, uint16_t *p
 	s->ep = s->efd = s->lfd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&s->lk, NULL);
+	pthread_cond_init(&s->gone_cv, NULL);
+	pthread_cond_init(&s->disp_cv, NULL);
+	pthread_cond_init(&s->settled_cv, NULL);
 	s->cfg = *cfg;
 	s->listen_addr = strdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
 	s->password = strdup(cfg->password ? cfg->password : "ClueCon");
@@ -145,9 +167,12 @@ fsesl_sim_start(const struct fsesl_sim_config *cfg, fsesl_sim **out, uint16_t *p
 		sim_free(s);
 		return rc;
 	}
+	if (s->cfg.fs_like && sim_fs_start(s))
+		goto fail;
 	s->running = true;
 	if (pthread_create(&s->thr, NULL, sim_thread, s)) {
 		s->running = false;
+		sim_fs_stop(s);
 		goto fail;
 	}
 	if (port_out)
@@ -167,6 +192,7 @@ fsesl_sim_stop(fsesl_sim *s)
 	struct sim_op op = {.kind = OP_STOP};
 	sim_call(s, &op);
 	pthread_join(s->thr, NULL);
+	sim_fs_stop(s);
 	while (s->conns)
 		sim_conn_kill(s->conns);
 	sim_free(s);
@@ -203,8 +229,10 @@ fsesl_sim_fire_heartbeat(fsesl_sim *s)
 {
 	struct sim_op op = {.kind = OP_FIRE_HB};
 
-	if (s)
-		sim_call(s, &op);
+	if (!s)
+		return;
+	sim_call(s, &op);
+	sim_fs_settle(s);
 }
 
 int
@@ -223,7 +251,9 @@ fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass, const
 	op.u.fire.kv = kv;
 	op.u.fire.n_kv = n_kv;
 	op.u.fire.body = body;
-	return sim_call(s, &op);
+	int rc = sim_call(s, &op);
+	sim_fs_settle(s);
+	return rc;
 }
 
 int

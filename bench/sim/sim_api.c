@@ -322,6 +322,15 @@ sim_cmd_api(struct sim_conn *c, char *line)
 	sim_fire_api_event(s, cmd, arg);
 }
 
+/* A parked `api msleep` whose time is up: its reply and API event. */
+void
+sim_park_done(struct sim_conn *c)
+{
+	c->park = PARK_NONE;
+	sim_api_response(c, "+OK", 3);
+	sim_fire_api_event(c->s, c->msleep_cmd ? c->msleep_cmd : "msleep", c->msleep_arg);
+}
+
 void
 sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd, const char *arg,
     const char *body, size_t body_len)
@@ -396,7 +405,11 @@ sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *
 		/* The result first, straight into this connection's output
 		 * (not after its idle poll), then the reply. */
 		if (msleep_ms <= 0) {
+			/* Delivered here and now, whichever thread would
+			 * otherwise deliver it. */
+			s->deliver_now = true;
 			sim_job_finish(s, uuid, cmd, arg, out.p ? out.p : "", sim_buf_avail(&out));
+			s->deliver_now = false;
 			sim_conn_write_events(c);
 			s->c.faults[FSESL_SIM_FAULT_RESULT_BEFORE_REPLY]++;
 		}

@@ -22,6 +22,8 @@ sim_ep_update(struct sim_conn *c)
 {
 	uint32_t want = 0;
 
+	if (c->threaded)
+		return; /* its own thread polls it */
 	if (c->reading)
 		want |= EPOLLIN;
 	if (c->want_out)
@@ -144,7 +146,7 @@ sim_conn_process(struct sim_conn *c)
 	sim_conn_write_events(c);
 }
 
-static void
+void
 sim_conn_free(struct sim_conn *c)
 {
 	struct fsesl_sim *s = c->s;
@@ -379,30 +381,41 @@ sim_accept(struct fsesl_sim *s)
 		c->log_level = -1;
 		c->allow_log = true;
 		c->reading = true;
+		c->wake_fd = -1;
+		c->threaded = s->cfg.fs_like;
 		memcpy(c->f, s->tmpl, sizeof(c->f));
-		struct epoll_event ee = {.events = EPOLLIN, .data.ptr = c};
-		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ee)) {
+		if (!s->cfg.fs_like) {
+			struct epoll_event ee = {.events = EPOLLIN, .data.ptr = c};
+			if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ee)) {
+				close(fd);
+				free(c);
+				continue;
+			}
+			c->ep_events = EPOLLIN;
+		}
+		if (s->silent_accept) {
+			s->c.faults[FSESL_SIM_FAULT_SILENT_ACCEPT]++;
+			c->silent = true;
+			c->reading = false;
+		} else {
+			if (s->cfg.auth_timeout_ms)
+				c->auth_deadline =
+				    sim_now_ns() + (uint64_t)s->cfg.auth_timeout_ms * 1000000u;
+			sim_emit(c, SIM_GREETING, sizeof(SIM_GREETING) - 1);
+		}
+		/* The real server's thread per connection (sim_fs.c). */
+		if (s->cfg.fs_like && sim_fs_conn_start(c)) {
+			if (c->wake_fd >= 0)
+				close(c->wake_fd);
 			close(fd);
-			free(c);
+			sim_conn_free(c);
 			continue;
 		}
-		c->ep_events = EPOLLIN;
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
 		s->conns = c;
 		s->c.active_conns++;
-		if (s->silent_accept) {
-			s->c.faults[FSESL_SIM_FAULT_SILENT_ACCEPT]++;
-			c->silent = true;
-			c->reading = false;
-			sim_ep_update(c);
-			continue;
-		}
-		if (s->cfg.auth_timeout_ms)
-			c->auth_deadline =
-			    sim_now_ns() + (uint64_t)s->cfg.auth_timeout_ms * 1000000u;
-		sim_emit(c, SIM_GREETING, sizeof(SIM_GREETING) - 1);
 		sim_ep_update(c);
 	}
 }

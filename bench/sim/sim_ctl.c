@@ -28,7 +28,7 @@ sim_kill_all(struct fsesl_sim *s)
 	 * no epoll event of this batch can point at freed memory. */
 	for (struct sim_conn *c = s->conns; c; c = c->next) {
 		c->hard_close = true;
-		sim_mark_dirty(c);
+		sim_conn_poke(c);
 	}
 	/* A restart: new Core-UUID, empty channel table. */
 	sim_uuid(s->core_uuid);
@@ -92,7 +92,7 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 			if (f == FSESL_SIM_FAULT_INJECT_REPLY)
 				c->inject_countdown = 0;
 			sim_ep_update(c);
-			sim_mark_dirty(c);
+			sim_conn_poke(c);
 		}
 		if (f == FSESL_SIM_FAULT_STALL)
 			s->c.faults[f]++;
@@ -110,7 +110,7 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 	if (f == FSESL_SIM_FAULT_INJECT_REPLY)
 		c->inject_countdown = 0;
 	sim_ep_update(c);
-	sim_mark_dirty(c);
+	sim_conn_poke(c);
 	return 0;
 }
 
@@ -126,7 +126,7 @@ sim_clear_faults(struct fsesl_sim *s)
 		c->pause_deadline = 0;
 		c->reading = !c->closing;
 		sim_ep_update(c);
-		sim_mark_dirty(c);
+		sim_conn_poke(c);
 	}
 	if (s->refused) {
 		s->refused = false;

@@ -109,7 +109,7 @@ sim_enqueue(struct sim_conn *c, struct sim_event *ev)
 /* Hands the event to every subscribed connection, then drops the caller's
  * reference. */
 void
-sim_dispatch(struct fsesl_sim *s, struct sim_event *ev)
+sim_deliver(struct fsesl_sim *s, struct sim_event *ev)
 {
 	if (!ev)
 		return;
@@ -117,6 +117,17 @@ sim_dispatch(struct fsesl_sim *s, struct sim_event *ev)
 		if (sim_subscribed(c, ev) && sim_filters_pass(c, ev))
 			sim_enqueue(c, ev);
 	sim_event_unref(ev);
+}
+
+/* An event the core fired: delivered now, or in the FreeSWITCH-like mode
+ * by the dispatch thread, as the real server's core hands events over. */
+void
+sim_dispatch(struct fsesl_sim *s, struct sim_event *ev)
+{
+	if (ev && s->cfg.fs_like && !s->deliver_now)
+		sim_fs_post(s, ev);
+	else
+		sim_deliver(s, ev);
 }
 
 bool
@@ -205,8 +216,12 @@ sim_heartbeat(struct fsesl_sim *s)
 void
 sim_fire_api_event(struct fsesl_sim *s, const char *cmd, const char *arg)
 {
-	if (!sim_anyone_wants(s, EV_API))
+	if (!sim_anyone_wants(s, EV_API)) {
+		/* The real core fires it anyway: its dispatch thread pays. */
+		if (s->cfg.fs_like)
+			sim_fs_post(s, NULL);
 		return;
+	}
 	struct sim_event *ev =
 	    sim_event_std(s, EV_API, NULL, "switch_loadable_module.c", "switch_api_execute", 2954);
 	if (!ev)

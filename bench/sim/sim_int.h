@@ -23,9 +23,14 @@
  * (mutex + condition variable), so a fault set before connect() is in force
  * when the connection arrives; nothing in the loop needs atomics.
  *
+ * The FreeSWITCH-like mode (cfg.fs_like, sim_fs.c) replaces the loop's
+ * part of each connection by a thread of its own, as the real server has,
+ * and hands events to a dispatch thread; commands run the same code, under
+ * the server's lock.
+ *
  * Files, from the bottom up: sim_util.c, sim_event.c, sim_output.c,
- * sim_dispatch.c, sim_api.c, sim_cmd.c, sim_exec.c, sim_conn.c, sim_ctl.c,
- * sim_loop.c, fsesl_sim.c (docs/simulator.md).
+ * sim_dispatch.c, sim_api.c, sim_cmd.c, sim_exec.c, sim_conn.c, sim_fs.c,
+ * sim_ctl.c, sim_loop.c, fsesl_sim.c (docs/simulator.md).
  */
 #ifndef FSESL_SIM_INT_H
 #define FSESL_SIM_INT_H
@@ -37,6 +42,7 @@
 #include <pcre2.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -294,6 +300,15 @@ struct sim_conn {
 	uint64_t msgs_written;
 	uint64_t drop_countdown;
 	uint64_t inject_countdown;
+
+	/* FreeSWITCH-like mode (sim_fs.c): the connection's own server thread.
+	 * Its input buffer is that thread's alone; everything else above is
+	 * touched under the server's lock. */
+	bool threaded;
+	pthread_t th;
+	int wake_fd; /* eventfd: another thread needs it to look (close, fault, stop) */
+	atomic_bool poked; /* the same, checked between bytes without a syscall */
+	struct sim_conn *zombie_next; /* thread finished, waiting to be joined */
 };
 
 struct sim_chan {
@@ -369,6 +384,28 @@ struct fsesl_sim {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct sim_op *ops, *ops_tail;
+
+	/* The server's state (everything below, and every connection but a
+	 * threaded one's input) is touched under lk: by the loop for a turn,
+	 * and in the FreeSWITCH-like mode also by a connection thread for a
+	 * command or a flush and by the dispatch thread for a delivery. In the
+	 * default mode only the loop takes it, uncontended. */
+	pthread_mutex_t lk;
+	bool stopping; /* fs: connection threads end */
+	pthread_cond_t gone_cv; /* fs: a connection thread ended */
+	struct sim_conn *zombies;
+	/* fs: the dispatch thread and its queue of events to deliver (NULL:
+	 * an API event nobody subscribed to, which costs the thread all the
+	 * same). */
+	pthread_t disp;
+	bool disp_on, disp_stop;
+	pthread_cond_t disp_cv;
+	struct sim_event **dq;
+	size_t dq_cap, dq_head, dq_len;
+	uint64_t dq_posted, dq_done; /* for sim_fs_settle() */
+	unsigned int dq_waiters;
+	pthread_cond_t settled_cv;
+	bool deliver_now; /* deliver on this thread (RESULT_BEFORE_REPLY) */
 
 	struct sim_conn *conns; /* list head */
 	struct sim_conn *dirty;
@@ -457,6 +494,7 @@ __attribute__((format(printf, 2, 3))) void sim_replyf(struct sim_conn *c, const 
 
 /* sim_dispatch.c: who receives an event; the events the core fires */
 bool sim_anyone_wants(struct fsesl_sim *s, int type);
+void sim_deliver(struct fsesl_sim *s, struct sim_event *ev);
 void sim_dispatch(struct fsesl_sim *s, struct sim_event *ev);
 void sim_filter_add(struct sim_conn *c, const char *name, const char *value);
 void sim_filter_free(struct sim_filter *f);
@@ -469,6 +507,7 @@ void sim_uptime_text(struct fsesl_sim *s, char *buf, size_t cap, uint64_t *ms_ou
 
 /* sim_api.c: api, bgapi, channels */
 void sim_cmd_api(struct sim_conn *c, char *line);
+void sim_park_done(struct sim_conn *c);
 void sim_cmd_bgapi(struct sim_conn *c, char *line, const struct fsesl_client_packet *pkt);
 void sim_job_finish(struct fsesl_sim *s, const char *uuid, const char *cmd, const char *arg,
     const char *body, size_t body_len);
@@ -490,6 +529,7 @@ void sim_exec(struct sim_conn *c, const struct fsesl_client_packet *pkt);
 
 /* sim_conn.c: a connection on the loop thread; the listener */
 void sim_accept(struct fsesl_sim *s);
+void sim_conn_free(struct sim_conn *c);
 void sim_conn_kill(struct sim_conn *c);
 void sim_conn_process(struct sim_conn *c);
 void sim_conn_read(struct sim_conn *c);
@@ -502,6 +542,15 @@ void sim_unlisten(struct fsesl_sim *s);
 int sim_call(fsesl_sim *s, struct sim_op *op);
 void sim_drain_ops(struct fsesl_sim *s);
 void sim_flood(struct fsesl_sim *s, uint64_t now);
+
+/* sim_fs.c: the FreeSWITCH-like mode's threads */
+void sim_conn_poke(struct sim_conn *c);
+int sim_fs_conn_start(struct sim_conn *c);
+void sim_fs_reap(struct fsesl_sim *s);
+void sim_fs_post(struct fsesl_sim *s, struct sim_event *ev);
+int sim_fs_start(struct fsesl_sim *s);
+void sim_fs_stop(struct fsesl_sim *s);
+void sim_fs_settle(struct fsesl_sim *s);
 
 /* sim_loop.c: the server thread */
 void *sim_thread(void *arg);

@@ -33,6 +33,8 @@ sim_min_deadline(struct fsesl_sim *s)
 		SIM_MIN(s->jobs[i].deadline);
 	for (struct sim_conn *c = s->conns; c; c = c->next) {
 		SIM_MIN(c->auth_deadline);
+		if (c->threaded)
+			continue;
 		if (c->closing)
 			SIM_MIN(c->close_deadline);
 		if (s->cfg.event_poll_ms && (c->q_len || c->logq_n))
@@ -76,17 +78,18 @@ sim_timers(struct fsesl_sim *s, uint64_t now)
 			c->auth_deadline = 0;
 			sim_goodbye(c, SIM_NOTICE_BYE);
 		}
+		/* The rest is the loop's part of a connection; a threaded one's
+		 * thread waits for itself. */
+		if (c->threaded)
+			continue;
 		if (c->park != PARK_NONE && now >= c->park_deadline) {
-			enum sim_park k = c->park;
-			c->park = PARK_NONE;
-			c->woke = true;
-			if (k == PARK_MSLEEP) {
-				sim_api_response(c, "+OK", 3);
-				sim_fire_api_event(
-				    s, c->msleep_cmd ? c->msleep_cmd : "msleep", c->msleep_arg);
+			if (c->park == PARK_MSLEEP) {
+				sim_park_done(c);
 			} else {
+				c->park = PARK_NONE;
 				c->delay_done = true;
 			}
+			c->woke = true;
 			sim_mark_dirty(c);
 		}
 		if (c->pause_deadline && now >= c->pause_deadline)
@@ -113,12 +116,15 @@ sim_thread(void *arg)
 	/* The default 50 µs timer slack would double a 50 µs api_cost_us. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
+	/* The state lock is held for a turn, released while waiting. */
+	pthread_mutex_lock(&s->lk);
 	while (s->running) {
 		uint64_t d = sim_min_deadline(s);
 		uint64_t now = sim_now_ns();
 		int n;
 		if (s->dirty)
 			d = now;
+		pthread_mutex_unlock(&s->lk);
 		if (d == UINT64_MAX) {
 			n = epoll_wait(s->ep, evs, 256, -1);
 		} else if (!no_pwait2) {
@@ -129,7 +135,7 @@ sim_thread(void *arg)
 			n = epoll_pwait2(s->ep, evs, 256, &ts, NULL);
 			if (n < 0 && errno == ENOSYS) {
 				no_pwait2 = true;
-				continue;
+				n = 0;
 			}
 		} else {
 			n = epoll_wait(
@@ -137,9 +143,12 @@ sim_thread(void *arg)
 		}
 		if (n < 0)
 			n = 0;
+		pthread_mutex_lock(&s->lk);
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.ptr == &s->efd)
 				sim_drain_ops(s);
+		/* Threaded connections that ended (they wake the loop too). */
+		sim_fs_reap(s);
 		if (!s->running)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -190,5 +199,6 @@ sim_thread(void *arg)
 			}
 		}
 	}
+	pthread_mutex_unlock(&s->lk);
 	return NULL;
 }

@@ -10,10 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The loop pumps the connection this turn. A threaded connection's own
+ * thread writes what it emits; other threads reach it with
+ * sim_conn_poke(). */
 void
 sim_mark_dirty(struct sim_conn *c)
 {
-	if (c->dirty)
+	if (c->dirty || c->threaded)
 		return;
 	c->dirty = true;
 	c->dirty_next = c->s->dirty;
@@ -26,7 +29,7 @@ sim_closing(struct sim_conn *c)
 	c->closing = true;
 	if (!c->close_deadline)
 		c->close_deadline = sim_now_ns() + SIM_CLOSE_GRACE_NS;
-	sim_mark_dirty(c);
+	sim_conn_poke(c);
 }
 
 /* Every message goes through here: CLOSE_AFTER_MSGS counts them. */

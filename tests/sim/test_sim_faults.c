@@ -1,6 +1,9 @@
 /*
  * test_sim_faults.c - one test per simulator fault: it happens, and it is
- * counted in fsesl_sim_counters().faults[].
+ * counted in fsesl_sim_counters().faults[]. Built twice: against the
+ * default loop (test_sim_faults) and against the FreeSWITCH-like mode's
+ * threads (test_sim_faults_fs, SIM_TEST_FS_LIKE), where every fault must
+ * act the same.
  */
 #include "sim_client.h"
 
@@ -18,7 +21,14 @@ static uint16_t port;
 static void
 setup(void)
 {
-	sim = tc_sim_start(NULL, &port);
+	struct fsesl_sim_config cfg;
+
+	fsesl_sim_config_init(&cfg);
+	cfg.heartbeat_interval_ms = 0;
+#ifdef SIM_TEST_FS_LIKE
+	fsesl_sim_config_fs_like(&cfg);
+#endif
+	sim = tc_sim_start(&cfg, &port);
 }
 
 static void
