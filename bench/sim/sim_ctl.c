@@ -39,6 +39,17 @@ sim_kill_all(struct fsesl_sim *s)
 	s->n_chans = 0;
 }
 
+/* What a counting fault counts from: the messages or bytes written so
+ * far. A threaded connection's thread counts its bytes itself and takes
+ * the fault when it next looks, before any further write: from there. */
+static uint64_t
+sim_fault_base(const struct sim_conn *c, enum fsesl_sim_fault f)
+{
+	if (f != FSESL_SIM_FAULT_CLOSE_AFTER_BYTES)
+		return c->msgs_written;
+	return c->threaded ? SIM_BASE_LATER : c->bytes_written;
+}
+
 static int
 sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint64_t a, uint64_t b)
 {
@@ -85,8 +96,7 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 			s->tmpl[f] = st;
 		for (struct sim_conn *c = s->conns; c; c = c->next) {
 			c->f[f] = st;
-			c->f[f].base = f == FSESL_SIM_FAULT_CLOSE_AFTER_BYTES ? c->bytes_written
-			                                                      : c->msgs_written;
+			c->f[f].base = sim_fault_base(c, f);
 			if (f == FSESL_SIM_FAULT_DROP_REPLY)
 				c->drop_countdown = 0;
 			if (f == FSESL_SIM_FAULT_INJECT_REPLY)
@@ -102,7 +112,7 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 	if (!c)
 		return -ENOENT;
 	c->f[f] = st;
-	c->f[f].base = f == FSESL_SIM_FAULT_CLOSE_AFTER_BYTES ? c->bytes_written : c->msgs_written;
+	c->f[f].base = sim_fault_base(c, f);
 	if (f == FSESL_SIM_FAULT_STALL)
 		s->c.faults[f]++;
 	if (f == FSESL_SIM_FAULT_DROP_REPLY)

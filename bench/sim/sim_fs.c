@@ -144,7 +144,6 @@ struct sim_fs_rd {
 	uint64_t kick_bytes, kicks, sent, tiny_writes, cuts;
 	/* as of the last flush */
 	struct sim_fault_state fb, ft; /* CLOSE_AFTER_BYTES, TINY_WRITES */
-	uint64_t written; /* c->bytes_written */
 	bool closing;
 	uint64_t close_deadline;
 };
@@ -158,13 +157,14 @@ sim_fs_sync(struct sim_conn *c, struct sim_fs_rd *rd)
 	s->c.bytes_in += rd->kick_bytes;
 	s->c.kicks += rd->kicks;
 	s->c.bytes_out += rd->sent;
-	c->bytes_written += rd->sent;
 	s->c.faults[FSESL_SIM_FAULT_TINY_WRITES] += rd->tiny_writes;
 	s->c.faults[FSESL_SIM_FAULT_CLOSE_AFTER_BYTES] += rd->cuts;
 	rd->kick_bytes = rd->kicks = rd->sent = rd->tiny_writes = rd->cuts = 0;
-	rd->fb = c->f[FSESL_SIM_FAULT_CLOSE_AFTER_BYTES];
+	struct sim_fault_state *fb = &c->f[FSESL_SIM_FAULT_CLOSE_AFTER_BYTES];
+	if (fb->on && fb->base == SIM_BASE_LATER)
+		fb->base = atomic_load_explicit(&c->bytes_written, memory_order_relaxed);
+	rd->fb = *fb;
 	rd->ft = c->f[FSESL_SIM_FAULT_TINY_WRITES];
-	rd->written = c->bytes_written;
 	rd->closing = c->closing;
 	rd->close_deadline = c->close_deadline;
 }
@@ -193,7 +193,7 @@ sim_fs_write(struct sim_conn *c, struct sim_fs_rd *rd)
 
 	while (sim_buf_avail(w)) {
 		size_t n = sim_buf_avail(w);
-		uint64_t written = rd->written + rd->sent;
+		uint64_t written = atomic_load_explicit(&c->bytes_written, memory_order_relaxed);
 		bool cut = false;
 		if (rd->fb.on && written - rd->fb.base + n >= rd->fb.a) {
 			n = (size_t)(rd->fb.a - (written - rd->fb.base));
@@ -221,6 +221,7 @@ sim_fs_write(struct sim_conn *c, struct sim_fs_rd *rd)
 		}
 		w->off += (size_t)k;
 		rd->sent += (uint64_t)k;
+		atomic_fetch_add_explicit(&c->bytes_written, (uint64_t)k, memory_order_relaxed);
 		rd->tiny_writes += tiny;
 		if (cut && (size_t)k == n) {
 			rd->cuts++;
@@ -270,6 +271,12 @@ sim_fs_flush(struct sim_conn *c, struct sim_fs_rd *rd, bool events)
 	pthread_mutex_unlock(&s->lk);
 	if (end || sim_fs_write(c, rd) < 0)
 		return -1;
+	if (rd->tiny_writes) {
+		/* Counted before the peer can have read it all and looked. */
+		pthread_mutex_lock(&s->lk);
+		sim_fs_sync(c, rd);
+		pthread_mutex_unlock(&s->lk);
+	}
 	if (rd->closing) {
 		/* Unread input would turn the close into a RST, which can destroy
 		 * the notice still in the client's buffer. */
@@ -396,8 +403,7 @@ sim_fs_conn_end(struct sim_conn *c, struct sim_fs_rd *rd)
 	struct fsesl_sim *s = c->s;
 	uint64_t one = 1;
 
-	close(c->fd);
-	c->fd = -1;
+	/* The counters first: the peer may look at them once it sees the close. */
 	pthread_mutex_lock(&s->lk);
 	sim_fs_sync(c, rd);
 	if (c->prev)
@@ -411,6 +417,8 @@ sim_fs_conn_end(struct sim_conn *c, struct sim_fs_rd *rd)
 	s->zombies = c;
 	pthread_cond_broadcast(&s->gone_cv);
 	pthread_mutex_unlock(&s->lk);
+	close(c->fd);
+	c->fd = -1;
 	/* The loop joins and frees it. */
 	ssize_t wr = write(s->efd, &one, sizeof(one));
 	(void)wr;

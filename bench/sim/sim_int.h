@@ -221,6 +221,8 @@ struct sim_fault_state {
 	uint64_t a, b;
 	uint64_t base; /* bytes / messages already written when the fault was set */
 };
+/* base: set by the connection's own thread when it takes the fault. */
+#define SIM_BASE_LATER UINT64_MAX
 
 struct sim_filter {
 	char *name;
@@ -296,7 +298,9 @@ struct sim_conn {
 	unsigned drop_streak;
 
 	struct sim_fault_state f[FSESL_SIM_FAULT__COUNT];
-	uint64_t bytes_written;
+	/* Atomic: a threaded connection's thread adds to it at every send, so
+	 * that a CLOSE_AFTER_BYTES set meanwhile starts from the true count. */
+	_Atomic uint64_t bytes_written;
 	uint64_t msgs_written;
 	uint64_t drop_countdown;
 	uint64_t inject_countdown;
