@@ -141,7 +141,7 @@ struct sim_fs_rd {
 	unsigned int nl; /* LFs since the last other byte: 2 end a header block */
 	uint64_t debt_ns; /* CPU owed for the bytes read */
 	/* counters not yet added to the connection's and the server's */
-	uint64_t kick_bytes, kicks, sent, tiny_writes, cuts;
+	uint64_t kick_bytes, kicks, sent, cuts;
 	/* as of the last flush */
 	struct sim_fault_state fb, ft; /* CLOSE_AFTER_BYTES, TINY_WRITES */
 	bool closing;
@@ -157,9 +157,8 @@ sim_fs_sync(struct sim_conn *c, struct sim_fs_rd *rd)
 	s->c.bytes_in += rd->kick_bytes;
 	s->c.kicks += rd->kicks;
 	s->c.bytes_out += rd->sent;
-	s->c.faults[FSESL_SIM_FAULT_TINY_WRITES] += rd->tiny_writes;
 	s->c.faults[FSESL_SIM_FAULT_CLOSE_AFTER_BYTES] += rd->cuts;
-	rd->kick_bytes = rd->kicks = rd->sent = rd->tiny_writes = rd->cuts = 0;
+	rd->kick_bytes = rd->kicks = rd->sent = rd->cuts = 0;
 	struct sim_fault_state *fb = &c->f[FSESL_SIM_FAULT_CLOSE_AFTER_BYTES];
 	if (fb->on && fb->base == SIM_BASE_LATER)
 		fb->base = atomic_load_explicit(&c->bytes_written, memory_order_relaxed);
@@ -200,8 +199,14 @@ sim_fs_write(struct sim_conn *c, struct sim_fs_rd *rd)
 			cut = true;
 		}
 		bool tiny = rd->ft.on && rd->ft.a && n > rd->ft.a;
-		if (tiny)
+		if (tiny) {
+			/* Counted before the send, as by the loop: the peer may look
+			 * as soon as the last piece is in. */
 			n = (size_t)rd->ft.a;
+			pthread_mutex_lock(&c->s->lk);
+			c->s->c.faults[FSESL_SIM_FAULT_TINY_WRITES]++;
+			pthread_mutex_unlock(&c->s->lk);
+		}
 		ssize_t k = n ? send(c->fd, w->p + w->off, n, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -222,7 +227,6 @@ sim_fs_write(struct sim_conn *c, struct sim_fs_rd *rd)
 		w->off += (size_t)k;
 		rd->sent += (uint64_t)k;
 		atomic_fetch_add_explicit(&c->bytes_written, (uint64_t)k, memory_order_relaxed);
-		rd->tiny_writes += tiny;
 		if (cut && (size_t)k == n) {
 			rd->cuts++;
 			return -1;
@@ -271,12 +275,6 @@ sim_fs_flush(struct sim_conn *c, struct sim_fs_rd *rd, bool events)
 	pthread_mutex_unlock(&s->lk);
 	if (end || sim_fs_write(c, rd) < 0)
 		return -1;
-	if (rd->tiny_writes) {
-		/* Counted before the peer can have read it all and looked. */
-		pthread_mutex_lock(&s->lk);
-		sim_fs_sync(c, rd);
-		pthread_mutex_unlock(&s->lk);
-	}
 	if (rd->closing) {
 		/* Unread input would turn the close into a RST, which can destroy
 		 * the notice still in the client's buffer. */
