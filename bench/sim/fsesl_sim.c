@@ -77,6 +77,7 @@ sim_free(struct fsesl_sim *s)
 	free((char *)s->cfg.ipv4);
 	free((char *)s->cfg.ipv6);
 	free(s->dq);
+	sim_flood_stop(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->lk);

@@ -71,9 +71,10 @@ sim_apply_fault(struct fsesl_sim *s, uint64_t conn, enum fsesl_sim_fault f, uint
 		s->no_heartbeat = true;
 		return 0;
 	case FSESL_SIM_FAULT_EVENT_FLOOD:
+		sim_flood_stop(s);
 		s->flood_rate = a;
 		s->flood_deadline = a ? sim_now_ns() : 0;
-		s->flood_acc_ns = 0;
+		s->flood_tick = 0;
 		return 0;
 	case FSESL_SIM_FAULT_KILL_ALL:
 		s->c.faults[f]++;
@@ -129,8 +130,7 @@ sim_clear_faults(struct fsesl_sim *s)
 {
 	memset(s->tmpl, 0, sizeof(s->tmpl));
 	s->silent_accept = s->rude_reject = s->no_heartbeat = false;
-	s->flood_rate = 0;
-	s->flood_deadline = 0;
+	sim_flood_stop(s);
 	for (struct sim_conn *c = s->conns; c; c = c->next) {
 		memset(c->f, 0, sizeof(c->f));
 		c->pause_deadline = 0;
@@ -142,33 +142,6 @@ sim_clear_faults(struct fsesl_sim *s)
 		s->refused = false;
 		sim_listen(s);
 	}
-}
-
-void
-sim_flood(struct fsesl_sim *s, uint64_t now)
-{
-	uint64_t step = 1000000000u / s->flood_rate;
-	unsigned int burst = 0;
-
-	if (!step)
-		step = 1;
-	while (s->flood_deadline <= now && burst++ < 100000) {
-		s->flood_deadline += step;
-		s->c.faults[FSESL_SIM_FAULT_EVENT_FLOOD]++;
-		if (!sim_anyone_wants(s, EV_CUSTOM)) {
-			s->seq++;
-			continue;
-		}
-		struct sim_event *ev =
-		    sim_event_std(s, EV_CUSTOM, "sim::flood", "fsesl_sim.c", "sim_flood", 1);
-		if (!ev)
-			break;
-		sim_event_addf(ev, "Flood-Seq", "%llu",
-		    (unsigned long long)s->c.faults[FSESL_SIM_FAULT_EVENT_FLOOD]);
-		sim_dispatch(s, ev);
-	}
-	if (s->flood_deadline <= now) /* fell behind: do not try to catch up */
-		s->flood_deadline = now + step;
 }
 
 static int

@@ -117,11 +117,16 @@ sim_event_unref(struct sim_event *ev)
 {
 	if (!ev || --ev->refs)
 		return;
-	for (size_t i = 0; i < ev->n; i++)
-		free((char *)ev->h[i].name);
+	if (ev->tmpl) {
+		/* A flood event: its strings are the template's. */
+		sim_event_unref(ev->tmpl);
+	} else {
+		for (size_t i = 0; i < ev->n; i++)
+			free((char *)ev->h[i].name);
+		free(ev->subclass);
+	}
 	free(ev->h);
 	free(ev->body);
-	free(ev->subclass);
 	for (int f = 0; f < 3; f++)
 		free(ev->wire[f]);
 	free(ev);
@@ -133,7 +138,10 @@ const char *const sim_fmt_names[3] = {"plain", "json", "xml"};
 int
 sim_event_wire(struct sim_event *ev, int fmt, const char **out, size_t *out_len)
 {
-	if (!ev->wire[fmt]) {
+	if (!ev->wire[fmt] && ev->tmpl) {
+		if (sim_flood_wire(ev, fmt))
+			return -1;
+	} else if (!ev->wire[fmt]) {
 		size_t bl = ev->body ? ev->body_len : 0;
 		size_t cap =
 		    fsesl_event_serialize_size((enum fsesl_event_format)fmt, ev->h, ev->n, bl) +

@@ -63,6 +63,8 @@
 	"Content-Type: text/disconnect-notice\nContent-Length: 31\n\n"                             \
 	"The system is being shut down.\n"
 
+/* The flood fires what is due once per tick, written in one send(). */
+#define SIM_FLOOD_TICK_NS (1000000ull)
 /* Input read per recv(); big so that a deep pipeline costs few syscalls. */
 #define SIM_READ_CHUNK (256u * 1024u)
 /* Stop running commands while this much output is unsent (the real server
@@ -210,6 +212,14 @@ struct sim_event {
 	char *wire[3]; /* envelope + payload per format, built on first use */
 	size_t wire_len[3];
 	uint64_t seq;
+	/* A flood event (sim_flood.c): its template's headers, borrowed, but
+	 * for two values (its digits); its wire forms cut from the template's. */
+	struct sim_event *tmpl;
+	char digits[2][24];
+	/* A flood template: the indices of those two headers, and where their
+	 * markers sit in each format's wire form (0: not looked for yet). */
+	size_t mark_i[2];
+	size_t cut[3][2];
 };
 
 /* ------------------------------------------------------------------ */
@@ -427,7 +437,9 @@ struct fsesl_sim {
 	unsigned int hb_ms;
 	uint64_t hb_deadline;
 	uint64_t flood_deadline;
-	uint64_t flood_acc_ns;
+	uint64_t flood_tick; /* when the flood last ran */
+	struct sim_event *flood_tmpl;
+	uint64_t flood_tmpl_at;
 
 	struct sim_fault_state tmpl[FSESL_SIM_FAULT__COUNT]; /* for new connections */
 	bool refused;
@@ -542,10 +554,15 @@ void sim_ep_update(struct sim_conn *c);
 int sim_listen(struct fsesl_sim *s);
 void sim_unlisten(struct fsesl_sim *s);
 
-/* sim_ctl.c: control operations, faults, the flood */
+/* sim_ctl.c: control operations and faults */
 int sim_call(fsesl_sim *s, struct sim_op *op);
 void sim_drain_ops(struct fsesl_sim *s);
+
+/* sim_flood.c: the EVENT_FLOOD fault's events */
 void sim_flood(struct fsesl_sim *s, uint64_t now);
+uint64_t sim_flood_due(struct fsesl_sim *s);
+void sim_flood_stop(struct fsesl_sim *s);
+int sim_flood_wire(struct sim_event *ev, int fmt);
 
 /* sim_fs.c: the FreeSWITCH-like mode's threads */
 void sim_conn_poke(struct sim_conn *c);

@@ -23,12 +23,7 @@ sim_min_deadline(struct fsesl_sim *s)
 			d = (x);                                                                   \
 	} while (0)
 	SIM_MIN(s->hb_deadline);
-	/* A flood nobody subscribed to only counts sequence numbers: do it in
-	 * 10 ms batches rather than waking at the event rate for nothing. */
-	if (s->flood_deadline && !sim_anyone_wants(s, EV_CUSTOM))
-		SIM_MIN(s->flood_deadline + 10000000u);
-	else
-		SIM_MIN(s->flood_deadline);
+	SIM_MIN(sim_flood_due(s));
 	for (size_t i = 0; i < s->n_jobs; i++)
 		SIM_MIN(s->jobs[i].deadline);
 	for (struct sim_conn *c = s->conns; c; c = c->next) {
@@ -57,7 +52,8 @@ sim_timers(struct fsesl_sim *s, uint64_t now)
 			s->hb_deadline = now + (uint64_t)s->hb_ms * 1000000u;
 		sim_heartbeat(s);
 	}
-	if (s->flood_deadline && s->flood_rate && now >= s->flood_deadline)
+	uint64_t flood = sim_flood_due(s);
+	if (flood && now >= flood)
 		sim_flood(s, now);
 	for (size_t i = 0; i < s->n_jobs;) {
 		struct sim_job *j = &s->jobs[i];
