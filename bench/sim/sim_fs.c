@@ -86,13 +86,23 @@ sim_fs_drain_wake(struct sim_conn *c)
 }
 
 /* Waits for the socket (events: POLLIN or POLLOUT, 0 for none) or a poke,
- * at most timeout_ms (-1: no limit). Returns true if the socket is ready. */
+ * until deadline (ns, CLOCK_MONOTONIC; 0: no limit). The timeout is in
+ * nanoseconds: a 1.25 ms bgapi hold must not become 2 ms. Returns true if
+ * the socket is ready. */
 static bool
-sim_fs_wait(struct sim_conn *c, short events, int timeout_ms)
+sim_fs_wait(struct sim_conn *c, short events, uint64_t deadline)
 {
 	struct pollfd p[2] = {
 	    {.fd = c->fd, .events = events}, {.fd = c->wake_fd, .events = POLLIN}};
-	int n = poll(events ? p : p + 1, events ? 2 : 1, timeout_ms);
+	struct timespec ts, *tp = NULL;
+
+	if (deadline) {
+		uint64_t now = sim_now_ns(), w = deadline > now ? deadline - now : 0;
+		ts = (struct timespec){
+		    .tv_sec = (time_t)(w / 1000000000u), .tv_nsec = (long)(w % 1000000000u)};
+		tp = &ts;
+	}
+	int n = ppoll(events ? p : p + 1, events ? 2 : 1, tp, NULL);
 
 	if (n > 0 && (p[1].revents & POLLIN))
 		sim_fs_drain_wake(c);
@@ -104,14 +114,6 @@ static bool
 sim_fs_ending(const struct sim_conn *c)
 {
 	return c->s->stopping || c->hard_close;
-}
-
-static int
-sim_ms_until(uint64_t deadline)
-{
-	uint64_t now = sim_now_ns();
-
-	return deadline <= now ? 0 : (int)((deadline - now + 999999u) / 1000000u);
 }
 
 /* Holds the thread until deadline (ns) unless it must end first. Returns
@@ -129,7 +131,7 @@ sim_fs_sleep_until(struct sim_conn *c, uint64_t deadline)
 			return false;
 		if (sim_now_ns() >= deadline)
 			return true;
-		sim_fs_wait(c, 0, sim_ms_until(deadline));
+		sim_fs_wait(c, 0, deadline);
 	}
 }
 
@@ -217,8 +219,7 @@ sim_fs_write(struct sim_conn *c, struct sim_fs_rd *rd)
 			 * unless told to end or (closing) out of patience. */
 			if (rd->closing && sim_now_ns() >= rd->close_deadline)
 				return -1;
-			sim_fs_wait(
-			    c, POLLOUT, rd->closing ? sim_ms_until(rd->close_deadline) : -1);
+			sim_fs_wait(c, POLLOUT, rd->closing ? rd->close_deadline : 0);
 			if (atomic_exchange_explicit(&c->poked, false, memory_order_acquire) &&
 			    sim_fs_check(c, rd))
 				return -1;
@@ -254,7 +255,7 @@ sim_fs_flush(struct sim_conn *c, struct sim_fs_rd *rd, bool events)
 	pthread_mutex_lock(&s->lk);
 	while (!sim_fs_ending(c) && (c->silent || c->f[FSESL_SIM_FAULT_STALL].on)) {
 		pthread_mutex_unlock(&s->lk);
-		sim_fs_wait(c, 0, -1);
+		sim_fs_wait(c, 0, 0);
 		pthread_mutex_lock(&s->lk);
 	}
 	if (events && !c->closing && !sim_fs_ending(c)) {
@@ -332,7 +333,7 @@ sim_fs_read_body(struct sim_conn *c, size_t body)
 		}
 		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 			return -1;
-		sim_fs_wait(c, POLLIN, -1);
+		sim_fs_wait(c, POLLIN, 0);
 		pthread_mutex_lock(&s->lk);
 		bool end = sim_fs_ending(c);
 		pthread_mutex_unlock(&s->lk);
@@ -457,7 +458,7 @@ sim_fs_conn_main(void *arg)
 	struct sim_conn *c = arg;
 	struct fsesl_sim *s = c->s;
 	struct sim_fs_rd rd = {0};
-	const int poll_ms = s->cfg.event_poll_ms ? (int)s->cfg.event_poll_ms : 20;
+	const uint64_t poll_ns = (s->cfg.event_poll_ms ? s->cfg.event_poll_ms : 20) * 1000000ull;
 
 	/* The greeting (SILENT_ACCEPT holds it). */
 	if (sim_fs_flush(c, &rd, false) < 0)
@@ -494,7 +495,7 @@ sim_fs_conn_main(void *arg)
 		if (r == 1)
 			sched_yield();
 		else if (r < 0)
-			sim_fs_wait(c, POLLIN, poll_ms);
+			sim_fs_wait(c, POLLIN, sim_now_ns() + poll_ns);
 	}
 out:
 	sim_fs_conn_end(c, &rd);
