@@ -313,6 +313,9 @@ Test(basic, bad_opts_refused_everywhere)
 	bad[2].timeout_ms = 0;
 	bad[3].enc_flags = 0x80;
 	bad[4].enc_flags = FSESL_ENC_ALLOW_UNLOAD | 2u;
+	/* Connected and logged in first: the login is a command the
+	 * simulator counts, and it must not land between k0 and k1. */
+	cr_assert_eq(et_echo(eng, srv, "up", NULL), 0);
 	fsesl_engine_stats_get(eng, &s0);
 	fsesl_sim_counters(sim, &k0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
