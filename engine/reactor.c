@@ -36,7 +36,7 @@
 
 #include "engine_int.h"
 
-_Thread_local bool fsesl_on_reactor;
+_Thread_local struct fsesl_engine *fsesl_on_reactor;
 
 #define DRAIN_MAX 4096u /* ring items per turn */
 #define MSGS_PER_TURN 1024u /* messages parsed per connection per turn */
@@ -1275,9 +1275,10 @@ fsesl_submit(
     struct fsesl_engine *e, struct fsesl_req *r, bool nonblock, const struct timespec *deadline)
 {
 
-	if (fsesl_on_reactor) {
-		/* From a callback: straight to the reactor's own queues; the
-		 * write phase of this turn sends it. */
+	if (fsesl_on_reactor == e) {
+		/* From a callback on this engine's reactor: straight to its own
+		 * queues; the write phase of this turn sends it. (Another
+		 * engine's reactor goes through the rings like any thread.) */
 		fsesl_reactor_intake(e, r);
 		return 0;
 	}
@@ -1519,14 +1520,15 @@ reactor_shutdown(struct fsesl_engine *e)
 	struct fsesl_req *r;
 	struct fsesl_srv *s;
 
-	/* Keep draining until no submitter is inside its window; their
-	 * items complete with FSESL_ESHUTDOWN (intake checks the flag). */
+	/* Keep draining until no caller is inside the engine (its window,
+	 * ref.c); their items complete with FSESL_ESHUTDOWN (intake checks
+	 * the flag). */
 	for (;;) {
 		unsigned int n = fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e);
 
-		/* acquire: pairs with the submitters' release decrement, so
-		 * their pushes are visible to the drain below. */
-		if (atomic_load_explicit(&e->in_submit, memory_order_seq_cst) == 0) {
+		/* acquire (in the load): pairs with the callers' release
+		 * decrement, so their pushes are visible to the drain below. */
+		if (fsesl_window_callers(e) == 0) {
 			while (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e))
 				;
 			break;
@@ -1591,7 +1593,7 @@ reactor_main(void *arg)
 	bool bell = true;
 	int n, i, timeout;
 
-	fsesl_on_reactor = true;
+	fsesl_on_reactor = e;
 	/* Every call_rcu of the engine runs here, on this worker. */
 	urcu_bp_set_thread_call_rcu_data(e->crdp);
 	e->now_ns = fsesl_engine_now(e);
