@@ -1643,21 +1643,29 @@ spin_poll(struct fsesl_engine *e, struct epoll_event *evs)
 	unsigned int i;
 	int n;
 
+	/* A spinner like a waiting caller (the wait policy): callers spin
+	 * only on the CPUs left over. */
+	fsesl_cpl_spin_announce();
 	for (;;) {
 		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e)) {
 			e->now_ns = fsesl_engine_now(e);
 			e->last_busy_ns = spin_now(e);
 			e->work_pending = true;
-			return 0;
+			n = 0;
+			break;
 		}
 		n = epoll_wait(e->epfd, evs, MAX_EVENTS, 0);
 		if (n > 0)
-			return n;
-		if (fsesl_mono_ns() >= until)
-			return 0;
+			break;
+		if (fsesl_mono_ns() >= until) {
+			n = 0;
+			break;
+		}
 		for (i = 0; i < 64; i++)
 			cpu_pause();
 	}
+	fsesl_cpl_spin_withdraw();
+	return n;
 }
 
 /* FSESL_WAKE_BACKEND=futex: never io_uring (a diagnostic knob, tuning.md). */

@@ -59,7 +59,12 @@
  *   otherwise:
  *     - a spinner slot is free: at most (online CPUs - 1) threads spin at
  *       once, process-wide (one atomic counter), so one CPU always stays
- *       for everything else; on one CPU nobody spins;
+ *       for everything else; on one CPU nobody spins. Other spinners of
+ *       the process (the reactor's spin poll) announce themselves in the
+ *       same counter, without a limit: a polling reactor saves every
+ *       caller the doorbell and the reply's wake-up, which is worth more
+ *       than one caller skipping its own wake, so on 2 CPUs callers spin
+ *       only while the reactor sleeps;
  *     - the reply is due soon: the expectation (c->expect_ns, which the
  *       engine sets from the server's recent reply times, queueing behind
  *       other requests included) is below FSESL_SPIN_DUE_NS. Without one
@@ -163,6 +168,22 @@ cpl_spin_leave(void)
 {
 
 	atomic_fetch_sub_explicit(&cpl_spinning, 1, memory_order_relaxed);
+	return;
+}
+
+void
+fsesl_cpl_spin_announce(void)
+{
+
+	atomic_fetch_add_explicit(&cpl_spinning, 1, memory_order_relaxed);
+	return;
+}
+
+void
+fsesl_cpl_spin_withdraw(void)
+{
+
+	cpl_spin_leave();
 	return;
 }
 

@@ -298,6 +298,11 @@ void fsesl_cpl_spin_reset(void);
  * most the policy lets spin at once (online CPUs - 1). Relaxed reads. */
 unsigned int fsesl_cpl_spinners(void);
 unsigned int fsesl_cpl_spinners_max(void);
+/* Another thread of the process starts or stops a spin of its own (the
+ * reactor's spin poll): it counts as a spinner, without a limit, so that
+ * waiters leave it the CPUs it needs. */
+void fsesl_cpl_spin_announce(void);
+void fsesl_cpl_spin_withdraw(void);
 /* What fsesl_cpl_wait() on c would spin for, ns, if a spinner slot is
  * free (0: it sleeps at once). For tests and benches. */
 uint64_t fsesl_cpl_spin_budget_ns(const struct fsesl_cpl *c);

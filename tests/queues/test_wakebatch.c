@@ -327,3 +327,16 @@ Test(cpl_policy, spinner_limit_leaves_one_cpu)
 	cr_assert_eq(fsesl_cpl_spinners_max(), n > 1 ? (unsigned int)(n - 1) : 0u);
 	cr_assert_eq(fsesl_cpl_spinners(), 0);
 }
+
+/* The reactor's spin poll counts in the same budget, without a limit. */
+Test(cpl_policy, other_spinners_announce_themselves)
+{
+	unsigned int before = fsesl_cpl_spinners();
+
+	fsesl_cpl_spin_announce();
+	fsesl_cpl_spin_announce();
+	cr_assert_eq(fsesl_cpl_spinners(), before + 2);
+	fsesl_cpl_spin_withdraw();
+	fsesl_cpl_spin_withdraw();
+	cr_assert_eq(fsesl_cpl_spinners(), before);
+}
