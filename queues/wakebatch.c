@@ -229,8 +229,8 @@ wakeb_uring_flush(struct fsesl_wakeb_st *wb)
 		}
 		wakeb_prep_futex_wake(sqe, &wb->v[i].c->state, flags);
 	}
-	rc = io_uring_submit(ring);
 	atomic_fetch_add_explicit(&wb->syscalls, 1, memory_order_relaxed);
+	rc = io_uring_submit(ring);
 	if (rc != (int)wb->n)
 		ok = false;
 	/* Skip-success: any CQE is a failed wake. */
@@ -250,6 +250,10 @@ fsesl_wakeb_st_flush(struct fsesl_wakeb_st *wb)
 
 	if (n == 0)
 		return;
+	/* Counted before the wakes: a woken waiter that reads the counters
+	 * sees its own wake. */
+	atomic_fetch_add_explicit(&wb->wakes, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&wb->flushes, 1, memory_order_relaxed);
 	if (wb->uring != NULL && !wakeb_uring_flush(wb)) {
 		/* For good: a ring that failed once is not trusted again. */
 		wakeb_uring_close(wb);
@@ -257,9 +261,9 @@ fsesl_wakeb_st_flush(struct fsesl_wakeb_st *wb)
 		atomic_fetch_add_explicit(&wb->fallbacks, 1, memory_order_relaxed);
 	}
 	if (wb->uring == NULL) {
+		atomic_fetch_add_explicit(&wb->syscalls, n, memory_order_relaxed);
 		for (i = 0; i < n; i++)
 			ops->wake32(&wb->v[i].c->state, INT_MAX, ops->ctx);
-		atomic_fetch_add_explicit(&wb->syscalls, n, memory_order_relaxed);
 	}
 	/* Only now, every wake done: drop the batch's references. */
 	for (i = 0; i < n; i++) {
@@ -268,8 +272,6 @@ fsesl_wakeb_st_flush(struct fsesl_wakeb_st *wb)
 			en->release(en->c);
 	}
 	wb->n = 0;
-	atomic_fetch_add_explicit(&wb->wakes, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&wb->flushes, 1, memory_order_relaxed);
 	return;
 }
 
