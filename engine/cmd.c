@@ -227,6 +227,10 @@ req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 		}
 	}
 	r->srv = s;
+	/* The wait policy's hint (a blocking caller spins only for a reply
+	 * due soon): how long this server's replies take now. */
+	if (s != NULL && r->cpl.cb == NULL)
+		r->cpl.expect_ns = atomic_load_explicit(&s->expect_ns, memory_order_relaxed);
 	/* Two clocks: the reactor's deadlines (async timers, latency) are on
 	 * the engine's, the kernel's futex deadline is on CLOCK_MONOTONIC. */
 	r->submit_ns = fsesl_engine_now(e);

@@ -141,7 +141,12 @@ fsesl_engine_stats_get(fsesl_engine *ref, fsesl_engine_stats *out)
 	out->submitted = atomic_load_explicit(&e->submitted, memory_order_relaxed);
 	out->doorbell_writes = atomic_load_explicit(&e->sq.db.writes, memory_order_relaxed);
 	out->loop_iterations = atomic_load_explicit(&e->loop_iterations, memory_order_relaxed);
-	out->futex_wakes = atomic_load_explicit(&e->futex_wakes, memory_order_relaxed);
+	out->futex_wakes = atomic_load_explicit(&e->futex_wakes, memory_order_relaxed) +
+	                   atomic_load_explicit(&e->wakes.wakes, memory_order_relaxed);
+	out->wake_flushes = atomic_load_explicit(&e->wakes.flushes, memory_order_relaxed);
+	out->wake_syscalls = atomic_load_explicit(&e->wakes.syscalls, memory_order_relaxed) +
+	                     atomic_load_explicit(&e->futex_wakes, memory_order_relaxed);
+	out->wake_uring = fsesl_wakeb_backend(&e->wakes) == FSESL_WAKEB_URING;
 	out->servers = atomic_load_explicit(&e->n_servers, memory_order_relaxed);
 	fsesl_window_leave(e);
 }

@@ -238,6 +238,12 @@ struct fsesl_srv {
 	char password[256];
 
 	struct fsesl_srv_stats st;
+	/* How long a blocking request to this server takes, submit to reply,
+	 * ns: a moving average (1/8) the reactor keeps, queueing included;
+	 * submitters copy it into their completion (the wait policy,
+	 * queues/completion.c). Relaxed: a heuristic, nothing is published
+	 * through it. */
+	_Atomic uint32_t expect_ns;
 
 	/* Reactor only. */
 	_Atomic bool attach_sent; /* the attach item was submitted */
@@ -318,8 +324,11 @@ struct fsesl_engine {
 	fsesl_engine *ref;
 	_Atomic bool stopping;
 
-	/* stats */
+	/* stats (futex_wakes: wakes issued outside the batch) */
 	_Atomic uint64_t submitted, loop_iterations, futex_wakes;
+	/* The reactor's wake batch (reactor only; its counters any thread):
+	 * made and destroyed by reactor_main, flushed once per turn. */
+	struct fsesl_wakeb_st wakes;
 	_Atomic uint64_t n_servers;
 
 	/* Reactor only. */
@@ -457,6 +466,9 @@ bool fsesl_evfilter_release(struct fsesl_evfilter *f); /* true: the last */
 bool fsesl_evfilters_pass(struct fsesl_evfilter *const *v, size_t n, const struct fsesl_event *ev);
 
 /* reactor.c services for events.c */
+/* Every reactor-side completion of a request: a sleeping waiter's wake
+ * goes into the turn's wake batch (fsesl_cpl_complete otherwise). */
+bool fsesl_rx_complete(struct fsesl_engine *e, struct fsesl_req *r, uint32_t state);
 void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);
 void fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status);
 void fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r);

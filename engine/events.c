@@ -390,11 +390,10 @@ job_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
 
 	fsesl_job_unlink(r->srv, r);
 	r->status = status;
-	(void)fsesl_cpl_complete(&r->cpl,
+	(void)fsesl_rx_complete(e, r,
 	    status == 0                 ? FSESL_CPL_DONE
 	    : status == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED
-	                                : FSESL_CPL_FAILED,
-	    e->ops);
+	                                : FSESL_CPL_FAILED);
 	fsesl_rx_req_done(e, r);
 }
 
@@ -408,14 +407,14 @@ job_finish(struct fsesl_engine *e, struct fsesl_req *r, struct fsesl_event *res)
 	if (res && fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING) {
 		r->job_ev = res;
 		r->status = 0;
-		if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops) && r->is_async) {
+		if (fsesl_rx_complete(e, r, FSESL_CPL_DONE) && r->is_async) {
 			fsesl_event_free(r->job_ev); /* lent to the callback */
 			r->job_ev = NULL;
 		}
 	} else {
 		fsesl_event_free(res);
 		r->status = -ENOMEM;
-		(void)fsesl_cpl_complete(&r->cpl, FSESL_CPL_FAILED, e->ops);
+		(void)fsesl_rx_complete(e, r, FSESL_CPL_FAILED);
 	}
 	fsesl_rx_req_done(e, r);
 }
@@ -939,7 +938,7 @@ waiter_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
 
 	r->status = status;
 	r->reply = NULL;
-	won = fsesl_cpl_complete(&r->cpl, status ? FSESL_CPL_FAILED : FSESL_CPL_DONE, e->ops);
+	won = fsesl_rx_complete(e, r, status ? FSESL_CPL_FAILED : FSESL_CPL_DONE);
 	fsesl_rx_req_done(e, r);
 	return won;
 }

@@ -263,8 +263,14 @@ typedef struct fsesl_engine_stats {
 	uint64_t submitted;
 	uint64_t doorbell_writes; /* eventfd writes: syscalls on the submit side */
 	uint64_t loop_iterations;
-	uint64_t futex_wakes; /* FUTEX_WAKE calls by the reactor */
+	uint64_t futex_wakes; /* sleeping callers woken by the reactor */
 	uint64_t servers;
+	/* How those wakes reached the kernel: the reactor batches the wakes
+	 * of a loop turn (docs/engine.md, "Waking callers"). */
+	uint64_t wake_flushes; /* turns that had wakes to hand over */
+	uint64_t wake_syscalls; /* io_uring_enter (one per flush) or
+	                         * FUTEX_WAKE (one per wake) calls */
+	int wake_uring; /* 1: batches go through io_uring FUTEX_WAKE */
 } fsesl_engine_stats;
 FSESL_API void fsesl_engine_stats_get(fsesl_engine *e, fsesl_engine_stats *out);
 

@@ -13,6 +13,7 @@
 #include "fsesl.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@ eng_hook(void *ud, int which)
 	fsesl_engine_stats_get(g->e, which ? &g->s1 : &g->s0);
 	if (which)
 		g->rss1 = self_rss_bytes();
+	/* FSESL_BENCH_WAKES=1: how the engine woke its callers in the
+	 * measured window (docs/engine.md, "Waking callers"). */
+	if (which && getenv("FSESL_BENCH_WAKES"))
+		fprintf(stderr,
+		    "wakes: %" PRIu64 " futex_wakes, %" PRIu64 " flushes, %" PRIu64
+		    " wake syscalls (%s) in %" PRIu64 " loop turns\n",
+		    g->s1.futex_wakes - g->s0.futex_wakes, g->s1.wake_flushes - g->s0.wake_flushes,
+		    g->s1.wake_syscalls - g->s0.wake_syscalls,
+		    g->s1.wake_uring ? "io_uring_enter" : "FUTEX_WAKE",
+		    g->s1.loop_iterations - g->s0.loop_iterations);
 }
 
 static int
