@@ -162,7 +162,8 @@ Test(config, strerror_names_every_code)
 {
 	int c;
 
-	static const int later[] = {FSESL_EFORKED, FSESL_EURLEVENTS, FSESL_ENOJOBID, FSESL_ERESOLVE};
+	static const int later[] = {
+	    FSESL_EFORKED, FSESL_EURLEVENTS, FSESL_ENOJOBID, FSESL_ERESOLVE};
 
 	for (c = FSESL_EAUTH; c >= FSESL_EREFUSED; c--) {
 		const char *s = fsesl_strerror(c);
