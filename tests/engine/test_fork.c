@@ -111,7 +111,13 @@ Test(fork, inherited_engine_says_eforked, .timeout = 60)
 }
 
 /* fork() while other threads keep the engine (and RCU) busy: the child
- * must still be able to start its own engine (liburcu-bp's fork hooks). */
+ * must still be able to start its own engine (liburcu-bp's fork hooks).
+ * Not in the AddressSanitizer build: GCC 12's ASan allocator takes no lock
+ * around fork(), so a child forked while another thread is inside malloc
+ * inherits that lock held and its first malloc hangs (seen in gdb: the
+ * child's reactor in SizeClassAllocator64::GetFromAllocator). glibc's
+ * malloc is fork-safe; the plain, valgrind and TSan-free builds run it. */
+#ifndef __SANITIZE_ADDRESS__
 struct busy {
 	fsesl_engine *e;
 	fsesl_server_t h;
@@ -151,3 +157,4 @@ Test(fork, fork_while_busy, .timeout = 90)
 	cr_assert_eq(fsesl_engine_stop(e), 0);
 	fsesl_sim_stop(sim);
 }
+#endif /* __SANITIZE_ADDRESS__ */
