@@ -289,6 +289,13 @@ struct rawreply {
 	size_t job_uuid_len;
 };
 int rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events);
+/* The same from the bytes already read only: 1, 0 (need more), < 0. For an
+ * I/O thread that reads on readiness (blocking.c). */
+int rawconn_parse(struct rawconn *c, struct rawreply *rep, uint64_t *events);
+/* One non-blocking recv: bytes read (0: nothing there), < 0 error or EOF.
+ * *room (may be NULL) gets the space it had: a read that filled it all
+ * may have left more in the socket. */
+ssize_t rawconn_recv(struct rawconn *c, size_t *room);
 /* Encodes the command for token/mix into dst; returns length or < 0. */
 ssize_t encode_request(
     char *dst, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes);
