@@ -154,6 +154,14 @@ struct result {
 	char note[160]; /* how the scenario had to be run, if unusual */
 };
 
+/* How the embedded simulator behaves (--sim-mode). */
+enum bench_sim_mode {
+	SIM_MODE_FAST = 0, /* answers as fast as it can: the client is measured */
+	SIM_MODE_FS_LIKE, /* paced like a real FreeSWITCH 1.10.12 */
+};
+#define SIM_KNOB_UNSET (~0u)
+const char *sim_mode_name(enum bench_sim_mode m);
+
 /* Run-wide settings from the command line. */
 struct bench_opts {
 	double duration_s; /* per scenario, warm-up included */
@@ -172,7 +180,9 @@ struct bench_opts {
 	/* The wake technique of the bare-blocking baseline that the engine
 	 * is compared with ("fsesl vs its own technique"). */
 	enum wake_tech engine_wake;
-	/* Simulator behaviour (0: as fast as it can; see fsesl_sim.h). */
+	/* Simulator behaviour: a mode, then knobs given explicitly on top
+	 * (SIM_KNOB_UNSET: the mode's value; see simhost.c). */
+	enum bench_sim_mode sim_mode;
 	unsigned sim_api_cost_us;
 	unsigned sim_bgapi_cost_us;
 	unsigned sim_event_poll_ms;
@@ -284,6 +294,12 @@ enum bench_mix mix_pick(enum bench_mix m, uint64_t seq);
 /* ------------------------------------------------------------------ */
 
 bool simhost_available(void);
+/* The simulator's pacing for these options: the mode's, then the knobs
+ * given on the command line. */
+struct sim_knobs {
+	unsigned api_cost_us, bgapi_cost_us, event_poll_ms;
+};
+void simhost_knobs(const struct bench_opts *o, struct sim_knobs *k);
 /* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */
 int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets);
 /* Events per second of CUSTOM sim::flood on every connection (0 stops). */

@@ -96,11 +96,14 @@ usage(FILE *f)
 	    "  --repeat N          go round all scenarios N times and report each one's best\n"
 	    "                      run (highest rate; open loop: lowest p99); errors of\n"
 	    "                      every run count\n"
-	    "  --sim-api-cost US   simulator: serial cost of each api per connection (0)\n"
-	    "  --sim-bgapi-cost US simulator: the same for bgapi (0)\n"
-	    "  --sim-event-poll MS simulator: idle connections see events every MS (0)\n"
-	    "  --fs-like           simulator like a real FreeSWITCH 1.10.12: api 50 us,\n"
-	    "                      bgapi 1250 us, 20 ms event poll (measurements doc)\n"
+	    "  --sim-mode MODE     fast (default: answers at once) or fs-like (paced like a\n"
+	    "                      real FreeSWITCH 1.10.12; today api 50 us, bgapi 1250 us\n"
+	    "                      per connection, 20 ms event poll)\n"
+	    "  --fs-like           the same as --sim-mode fs-like\n"
+	    "  --sim-api-cost US   simulator: serial cost of each api per connection\n"
+	    "  --sim-bgapi-cost US simulator: the same for bgapi\n"
+	    "  --sim-event-poll MS simulator: idle connections see events every MS\n"
+	    "                      (these three override the mode's values)\n"
 	    "  --no-progress       no progress line even on a terminal\n",
 	    BENCH_MAX_WORKERS);
 }
@@ -176,6 +179,7 @@ parse_args(int argc, char **argv, struct cli *c)
 		O_FSLIKE,
 		O_REPEAT,
 		O_FULL,
+		O_SIM_MODE,
 		O_ENGINE_WAKE,
 		O_HELP,
 	};
@@ -207,6 +211,7 @@ parse_args(int argc, char **argv, struct cli *c)
 	    {"sim-event-poll", required_argument, NULL, O_SIM_EVPOLL},
 	    {"fs-like", no_argument, NULL, O_FSLIKE},
 	    {"full", no_argument, NULL, O_FULL},
+	    {"sim-mode", required_argument, NULL, O_SIM_MODE},
 	    {"engine-wake", required_argument, NULL, O_ENGINE_WAKE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
@@ -229,6 +234,7 @@ parse_args(int argc, char **argv, struct cli *c)
 	c->many_conns = 1000;
 	c->polling_itv = 1000;
 	c->repeat = 1;
+	c->o.sim_api_cost_us = c->o.sim_bgapi_cost_us = c->o.sim_event_poll_ms = SIM_KNOB_UNSET;
 	/* The engine's hand-off today: one FUTEX_WAKE per reply. When it
 	 * batches its wakes through io_uring, this becomes WAKE_URING. */
 	c->o.engine_wake = WAKE_FUTEX;
@@ -354,11 +360,15 @@ parse_args(int argc, char **argv, struct cli *c)
 				    "--sim-event-poll: '%s' is not 0..1000 ms", optarg);
 			break;
 		case O_FSLIKE:
-			/* docs/real-server-measurements.md: ~20,000 api/s and
-			 * ~800 bgapi/s per connection; 20 ms idle poll for events. */
-			c->o.sim_api_cost_us = 50;
-			c->o.sim_bgapi_cost_us = 1250;
-			c->o.sim_event_poll_ms = 20;
+			c->o.sim_mode = SIM_MODE_FS_LIKE;
+			break;
+		case O_SIM_MODE:
+			if (!strcmp(optarg, "fast"))
+				c->o.sim_mode = SIM_MODE_FAST;
+			else if (!strcmp(optarg, "fs-like"))
+				c->o.sim_mode = SIM_MODE_FS_LIKE;
+			else
+				return die_usage("--sim-mode: '%s' is not fast or fs-like", optarg);
 			break;
 		case O_ENGINE_WAKE:
 			if (!strcmp(optarg, "futex"))
@@ -962,6 +972,8 @@ main(int argc, char **argv)
 	    fsesl_version(), k, c.o.duration_s, c.o.warmup_s,
 	    sim ? "embedded simulator (child process)" : "real servers",
 	    (double)(now_ns() - t_start) / 1e9);
+	if (sim)
+		fprintf(table, "simulator mode: %s\n", sim_mode_name(c.o.sim_mode));
 	if (!c.uring_ok)
 		fprintf(table, "blocking_uring_* not run: %s\n", c.uring_why);
 	fprintf(table, "engine compared with the bare-blocking baseline using: %s\n\n",

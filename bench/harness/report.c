@@ -89,8 +89,7 @@ compute_ratios(const struct result *res, size_t n, const struct bench_opts *o, b
 	/* An engine that batches through io_uring falls back to FUTEX_WAKE
 	 * where io_uring cannot: so does the comparison. */
 	out->engine_wake = o->engine_wake == WAKE_URING && uring_ok ? WAKE_URING : WAKE_FUTEX;
-	/* --fs-like: the simulator paced like the real server. */
-	out->fs_like = o->sim_api_cost_us > 0;
+	out->fs_like = o->sim_mode == SIM_MODE_FS_LIKE;
 	const struct result *e16 = out->engine_wake == WAKE_URING ? u16 : k16,
 	                    *e64 = out->engine_wake == WAKE_URING ? u64 : k64;
 
@@ -444,11 +443,14 @@ report_json(FILE *f, const struct bench_env *env, const struct result *res, size
 	cJSON_AddNumberToObject(root, "repeat", env->o->repeat);
 	cJSON_AddStringToObject(root, "plan", env->o->full ? "full" : "default");
 	if (env->sim) {
+		struct sim_knobs k;
+		simhost_knobs(env->o, &k);
 		cJSON *so = cJSON_AddObjectToObject(root, "simulator");
+		cJSON_AddStringToObject(so, "mode", sim_mode_name(env->o->sim_mode));
 		cJSON_AddNumberToObject(so, "servers", env->n_targets);
-		cJSON_AddNumberToObject(so, "api_cost_us", env->o->sim_api_cost_us);
-		cJSON_AddNumberToObject(so, "bgapi_cost_us", env->o->sim_bgapi_cost_us);
-		cJSON_AddNumberToObject(so, "event_poll_ms", env->o->sim_event_poll_ms);
+		cJSON_AddNumberToObject(so, "api_cost_us", k.api_cost_us);
+		cJSON_AddNumberToObject(so, "bgapi_cost_us", k.bgapi_cost_us);
+		cJSON_AddNumberToObject(so, "event_poll_ms", k.event_poll_ms);
 	}
 	cJSON *wo = cJSON_AddObjectToObject(root, "wake");
 	cJSON_AddBoolToObject(wo, "uring_available", uring_ok);
