@@ -79,8 +79,9 @@ struct cpu_window {
 };
 /* The calling thread issues commands (a worker, an event consumer). */
 void cpu_thread_app(void);
-/* The calling thread is the harness's for the whole run (the watchdog). */
-void cpu_thread_harness_permanent(void);
+/* Thread t is the harness's for the whole run (the watchdog). Call it
+ * before the first scenario. */
+void cpu_thread_harness_permanent(pthread_t t);
 /* Forgets the application threads of the previous scenario. */
 void cpu_registry_reset(void);
 void cpu_window_open(struct cpu_window *w);

@@ -12,9 +12,10 @@
  * that registered as the application's; what remains is the I/O side.
  * getrusage() is kept beside it as an independent check of the total.
  *
- * A thread registers itself (pthread_getcpuclockid on pthread_self), so no
+ * A caller registers itself (pthread_getcpuclockid on pthread_self), so no
  * thread id ever has to be guessed from /proc. Entries of one scenario
- * are forgotten when the next begins; the watchdog's stays.
+ * are forgotten when the next begins; the watchdog's, registered by main
+ * before the first scenario, stays.
  */
 #include "bench.h"
 
@@ -47,10 +48,10 @@ clk_ns(clockid_t c, uint64_t *out)
 }
 
 static void
-add_self(bool harness, bool permanent)
+add(pthread_t t, bool harness, bool permanent)
 {
 	clockid_t clk;
-	if (pthread_getcpuclockid(pthread_self(), &clk) != 0)
+	if (pthread_getcpuclockid(t, &clk) != 0)
 		return;
 	pthread_mutex_lock(&reg_lock);
 	if (n_reg < CPU_MAX_THREADS) {
@@ -68,13 +69,13 @@ add_self(bool harness, bool permanent)
 void
 cpu_thread_app(void)
 {
-	add_self(false, false);
+	add(pthread_self(), false, false);
 }
 
 void
-cpu_thread_harness_permanent(void)
+cpu_thread_harness_permanent(pthread_t t)
 {
-	add_self(true, true);
+	add(t, true, true);
 }
 
 void

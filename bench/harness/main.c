@@ -753,7 +753,6 @@ static void *
 watchdog_main(void *arg)
 {
 	(void)arg;
-	cpu_thread_harness_permanent();
 	for (;;) {
 		sleep_ns(200000000u);
 		/* Acquire: pairs with watchdog_arm's release store, so the name
@@ -929,8 +928,10 @@ main(int argc, char **argv)
 	uint64_t t_start = now_ns();
 	struct result *tmp = malloc(sizeof(*tmp));
 	pthread_t wd;
-	if (pthread_create(&wd, NULL, watchdog_main, NULL) == 0)
+	if (pthread_create(&wd, NULL, watchdog_main, NULL) == 0) {
+		cpu_thread_harness_permanent(wd);
 		pthread_detach(wd);
+	}
 	if (!tmp) {
 		fprintf(stderr, "fsesl-bench: out of memory\n");
 		return 1;
