@@ -402,7 +402,7 @@ bb_io_main(void *arg)
 	char why[160] = "";
 
 	if (waker_init(&io->wk, io->sc->wake, why, sizeof(why)) != 0) {
-		snprintf(io->note, sizeof(io->note), "%s unavailable (%s): ran with %s",
+		snprintf(io->note, sizeof(io->note), "%s unavailable (%.60s): ran with %s",
 		    wake_tech_name(io->sc->wake), why, wake_tech_name(WAKE_FUTEX));
 		(void)waker_init(&io->wk, WAKE_FUTEX, why, sizeof(why));
 	}
