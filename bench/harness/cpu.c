@@ -12,6 +12,12 @@
  * that registered as the application's; what remains is the I/O side.
  * getrusage() is kept beside it as an independent check of the total.
  *
+ * To check all this against an independent counter, FSESL_BENCH_PERF_CTL
+ * names perf's control and acknowledgement FIFOs (perf stat --control
+ * fifo:CTL,ACK -D -1 -p <pid>): the window's edges then enable and
+ * disable perf's counters, so perf counts the same window
+ * (bench/harness/perf_split.py stat).
+ *
  * A caller registers itself (pthread_getcpuclockid on pthread_self), so no
  * thread id ever has to be guessed from /proc. Entries of one scenario
  * are forgotten when the next begins; the watchdog's, registered by main
@@ -19,10 +25,15 @@
  */
 #include "bench.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CPU_MAX_THREADS (BENCH_MAX_WORKERS + 64)
 
@@ -97,9 +108,44 @@ rusage_ns(uint64_t *csw)
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
+static int perf_ctl_fd = -1, perf_ack_fd = -1;
+
+/* Sends an "enable" or "disable" to perf and waits for its "ack": the
+ * counters have moved when this returns. Quietly nothing without
+ * FSESL_BENCH_PERF_CTL, or when perf is not there within 10 s. */
+static void
+perf_ctl(const char *cmd)
+{
+	const char *spec = getenv("FSESL_BENCH_PERF_CTL");
+	char ctl[256], ack[256];
+	if (!spec || sscanf(spec, "%255[^,],%255s", ctl, ack) != 2)
+		return;
+	if (perf_ctl_fd < 0) {
+		/* Opening a FIFO to write fails until perf has it open. */
+		for (int i = 0; i < 1000 && perf_ctl_fd < 0; i++) {
+			perf_ctl_fd = open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+			if (perf_ctl_fd < 0 && errno == ENXIO)
+				sleep_ns(10000000);
+			else if (perf_ctl_fd < 0)
+				break;
+		}
+		perf_ack_fd = open(ack, O_RDONLY | O_CLOEXEC);
+		if (perf_ctl_fd < 0 || perf_ack_fd < 0) {
+			fprintf(stderr, "fsesl-bench: FSESL_BENCH_PERF_CTL: cannot open %s\n", spec);
+			unsetenv("FSESL_BENCH_PERF_CTL");
+			return;
+		}
+	}
+	char buf[16];
+	size_t len = strlen(cmd);
+	if (write(perf_ctl_fd, cmd, len) != (ssize_t)len || read(perf_ack_fd, buf, sizeof(buf)) <= 0)
+		fprintf(stderr, "fsesl-bench: FSESL_BENCH_PERF_CTL: perf did not answer\n");
+}
+
 void
 cpu_window_open(struct cpu_window *w)
 {
+	perf_ctl("enable\n");
 	memset(w, 0, sizeof(*w));
 	pthread_mutex_lock(&reg_lock);
 	for (unsigned i = 0; i < n_reg; i++)
@@ -134,4 +180,5 @@ cpu_window_close(struct cpu_window *w)
 	w->app_ns = app < w->client_ns ? app : w->client_ns;
 	w->rusage_ns = ru1 - w->ru0;
 	w->csw = csw1 - w->csw0;
+	perf_ctl("disable\n");
 }
