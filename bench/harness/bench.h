@@ -429,8 +429,8 @@ struct ratios {
 	enum wake_tech engine_wake; /* the baseline variant used above */
 	bool fs_like; /* the simulator was FreeSWITCH-like: other goals */
 };
-void compute_ratios(const struct result *res, size_t n, const struct bench_opts *o,
-    bool uring_ok, struct ratios *out);
+void compute_ratios(const struct result *res, size_t n, const struct bench_opts *o, bool uring_ok,
+    struct ratios *out);
 /* The bare-blocking twin of an engine scenario (same workers, connections,
  * servers, events; the engine's wake technique): its name, or NULL. */
 const char *blocking_twin(const char *name, enum wake_tech t, char *buf, size_t cap);

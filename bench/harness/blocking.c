@@ -130,9 +130,8 @@ bb_wait(struct bb_req *rq, uint64_t deadline)
 	while (s != BB_DONE) {
 		/* Announce the sleep, so the I/O thread knows to wake us. A
 		 * failed CAS means DONE came first (s reloaded). */
-		if (s == BB_PENDING &&
-		    !atomic_compare_exchange_strong_explicit(&rq->state, &s, BB_SLEEPING,
-		        memory_order_acquire, memory_order_acquire))
+		if (s == BB_PENDING && !atomic_compare_exchange_strong_explicit(&rq->state, &s,
+		                           BB_SLEEPING, memory_order_acquire, memory_order_acquire))
 			continue;
 		int rc = wake_wait(&rq->state, BB_SLEEPING, deadline);
 		s = atomic_load_explicit(&rq->state, memory_order_acquire);
@@ -256,8 +255,8 @@ copy_reply(struct bb_req *rq, const struct rawreply *rep)
 		rq->body_len = rep->body_len;
 	}
 	rq->has_text = rep->reply_text != NULL;
-	rq->text_len = rep->reply_text_len < sizeof(rq->text) ? rep->reply_text_len
-	                                                      : sizeof(rq->text) - 1;
+	rq->text_len =
+	    rep->reply_text_len < sizeof(rq->text) ? rep->reply_text_len : sizeof(rq->text) - 1;
 	if (rq->has_text)
 		memcpy(rq->text, rep->reply_text, rq->text_len);
 	rq->has_job = rep->job_uuid != NULL;
@@ -480,8 +479,7 @@ bb_subscribe(struct bb_conn *c, char *err, size_t errlen)
 }
 
 void
-run_blocking(
-    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
+run_blocking(const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r)
 {
 	const struct bench_opts *o = env->o;
 	struct run_ctl ctl = {PH_WARMUP, 0, 0, false};
@@ -547,10 +545,11 @@ run_blocking(
 			flooding = simhost_flood(per, servers) == 0;
 		} else {
 			for (; n_floods < servers; n_floods++)
-				if (flood_start(&floods[n_floods], &env->targets[n_floods], per) != 0) {
+				if (flood_start(&floods[n_floods], &env->targets[n_floods], per) !=
+				    0) {
 					r->errors++;
-					snprintf(r->first_error, sizeof(r->first_error), "event flood: %.120s",
-					    floods[n_floods].err);
+					snprintf(r->first_error, sizeof(r->first_error),
+					    "event flood: %.120s", floods[n_floods].err);
 					goto out_flood;
 				}
 		}

@@ -131,14 +131,16 @@ perf_ctl(const char *cmd)
 		}
 		perf_ack_fd = open(ack, O_RDONLY | O_CLOEXEC);
 		if (perf_ctl_fd < 0 || perf_ack_fd < 0) {
-			fprintf(stderr, "fsesl-bench: FSESL_BENCH_PERF_CTL: cannot open %s\n", spec);
+			fprintf(
+			    stderr, "fsesl-bench: FSESL_BENCH_PERF_CTL: cannot open %s\n", spec);
 			unsetenv("FSESL_BENCH_PERF_CTL");
 			return;
 		}
 	}
 	char buf[16];
 	size_t len = strlen(cmd);
-	if (write(perf_ctl_fd, cmd, len) != (ssize_t)len || read(perf_ack_fd, buf, sizeof(buf)) <= 0)
+	if (write(perf_ctl_fd, cmd, len) != (ssize_t)len ||
+	    read(perf_ack_fd, buf, sizeof(buf)) <= 0)
 		fprintf(stderr, "fsesl-bench: FSESL_BENCH_PERF_CTL: perf did not answer\n");
 }
 

@@ -376,7 +376,8 @@ parse_args(int argc, char **argv, struct cli *c)
 			else if (!strcmp(optarg, "uring"))
 				c->o.engine_wake = WAKE_URING;
 			else
-				return die_usage("--engine-wake: '%s' is not futex or uring", optarg);
+				return die_usage(
+				    "--engine-wake: '%s' is not futex or uring", optarg);
 			break;
 		case O_FULL:
 			c->o.full = true;
@@ -470,8 +471,8 @@ static const struct family FAM_BLOCKING_URING = {"blocking_uring", K_BLOCKING, 0
  * [_events_<rate>]: the names of the one-dimension scenarios of earlier
  * versions stay what they were. */
 static struct scenario *
-add_point(struct plan *p, const struct cli *c, const struct family *f, unsigned w,
-    unsigned conns, unsigned servers, unsigned events)
+add_point(struct plan *p, const struct cli *c, const struct family *f, unsigned w, unsigned conns,
+    unsigned servers, unsigned events)
 {
 	char name[64];
 	int n = snprintf(name, sizeof(name), "%s_%uw", f->mode, w);

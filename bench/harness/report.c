@@ -296,7 +296,8 @@ report_table(FILE *f, const struct result *res, size_t n, const struct ratios *r
 	    "\n(cpu/cmd: client CPU per command, simulator and harness threads excluded; io/cmd:\n"
 	    " the part of it spent by the I/O side - the engine's reactor, the baselines' I/O or\n"
 	    " manager thread; csw/cmd: context switches of the client process per command;\n"
-	    " wk/cmd: wake-up syscalls per command - engine FUTEX_WAKEs, bare-blocking FUTEX_WAKEs\n"
+	    " wk/cmd: wake-up syscalls per command - engine FUTEX_WAKEs, bare-blocking "
+	    "FUTEX_WAKEs\n"
 	    " or io_uring_enters; sb/cmd: submit-side syscalls per command - engine and\n"
 	    " bare-blocking doorbell writes, other baselines' write()s; vsblk: cmds/s against the\n"
 	    " bare-blocking scenario of the same dimensions using %s)\n",
@@ -320,8 +321,7 @@ report_table(FILE *f, const struct result *res, size_t n, const struct ratios *r
 		    target_met(t, ra, v) ? "met" : "MISSED");
 	}
 	if (shown < n_targets)
-		fprintf(f,
-		    "\n(%zu of %zu ratios not computed: their scenarios did not run)\n",
+		fprintf(f, "\n(%zu of %zu ratios not computed: their scenarios did not run)\n",
 		    n_targets - shown, n_targets);
 }
 

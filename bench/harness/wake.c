@@ -73,7 +73,8 @@ wake_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns)
 {
 	/* The bitset variant takes an absolute CLOCK_MONOTONIC deadline, so an
 	 * interrupted wait never stretches the timeout. */
-	struct timespec ts = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
+	struct timespec ts = {
+	    (time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
 	long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, expected, &ts,
 	    NULL, FUTEX_BITSET_MATCH_ANY);
 	return rc == -1 && errno == ETIMEDOUT ? -ETIMEDOUT : 0;
@@ -251,8 +252,8 @@ probe(void)
 		}
 	}
 	if (rc != 0)
-		snprintf(probe_why, sizeof(probe_why), "IORING_OP_FUTEX_WAKE failed: %s",
-		    strerror(-rc));
+		snprintf(
+		    probe_why, sizeof(probe_why), "IORING_OP_FUTEX_WAKE failed: %s", strerror(-rc));
 	else
 		probe_ok = true;
 	ring_close(r);

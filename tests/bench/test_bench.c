@@ -178,8 +178,8 @@ Test(bench_run, json_shape_and_every_reply_checked, .timeout = 60)
 		/* Client CPU, every scenario: the harness's threads are left
 		 * out, so it is never more than the whole process's. */
 		cr_expect_gt(num(sc, "cpu_us_per_cmd"), 0, "%s", name->valuestring);
-		cr_expect_leq(num(sc, "cpu_us_per_cmd"), num(sc, "rusage_cpu_us_per_cmd") * 1.01 + 0.01,
-		    "%s", name->valuestring);
+		cr_expect_leq(num(sc, "cpu_us_per_cmd"),
+		    num(sc, "rusage_cpu_us_per_cmd") * 1.01 + 0.01, "%s", name->valuestring);
 		/* The I/O side's share: where there is one, a part of it. */
 		const cJSON *io = cJSON_GetObjectItem(sc, "io_cpu_us_per_cmd");
 		const char *mode = cJSON_GetObjectItem(sc, "mode")->valuestring;
@@ -212,7 +212,8 @@ Test(bench_run, json_shape_and_every_reply_checked, .timeout = 60)
 		const char *name = cJSON_GetObjectItem(sc, "name")->valuestring;
 		const cJSON *vb = cJSON_GetObjectItem(sc, "vs_blocking");
 		if (!strcmp(name, "futex_1w"))
-			cr_expect(cJSON_IsNumber(vb) && vb->valuedouble > 0, "futex_1w vs blocking_1w");
+			cr_expect(
+			    cJSON_IsNumber(vb) && vb->valuedouble > 0, "futex_1w vs blocking_1w");
 		else
 			cr_expect(cJSON_IsNull(vb), "%s has no bare-blocking twin", name);
 	}
@@ -347,8 +348,8 @@ Test(bench_run, bare_blocking_over_pools_servers_and_events, .timeout = 90)
 	cr_assert_eq(r.status, 0, "exit %d, stderr:\n%s", r.status, r.err);
 	cJSON *root = cJSON_Parse(r.out);
 	cr_assert_not_null(root, "%s", r.out);
-	bool uring = cJSON_IsTrue(
-	    cJSON_GetObjectItem(cJSON_GetObjectItem(root, "wake"), "uring_available"));
+	bool uring =
+	    cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "wake"), "uring_available"));
 	static const struct {
 		const char *name;
 		double conns;
@@ -400,8 +401,8 @@ sim_json(const char *const *args, struct bench_run *r)
 Test(bench_run, simulator_mode_and_knobs, .timeout = 60)
 {
 	struct bench_run r;
-	const char *fast[] = {"--json", "--no-progress", "--duration", "0.1", "--only",
-	    "bare_serial", NULL};
+	const char *fast[] = {
+	    "--json", "--no-progress", "--duration", "0.1", "--only", "bare_serial", NULL};
 	cJSON *root = sim_json(fast, &r);
 	const cJSON *so = cJSON_GetObjectItem(root, "simulator");
 	cr_expect_str_eq(cJSON_GetObjectItem(so, "mode")->valuestring, "fast");
@@ -411,8 +412,8 @@ Test(bench_run, simulator_mode_and_knobs, .timeout = 60)
 	bench_run_free(&r);
 
 	/* The FreeSWITCH-like mode, with one knob given on top of it. */
-	const char *fs[] = {"--json", "--no-progress", "--duration", "0.1", "--sim-mode",
-	    "fs-like", "--sim-api-cost", "7", "--only", "bare_serial", NULL};
+	const char *fs[] = {"--json", "--no-progress", "--duration", "0.1", "--sim-mode", "fs-like",
+	    "--sim-api-cost", "7", "--only", "bare_serial", NULL};
 	root = sim_json(fs, &r);
 	so = cJSON_GetObjectItem(root, "simulator");
 	cr_expect_str_eq(cJSON_GetObjectItem(so, "mode")->valuestring, "fs-like");

@@ -23,8 +23,8 @@ Test(bench_quick, every_scenario_runs_with_no_mismatch, .timeout = 240)
 	const cJSON *arr = cJSON_GetObjectItem(root, "scenarios");
 	cr_assert(cJSON_IsArray(arr));
 	cr_expect_geq(cJSON_GetArraySize(arr), 20);
-	bool uring = cJSON_IsTrue(
-	    cJSON_GetObjectItem(cJSON_GetObjectItem(root, "wake"), "uring_available"));
+	bool uring =
+	    cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "wake"), "uring_available"));
 	unsigned blocking = 0, blocking_uring = 0;
 	const cJSON *sc;
 	cJSON_ArrayForEach(sc, arr)
