@@ -197,6 +197,7 @@ static void *
 drain_main(void *arg)
 {
 	struct drain *d = arg;
+	cpu_thread_app(); /* the application's event consumer */
 	/* Acquire: pairs with the release store in drain_stop(). */
 	while (!atomic_load_explicit(&d->stop, memory_order_acquire)) {
 		fsesl_delivery dl;
@@ -260,8 +261,9 @@ drain_start(
 		if (rc == 0)
 			d->running = true;
 	}
+	/* The rate is the total, split over the servers. */
 	if (rc == 0 && env->sim)
-		rc = simhost_flood(rate, g->n_srv);
+		rc = simhost_flood((rate + g->n_srv - 1) / g->n_srv, g->n_srv);
 	if (rc != 0) {
 		r->errors++;
 		snprintf(r->first_error, sizeof(r->first_error), "event subscription: %s",
@@ -352,6 +354,7 @@ eng_batch_main(void *arg)
 	opts.timeout_ms = (int)o->timeout_ms;
 	if (!lines || !tokens || !cmds || !to || !rep || !st)
 		abort();
+	cpu_thread_app();
 	while (!stopping(wk->ctl)) {
 		for (size_t j = 0; j < n; j++, seq++) {
 			make_token(tokens[j], BENCH_TOKEN_MAX, wk->idx, wk->k + 1, seq);
@@ -409,6 +412,7 @@ eng_worker_main(void *arg)
 	opts.timeout_ms = (int)o->timeout_ms;
 	if (!line)
 		abort();
+	cpu_thread_app();
 	for (uint64_t i = 0; !stopping(wk->ctl); i++) {
 		enum bench_mix kind = mix_pick(sc->mix, i);
 		fsesl_server_t srv = wk->g->srv[(wk->k + i) % wk->g->n_srv];
@@ -509,9 +513,12 @@ run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc,
 	}
 	result_finish(r, &snap);
 	r->connections = eng_connected(&g);
-	if (r->commands)
+	if (r->commands) {
 		r->submit_syscalls_per_cmd =
 		    (double)(g.s1.doorbell_writes - g.s0.doorbell_writes) / (double)r->commands;
+		r->wake_syscalls_per_cmd =
+		    (double)(g.s1.futex_wakes - g.s0.futex_wakes) / (double)r->commands;
+	}
 out_drain:
 	if (draining || dr.sub || dr.raw)
 		drain_stop(&dr, env, r);
