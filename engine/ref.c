@@ -165,8 +165,15 @@ fsesl_ref_alloc(struct fsesl_engine *e, fsesl_engine **out)
 	return -EMFILE;
 }
 
-int
-fsesl_window_enter(fsesl_engine *ref, struct fsesl_engine **out)
+/*
+ * The one transition of a live slot's word that callers make: check the
+ * token's generation and the flags, then apply `set` (a flag) and `add`
+ * (callers) in one CAS. acq_rel: acquire pairs with fsesl_ref_alloc's
+ * release (eng); release orders the caller's earlier writes before stop's
+ * view of the word.
+ */
+static int
+slot_update(const fsesl_engine *ref, uint64_t set, uint64_t add, struct fsesl_engine **out)
 {
 	struct fsesl_slot *sl;
 	uint64_t gen, w;
@@ -181,12 +188,18 @@ fsesl_window_enter(fsesl_engine *ref, struct fsesl_engine **out)
 		if (w & W_FORKED)
 			return FSESL_EFORKED;
 		if (w & W_STOPPING)
-			return FSESL_ESHUTDOWN;
-		/* acquire: pairs with fsesl_ref_alloc's release (eng). */
+			return FSESL_ESHUTDOWN; /* stopping, or a second stop */
 	} while (!atomic_compare_exchange_weak_explicit(
-	    &sl->word, &w, w + 1, memory_order_acquire, memory_order_relaxed));
+	    &sl->word, &w, (w | set) + add, memory_order_acq_rel, memory_order_relaxed));
 	*out = sl->eng;
 	return 0;
+}
+
+int
+fsesl_window_enter(fsesl_engine *ref, struct fsesl_engine **out)
+{
+
+	return slot_update(ref, 0, 1, out);
 }
 
 void
@@ -209,25 +222,10 @@ fsesl_window_callers(const struct fsesl_engine *e)
 int
 fsesl_ref_stop(fsesl_engine *ref, struct fsesl_engine **out)
 {
-	struct fsesl_slot *sl;
-	uint64_t gen, w;
 
-	sl = slot_of(ref, &gen);
-	if (!sl)
-		return -EINVAL;
-	w = atomic_load_explicit(&sl->word, memory_order_relaxed);
-	do {
-		if (!(w & W_LIVE) || !gen_matches(w, gen) || (w & W_STOPPING))
-			return FSESL_ESHUTDOWN; /* stopped, or a second stop */
-		if (w & W_FORKED)
-			return FSESL_EFORKED;
-		/* acquire: eng (fsesl_ref_alloc's release). The flag and the
-		 * callers share the word: after this CAS no enter succeeds, and
-		 * every one that did is counted. */
-	} while (!atomic_compare_exchange_weak_explicit(
-	    &sl->word, &w, w | W_STOPPING, memory_order_acq_rel, memory_order_relaxed));
-	*out = sl->eng;
-	return 0;
+	/* The flag and the callers share the word: after this CAS no enter
+	 * succeeds, and every one that did is counted. */
+	return slot_update(ref, W_STOPPING, 0, out);
 }
 
 void
