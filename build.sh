@@ -20,7 +20,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
           liburcu-dev libck-dev libcriterion-dev libcjson-dev uuid-dev libedit-dev
-          libpcre2-dev)
+          libpcre2-dev liburing-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {

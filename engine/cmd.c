@@ -206,10 +206,11 @@ ns_to_ts(uint64_t ns, struct timespec *ts)
 }
 
 /*
- * The one way a request enters the engine: inside the submit window (so a
- * concurrent stop strands nothing), holding a server reference for the
- * reactor (none when need_srv is false), stamped, pushed. On failure r is
- * freed and nothing was submitted. *dl gets the request's deadline.
+ * The one way a request enters the engine. The caller is inside the
+ * window (fsesl_window_enter: a concurrent stop strands nothing and frees
+ * nothing under it); this takes a server reference for the reactor (none
+ * when need_srv is false), stamps and pushes. On failure r is freed and
+ * nothing was submitted. *dl gets the request's deadline.
  */
 static int
 req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool need_srv,
@@ -218,26 +219,23 @@ req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 	struct fsesl_srv *s = NULL;
 	int err;
 
-	err = fsesl_window_enter(e);
-	if (err) {
-		fsesl_req_free(r);
-		return err;
-	}
 	if (need_srv) {
 		err = fsesl_srv_acquire(e, h, &s);
 		if (err) {
-			fsesl_window_leave(e);
 			fsesl_req_free(r);
 			return err;
 		}
 	}
 	r->srv = s;
+	/* The wait policy's hint (a blocking caller spins only for a reply
+	 * due soon): how long this server's replies take now. */
+	if (s != NULL && r->cpl.cb == NULL)
+		r->cpl.expect_ns = atomic_load_explicit(&s->expect_ns, memory_order_relaxed);
 	/* Two clocks: the reactor's deadlines (async timers, latency) are on
 	 * the engine's, the kernel's futex deadline is on CLOCK_MONOTONIC. */
 	r->submit_ns = fsesl_engine_now(e);
 	ns_to_ts(fsesl_mono_ns() + (uint64_t)r->timeout_ms * 1000000ull, dl);
 	err = fsesl_submit(e, r, nonblock, deadline ? dl : NULL);
-	fsesl_window_leave(e);
 	if (err) {
 		if (s)
 			fsesl_srv_unref(s);
@@ -247,10 +245,11 @@ req_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 }
 
 static int
-run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
+run_blocking(fsesl_engine *ref, fsesl_server_t h, const struct cmd_in *in,
     const fsesl_cmd_opts *opts, fsesl_reply **reply)
 {
 	enum fsesl_wait_mode mode;
+	struct fsesl_engine *e;
 	struct fsesl_req *r;
 	struct timespec dl;
 	unsigned int itv;
@@ -260,18 +259,20 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	if (!reply)
 		return -EINVAL;
 	*reply = NULL;
-	if (!e)
-		return -EINVAL;
 	if (fsesl_on_reactor)
 		return FSESL_EINCALLBACK;
-	err = req_build(e, in, opts, &r);
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
+	err = req_build(e, in, opts, &r);
+	if (err)
+		goto out_leave;
 	mode = wait_mode_of(e, opts);
 	itv = e->cfg.esl_cmd_polling_itv;
 	r->timeout_ms = opt_timeout(e, opts);
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
 	err = req_submit(e, h, r, true, opts && opts->nonblock, true, &dl);
+	fsesl_window_leave(e);
 	if (err)
 		return err;
 	/* From here on e may be stopped and freed: touch only r. */
@@ -288,24 +289,33 @@ run_blocking(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
 	return err;
+out_leave:
+	fsesl_window_leave(e);
+	return err;
 }
 
 static int
-run_async(struct fsesl_engine *e, fsesl_server_t h, const struct cmd_in *in,
-    const fsesl_cmd_opts *opts, fsesl_reply_cb cb, void *ud)
+run_async(fsesl_engine *ref, fsesl_server_t h, const struct cmd_in *in, const fsesl_cmd_opts *opts,
+    fsesl_reply_cb cb, void *ud)
 {
+	struct fsesl_engine *e;
 	struct fsesl_req *r;
 	struct timespec dl;
 	int err;
 
-	if (!e || !cb)
+	if (!cb)
 		return -EINVAL;
-	err = req_build(e, in, opts, &r);
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
-	r->timeout_ms = opt_timeout(e, opts);
-	fsesl_req_set_async(r, cb, ud);
-	return req_submit(e, h, r, true, opts && opts->nonblock, true, &dl);
+	err = req_build(e, in, opts, &r);
+	if (!err) {
+		r->timeout_ms = opt_timeout(e, opts);
+		fsesl_req_set_async(r, cb, ud);
+		err = req_submit(e, h, r, true, opts && opts->nonblock, true, &dl);
+	}
+	fsesl_window_leave(e);
+	return err;
 }
 
 int
@@ -318,10 +328,11 @@ fsesl_api(fsesl_engine *e, fsesl_server_t srv, const char *cmd, const fsesl_cmd_
 }
 
 int
-fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char *const *cmds,
+fsesl_api_many(fsesl_engine *ref, size_t n, const fsesl_server_t *srvs, const char *const *cmds,
     const fsesl_cmd_opts *opts, int *statuses, fsesl_reply **replies)
 {
 	enum fsesl_wait_mode mode;
+	struct fsesl_engine *e;
 	struct fsesl_batch *b;
 	struct fsesl_req *r;
 	struct timespec dl;
@@ -329,15 +340,15 @@ fsesl_api_many(fsesl_engine *e, size_t n, const fsesl_server_t *srvs, const char
 	size_t i;
 	int err;
 
-	if (!e || (n && (!srvs || !cmds || !statuses || !replies)) || opts_check(opts) != 0)
+	if (!ref || (n && (!srvs || !cmds || !statuses || !replies)) || opts_check(opts) != 0)
 		return -EINVAL;
 	if (fsesl_on_reactor)
 		return FSESL_EINCALLBACK;
 	if (n == 0)
 		return 0;
-	/* Held across every submit (they nest): a concurrent stop cannot
-	 * free e between two items. */
-	err = fsesl_window_enter(e);
+	/* Held across every submit: a concurrent stop cannot free e between
+	 * two items. */
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
 	b = calloc(1, sizeof(*b));
@@ -418,33 +429,37 @@ fsesl_command_async(fsesl_engine *e, fsesl_server_t srv, const struct fsesl_cmd 
 /*
  * Control requests (events.c): the caller built and encoded r; this
  * submits it and waits for the status the reactor sets. h 0: no server
- * (a subscriber leaving every server). timeout_ms 0: no deadline (the
- * reactor answers these itself, or the server does).
+ * (a subscriber leaving every server). With `deadline` the wait ends
+ * after esl_cmd_timeout; without, only the reactor ends it (it answers
+ * these itself, or the server does).
  */
 int
-fsesl_run_ctl(
-    struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, unsigned int timeout_ms)
+fsesl_run_ctl(fsesl_engine *ref, fsesl_server_t h, struct fsesl_req *r, bool deadline)
 {
+	struct fsesl_engine *e;
 	struct timespec dl;
 	uint32_t st;
 	int err;
 
-	if (!e) {
-		fsesl_req_free(r);
-		return -EINVAL;
-	}
 	if (fsesl_on_reactor && r->kind != FSESL_REQ_HBWANT) {
 		fsesl_req_free(r);
 		return FSESL_EINCALLBACK;
 	}
-	r->timeout_ms = timeout_ms ? timeout_ms : e->cfg.esl_cmd_timeout;
+	err = fsesl_window_enter(ref, &e);
+	if (err) {
+		fsesl_req_free(r);
+		return err;
+	}
+	r->timeout_ms = e->cfg.esl_cmd_timeout;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
 	err = req_submit(e, h, r,
 	    h != 0 || (r->kind != FSESL_REQ_SUBDESTROY && r->kind != FSESL_REQ_TICK), false,
-	    timeout_ms != 0, &dl);
+	    deadline, &dl);
+	fsesl_window_leave(e);
 	if (err)
 		return err;
-	st = fsesl_cpl_wait(&r->cpl, timeout_ms ? &dl : NULL, &fsesl_wait_ops_linux);
+	/* From here on e may be stopped and freed: touch only r. */
+	st = fsesl_cpl_wait(&r->cpl, deadline ? &dl : NULL, &fsesl_wait_ops_linux);
 	err = st == FSESL_CPL_DONE ? r->status : fsesl_req_fail_code(st, r->status);
 	if (fsesl_cpl_release(&r->cpl))
 		fsesl_req_free(r);
@@ -510,28 +525,25 @@ job_submit(struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, bool n
 	struct fsesl_srv *s;
 	int err;
 
-	err = fsesl_window_enter(e);
-	if (err)
-		return err;
+	/* The caller is inside the window (see req_submit). */
 	err = fsesl_srv_acquire(e, h, &s);
 	if (err)
-		goto out;
+		return err;
 	r->srv = s;
 	r->submit_ns = fsesl_engine_now(e); /* two clocks: see req_submit() */
 	ns_to_ts(fsesl_mono_ns() + (uint64_t)r->timeout_ms * 1000000ull, dl);
 	err = fsesl_submit(e, r, nonblock, dl);
 	if (err)
 		fsesl_srv_unref(s);
-out:
-	fsesl_window_leave(e);
 	return err;
 }
 
 int
-fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
+fsesl_bgapi_job(fsesl_engine *ref, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
     const fsesl_cmd_opts *opts, struct fsesl_event **result)
 {
 	enum fsesl_wait_mode mode;
+	struct fsesl_engine *e;
 	struct fsesl_req *r;
 	struct timespec dl;
 	unsigned int itv;
@@ -541,21 +553,26 @@ fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_ti
 	if (!result)
 		return -EINVAL;
 	*result = NULL;
-	if (!e)
-		return -EINVAL;
 	if (fsesl_on_reactor)
 		return FSESL_EINCALLBACK;
-	err = job_build(e, cmd, job_timeout_ms, opts, &r);
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
+	err = job_build(e, cmd, job_timeout_ms, opts, &r);
+	if (err) {
+		fsesl_window_leave(e);
+		return err;
+	}
 	mode = wait_mode_of(e, opts);
 	itv = e->cfg.esl_cmd_polling_itv;
 	fsesl_cpl_init(&r->cpl, 2, NULL, NULL);
 	err = job_submit(e, srv, r, opts && opts->nonblock, &dl);
+	fsesl_window_leave(e);
 	if (err) {
 		free(r);
 		return err;
 	}
+	/* From here on e may be stopped and freed: touch only r. */
 	st = cpl_wait_mode(&r->cpl, mode, itv, &dl);
 	if (st == FSESL_CPL_DONE) {
 		*result = r->job_ev;
@@ -570,38 +587,43 @@ fsesl_bgapi_job(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_ti
 }
 
 int
-fsesl_bgapi_job_async(fsesl_engine *e, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
+fsesl_bgapi_job_async(fsesl_engine *ref, fsesl_server_t srv, const char *cmd, int job_timeout_ms,
     const fsesl_cmd_opts *opts, fsesl_job_cb cb, void *ud)
 {
+	struct fsesl_engine *e;
 	struct fsesl_req *r;
 	struct timespec dl;
 	int err;
 
-	if (!e || !cb)
+	if (!cb)
 		return -EINVAL;
-	err = job_build(e, cmd, job_timeout_ms, opts, &r);
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
-	r->is_async = true;
-	r->job_cb = cb;
-	r->ud = ud;
-	fsesl_cpl_init(&r->cpl, 1, job_cpl_cb, r);
-	err = job_submit(e, srv, r, opts && opts->nonblock, &dl);
-	if (err)
-		free(r);
+	err = job_build(e, cmd, job_timeout_ms, opts, &r);
+	if (!err) {
+		r->is_async = true;
+		r->job_cb = cb;
+		r->ud = ud;
+		fsesl_cpl_init(&r->cpl, 1, job_cpl_cb, r);
+		err = job_submit(e, srv, r, opts && opts->nonblock, &dl);
+		if (err)
+			free(r);
+	}
+	fsesl_window_leave(e);
 	return err;
 }
 
 int
-fsesl_engine_tick(fsesl_engine *e)
+fsesl_engine_tick(fsesl_engine *ref)
 {
 	struct fsesl_req *r;
 
-	if (!e)
+	if (!ref)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->kind = FSESL_REQ_TICK;
-	return fsesl_run_ctl(e, 0, r, 0);
+	return fsesl_run_ctl(ref, 0, r, false);
 }

@@ -72,6 +72,8 @@ fsesl_strerror(int err)
 	case FSESL_ENOJOBID:
 		return "bgapi reply without a Job-UUID: the job may run, its result cannot be "
 		       "matched";
+	case FSESL_EFORKED:
+		return "engine inherited across fork(): start one in this process";
 	case FSESL_EURLEVENTS:
 		return "URL lists events: subscribe them with fsesl_subscribe_url()";
 	case FSESL_ERESOLVE:

@@ -1,12 +1,11 @@
 /*
  * engine.c - start, stop and engine-wide statistics.
  *
- * Stop is a handshake (seq_cst on both sides, as Dekker's): a submitter
- * increments in_submit and then reads `stopping`; stop() stores
- * `stopping` and the reactor then waits for in_submit to reach 0 before
- * its last drain. Either the submitter sees the flag and backs out with
- * FSESL_ESHUTDOWN, or the reactor sees its count and waits for its push.
- * So no request is ever stranded in a ring that nobody drains again.
+ * Stop goes through the engine's reference (ref.c): it sets STOPPING in
+ * the slot word that also counts the callers inside the engine, so from
+ * then on no call gets in, and the reactor waits for the count to reach 0
+ * before its last drain. So no request is ever stranded in a ring that
+ * nobody drains again, and nothing is freed while a caller still reads it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,11 +67,17 @@ fsesl_engine_start(const fsesl_config *cfg, fsesl_engine **out)
 	err = fsesl_sq_init(&e->sq, e->cfg.ring_shards, e->cfg.ring_size, e->ops);
 	if (err)
 		goto out_registry;
-	err = fsesl_reactor_start(e);
+	/* Before the reactor: its callbacks may call in with e->ref. */
+	err = fsesl_ref_alloc(e, out);
 	if (err)
 		goto out_sq;
-	*out = e;
+	err = fsesl_reactor_start(e);
+	if (err)
+		goto out_ref;
 	return 0;
+out_ref:
+	*out = NULL;
+	fsesl_ref_release(e);
 out_sq:
 	fsesl_sq_destroy(&e->sq);
 out_registry:
@@ -83,16 +88,21 @@ out_free:
 }
 
 int
-fsesl_engine_stop(fsesl_engine *e)
+fsesl_engine_stop(fsesl_engine *ref)
 {
+	struct fsesl_engine *e;
+	int err;
 
-	if (!e)
+	if (!ref)
 		return -EINVAL;
 	if (fsesl_on_reactor)
 		return FSESL_EINCALLBACK;
-	/* seq_cst: pairs with the submitters' increment-then-load. */
-	if (atomic_exchange_explicit(&e->stopping, true, memory_order_seq_cst))
-		return FSESL_ESHUTDOWN; /* a second stop */
+	err = fsesl_ref_stop(ref, &e);
+	if (err)
+		return err;
+	/* seq_cst: the reactor's loop test; it then waits for the callers
+	 * the slot counted before STOPPING (fsesl_window_callers). */
+	atomic_store_explicit(&e->stopping, true, memory_order_seq_cst);
 	fsesl_doorbell_ring(&e->sq.db);
 	pthread_join(e->thread, NULL);
 	/* Dispatchers of subscribers destroyed from callbacks: their
@@ -112,20 +122,31 @@ fsesl_engine_stop(fsesl_engine *e)
 	fsesl_registry_destroy(e);
 	fsesl_sq_destroy(&e->sq);
 	free(e->timers.v);
+	/* Last: from here every token of e is stale. */
+	fsesl_ref_release(e);
 	free(e);
 	return 0;
 }
 
 void
-fsesl_engine_stats_get(fsesl_engine *e, fsesl_engine_stats *out)
+fsesl_engine_stats_get(fsesl_engine *ref, fsesl_engine_stats *out)
 {
+	struct fsesl_engine *e;
 
-	if (!e || !out)
+	if (!out)
 		return;
 	memset(out, 0, sizeof(*out));
+	if (fsesl_window_enter(ref, &e) != 0)
+		return;
 	out->submitted = atomic_load_explicit(&e->submitted, memory_order_relaxed);
 	out->doorbell_writes = atomic_load_explicit(&e->sq.db.writes, memory_order_relaxed);
 	out->loop_iterations = atomic_load_explicit(&e->loop_iterations, memory_order_relaxed);
-	out->futex_wakes = atomic_load_explicit(&e->futex_wakes, memory_order_relaxed);
+	out->futex_wakes = atomic_load_explicit(&e->futex_wakes, memory_order_relaxed) +
+	                   atomic_load_explicit(&e->wakes.wakes, memory_order_relaxed);
+	out->wake_flushes = atomic_load_explicit(&e->wakes.flushes, memory_order_relaxed);
+	out->wake_syscalls = atomic_load_explicit(&e->wakes.syscalls, memory_order_relaxed) +
+	                     atomic_load_explicit(&e->futex_wakes, memory_order_relaxed);
+	out->wake_uring = fsesl_wakeb_backend(&e->wakes) == FSESL_WAKEB_URING;
 	out->servers = atomic_load_explicit(&e->n_servers, memory_order_relaxed);
+	fsesl_window_leave(e);
 }

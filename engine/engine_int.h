@@ -238,6 +238,12 @@ struct fsesl_srv {
 	char password[256];
 
 	struct fsesl_srv_stats st;
+	/* How long a blocking request to this server takes, submit to reply,
+	 * ns: a moving average (1/8) the reactor keeps, queueing included;
+	 * submitters copy it into their completion (the wait policy,
+	 * queues/completion.c). Relaxed: a heuristic, nothing is published
+	 * through it. */
+	_Atomic uint32_t expect_ns;
 
 	/* Reactor only. */
 	_Atomic bool attach_sent; /* the attach item was submitted */
@@ -310,16 +316,19 @@ struct fsesl_engine {
 	struct cds_lfht *handles; /* key handle id */
 	_Atomic uint64_t next_handle;
 
-	/* Shutdown handshake (seq_cst, Dekker style): a submitter increments
-	 * in_submit, then checks stopping; stop sets stopping, then the
-	 * reactor waits for in_submit == 0 before its last drain. */
+	/* References (ref.c): the slot behind the application's token, and
+	 * the token itself. The slot counts the callers inside the engine
+	 * and carries the STOPPING and FORKED flags; `stopping` is the
+	 * reactor's own copy of STOPPING, set by stop after the slot's. */
+	struct fsesl_slot *slot;
+	fsesl_engine *ref;
 	_Atomic bool stopping;
-	_Atomic uint32_t in_submit;
-	_Atomic uint32_t in_api;
-	_Atomic bool reactor_done;
 
-	/* stats */
+	/* stats (futex_wakes: wakes issued outside the batch) */
 	_Atomic uint64_t submitted, loop_iterations, futex_wakes;
+	/* The reactor's wake batch (reactor only; its counters any thread):
+	 * made and destroyed by reactor_main, flushed once per turn. */
+	struct fsesl_wakeb_st wakes;
 	_Atomic uint64_t n_servers;
 
 	/* Reactor only. */
@@ -346,30 +355,19 @@ struct fsesl_engine {
 };
 
 /*
- * The submit window (engine.c's shutdown handshake). enter: increment,
- * then read `stopping`, both seq_cst: they pair with stop()'s store of
- * `stopping` and the reactor's later load of in_submit, so either the
- * caller sees the flag or the reactor sees the count. leave: release, so
- * the caller's ring push is visible to the reactor's last drain.
+ * The window (ref.c): every public call resolves the application's
+ * fsesl_engine * with fsesl_window_enter() before it touches the engine,
+ * and leaves before it waits for anything. enter returns FSESL_ESHUTDOWN
+ * once stop has begun (or for a stale reference), FSESL_EFORKED in a
+ * forked child, -EINVAL for NULL; stop frees the engine only once no
+ * caller is inside. Calls nest (a count).
  */
-static inline int
-fsesl_window_enter(struct fsesl_engine *e)
-{
-
-	atomic_fetch_add_explicit(&e->in_submit, 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&e->stopping, memory_order_seq_cst)) {
-		atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
-		return FSESL_ESHUTDOWN;
-	}
-	return 0;
-}
-
-static inline void
-fsesl_window_leave(struct fsesl_engine *e)
-{
-
-	atomic_fetch_sub_explicit(&e->in_submit, 1, memory_order_release);
-}
+int fsesl_window_enter(fsesl_engine *ref, struct fsesl_engine **e);
+void fsesl_window_leave(struct fsesl_engine *e);
+uint32_t fsesl_window_callers(const struct fsesl_engine *e);
+int fsesl_ref_alloc(struct fsesl_engine *e, fsesl_engine **out);
+int fsesl_ref_stop(fsesl_engine *ref, struct fsesl_engine **e);
+void fsesl_ref_release(struct fsesl_engine *e);
 
 /*
  * The engine's clock (cfg.clock_fn or CLOCK_MONOTONIC). Every reactor
@@ -387,8 +385,9 @@ fsesl_engine_now(const struct fsesl_engine *e)
 #define FSESL_STAT_ADD(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 #define FSESL_STAT_SUB(field, n) atomic_fetch_sub_explicit(&(field), (n), memory_order_relaxed)
 
-/* Thread-local: true on the reactor thread (callbacks run there). */
-extern _Thread_local bool fsesl_on_reactor;
+/* Thread-local: the engine whose reactor this thread is (callbacks run
+ * there), NULL on every other thread. */
+extern _Thread_local struct fsesl_engine *fsesl_on_reactor;
 
 /* config.c */
 void fsesl_log(const struct fsesl_engine *e, int level, const char *fmt, ...)
@@ -467,6 +466,9 @@ bool fsesl_evfilter_release(struct fsesl_evfilter *f); /* true: the last */
 bool fsesl_evfilters_pass(struct fsesl_evfilter *const *v, size_t n, const struct fsesl_event *ev);
 
 /* reactor.c services for events.c */
+/* Every reactor-side completion of a request: a sleeping waiter's wake
+ * goes into the turn's wake batch (fsesl_cpl_complete otherwise). */
+bool fsesl_rx_complete(struct fsesl_engine *e, struct fsesl_req *r, uint32_t state);
 void fsesl_rx_req_done(struct fsesl_engine *e, struct fsesl_req *r);
 void fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status);
 void fsesl_rx_send_on(struct fsesl_engine *e, struct fsesl_conn *c, struct fsesl_req *r);
@@ -476,9 +478,9 @@ bool fsesl_rx_job_may_wait(struct fsesl_engine *e, struct fsesl_req *r);
 void fsesl_rx_mark_dirty(struct fsesl_engine *e, struct fsesl_conn *c);
 void fsesl_srv_ref_reactor(struct fsesl_srv *s);
 
-/* cmd.c: submit a prepared control request and wait for its status. */
-int fsesl_run_ctl(
-    struct fsesl_engine *e, fsesl_server_t h, struct fsesl_req *r, unsigned int timeout_ms);
+/* cmd.c: submit a prepared control request and wait for its status
+ * (deadline: esl_cmd_timeout; without, the reactor's answer only). */
+int fsesl_run_ctl(fsesl_engine *ref, fsesl_server_t h, struct fsesl_req *r, bool deadline);
 
 /* timers (reactor.c) */
 void fsesl_timer_init(struct fsesl_timer *t, void (*fn)(struct fsesl_timer *, void *), void *arg);

@@ -48,7 +48,8 @@
 /* ------------------------------------------------------------------ */
 
 struct fsesl_subscriber {
-	struct fsesl_engine *e;
+	struct fsesl_engine *e; /* the reactor's side; callers use ref */
+	fsesl_engine *ref;
 	char tag[64];
 	enum fsesl_event_format fmt;
 	struct fsesl_ring_mpsc q; /* producer: the reactor only */
@@ -69,6 +70,10 @@ struct fsesl_subscriber {
 	/* Destroyed from a callback: on the engine's list of subscribers
 	 * whose dispatcher is to be joined, then freed (fsesl_retired_reap). */
 	struct fsesl_subscriber *retired_next;
+	/* Destroyed from a callback after its engine stopped (no list to
+	 * join it from): the dispatcher is detached, and the destroying
+	 * thread and the dispatcher each drop one hold; the last frees. */
+	_Atomic uint32_t orphan_holds;
 };
 
 /* How far connection 0 has a name: a subscribe returns once the server
@@ -385,11 +390,10 @@ job_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
 
 	fsesl_job_unlink(r->srv, r);
 	r->status = status;
-	(void)fsesl_cpl_complete(&r->cpl,
+	(void)fsesl_rx_complete(e, r,
 	    status == 0                 ? FSESL_CPL_DONE
 	    : status == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED
-	                                : FSESL_CPL_FAILED,
-	    e->ops);
+	                                : FSESL_CPL_FAILED);
 	fsesl_rx_req_done(e, r);
 }
 
@@ -403,14 +407,14 @@ job_finish(struct fsesl_engine *e, struct fsesl_req *r, struct fsesl_event *res)
 	if (res && fsesl_cpl_state(&r->cpl) == FSESL_CPL_PENDING) {
 		r->job_ev = res;
 		r->status = 0;
-		if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops) && r->is_async) {
+		if (fsesl_rx_complete(e, r, FSESL_CPL_DONE) && r->is_async) {
 			fsesl_event_free(r->job_ev); /* lent to the callback */
 			r->job_ev = NULL;
 		}
 	} else {
 		fsesl_event_free(res);
 		r->status = -ENOMEM;
-		(void)fsesl_cpl_complete(&r->cpl, FSESL_CPL_FAILED, e->ops);
+		(void)fsesl_rx_complete(e, r, FSESL_CPL_FAILED);
 	}
 	fsesl_rx_req_done(e, r);
 }
@@ -934,7 +938,7 @@ waiter_end(struct fsesl_engine *e, struct fsesl_req *r, int status)
 
 	r->status = status;
 	r->reply = NULL;
-	won = fsesl_cpl_complete(&r->cpl, status ? FSESL_CPL_FAILED : FSESL_CPL_DONE, e->ops);
+	won = fsesl_rx_complete(e, r, status ? FSESL_CPL_FAILED : FSESL_CPL_DONE);
 	fsesl_rx_req_done(e, r);
 	return won;
 }
@@ -1545,6 +1549,10 @@ dispatcher_main(void *arg)
 		s->cb(&d, s->ud);
 		fsesl_delivery_release(&d);
 	}
+	/* acq_rel: the other holder's last use of s happens before a free. */
+	if (atomic_load_explicit(&s->orphan_holds, memory_order_acquire) &&
+	    atomic_fetch_sub_explicit(&s->orphan_holds, 1, memory_order_acq_rel) == 1)
+		sub_free(s);
 	return NULL;
 }
 
@@ -1590,19 +1598,24 @@ fsesl_retired_reap(struct fsesl_engine *e, bool wait)
 
 int
 fsesl_subscriber_create(
-    fsesl_engine *e, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out)
+    fsesl_engine *ref, const char *tag, const fsesl_sub_opts *opts, fsesl_subscriber **out)
 {
 	struct fsesl_subscriber *s;
+	struct fsesl_engine *e;
 	unsigned int qs, size = 4;
 	int err;
 
 	if (out)
 		*out = NULL;
-	if (!e || !out)
+	if (!ref || !out)
 		return -EINVAL;
 	if (opts && (unsigned)opts->format > FSESL_EVFMT_XML)
 		return -EINVAL;
+	err = fsesl_window_enter(ref, &e);
+	if (err)
+		return err;
 	qs = opts && opts->queue_size ? opts->queue_size : e->cfg.event_queue_size;
+	fsesl_window_leave(e);
 	if (qs > (1u << 24))
 		return -EINVAL;
 	while (size - 1 < qs)
@@ -1611,6 +1624,7 @@ fsesl_subscriber_create(
 	if (!s)
 		return -ENOMEM;
 	s->e = e;
+	s->ref = ref;
 	snprintf(s->tag, sizeof(s->tag), "%s", tag ? tag : "");
 	s->fmt = opts ? opts->format : FSESL_EVFMT_PLAIN;
 	s->cb = opts ? opts->cb : NULL;
@@ -1709,7 +1723,7 @@ subctl_call(struct fsesl_subscriber *s, fsesl_server_t h, enum fsesl_subctl_op o
 	r->op = (uint8_t)op;
 	r->sub = s;
 	r->handle = h;
-	return fsesl_run_ctl(s->e, h, r, s->e->cfg.esl_cmd_timeout);
+	return fsesl_run_ctl(s->ref, h, r, true);
 }
 
 int
@@ -1745,7 +1759,7 @@ fsesl_subscribe_url(fsesl_subscriber *s, const char *url, fsesl_server_t *out)
 		err = FSESL_EURL;
 	else
 		err = fsesl_server_get_by(
-		    s->e, u->host, u->port, u->user[0] ? u->user : NULL, u->password, &h);
+		    s->ref, u->host, u->port, u->user[0] ? u->user : NULL, u->password, &h);
 	for (i = 0; !err && i < u->n_events; i++) {
 		err = fsesl_subscribe(s, h, u->events[i]);
 		if (!err)
@@ -1756,7 +1770,7 @@ fsesl_subscribe_url(fsesl_subscriber *s, const char *url, fsesl_server_t *out)
 		while (done > 0)
 			(void)fsesl_unsubscribe(s, h, u->events[--done]);
 		if (h)
-			(void)fsesl_server_put(s->e, h);
+			(void)fsesl_server_put(s->ref, h);
 	} else {
 		*out = h;
 	}
@@ -1889,48 +1903,118 @@ dispatcher_wake(struct fsesl_subscriber *s)
 	(void)w;
 }
 
-void
-fsesl_subscriber_destroy(fsesl_subscriber *s)
+/*
+ * The end of a destroy, once s has left every server (the reactor holds
+ * no pointer to it): stop its dispatcher and free it. e: its engine, still
+ * running (the caller is inside its window, or on its reactor), or NULL
+ * once it has stopped. Inside a callback nothing here waits for a thread
+ * (the dispatcher may be the caller itself, or be waiting for the caller).
+ */
+static void
+sub_end(struct fsesl_engine *e, struct fsesl_subscriber *s)
 {
-	struct fsesl_req *r;
+	bool in_cb = fsesl_on_reactor || cur_dispatcher;
 
-	if (!s)
-		return;
-	/* Leave every server first, so the reactor holds no pointer to s.
-	 * The handle is only a routing key here: 0 means "no server". */
-	if (fsesl_on_reactor) {
-		/* From another subscriber's or a command's callback: we are
-		 * the reactor, the tables are ours to change directly. */
-		sub_leave_all(s->e, s);
-	} else {
-		r = ctl_new(NULL, NULL, 0);
-		if (r) {
-			r->kind = FSESL_REQ_SUBDESTROY;
-			r->sub = s;
-			r->len = 0;
-			/* ESHUTDOWN: the reactor reads no more and frees its
-			 * entries without touching s, so s may go. */
-			(void)fsesl_run_ctl(s->e, 0, r, 0);
-		}
-	}
 	if (!s->has_thr) {
 		sub_free(s);
 		return;
 	}
-	/* release: pairs with the dispatcher's acquire load. */
+	if (in_cb && !e) {
+		/* No engine left to join the dispatcher later: detached, and
+		 * two holds decide who frees (its thread id is valid: it
+		 * cannot end before quit is set below). */
+		atomic_store_explicit(&s->orphan_holds, 2, memory_order_relaxed);
+		(void)pthread_detach(s->thr);
+	}
+	/* release: pairs with the dispatcher's acquire load (and publishes
+	 * orphan_holds with it). */
 	atomic_store_explicit(&s->quit, true, memory_order_release);
 	if (cur_dispatcher != s)
 		dispatcher_wake(s);
-	if (fsesl_on_reactor || cur_dispatcher) {
-		/* Inside a callback (the reactor's, this subscriber's own or
-		 * another's): no join here. The dispatcher ends once its
-		 * current callback, if any, has returned; the engine joins it
-		 * and frees s. Pushed last: until then nobody frees s. */
-		retired_push(s->e, s);
+	if (!in_cb) {
+		pthread_join(s->thr, NULL);
+		sub_free(s);
+	} else if (e) {
+		/* The dispatcher ends once its current callback, if any, has
+		 * returned; the engine joins it and frees s. Pushed last:
+		 * until then nobody frees s. */
+		retired_push(e, s);
+	} else if (atomic_fetch_sub_explicit(&s->orphan_holds, 1, memory_order_acq_rel) == 1) {
+		sub_free(s);
+	}
+}
+
+/* A destroy from another engine's reactor ends on s's own: the reactor
+ * runs this once the SUBDESTROY request has taken s out of its tables. */
+static void
+sub_destroy_done(struct fsesl_cpl *c, uint32_t state, void *arg)
+{
+	struct fsesl_req *r = arg;
+
+	(void)c;
+	(void)state;
+	/* On s's reactor: its tables no longer hold s (taken out, or freed
+	 * at shutdown); retired there, joined by housekeeping or stop. */
+	sub_end(r->sub->e, r->sub);
+}
+
+void
+fsesl_subscriber_destroy(fsesl_subscriber *s)
+{
+	struct fsesl_engine *e;
+	struct fsesl_req *r;
+
+	if (!s)
+		return;
+	/* The engine may have stopped (and s->e be freed): only the reference
+	 * says. Stopped: its tables are gone with it, nothing to leave. */
+	if (fsesl_window_enter(s->ref, &e) != 0) {
+		sub_end(NULL, s);
 		return;
 	}
-	pthread_join(s->thr, NULL);
-	sub_free(s);
+	/* Leave every server first, so the reactor holds no pointer to s. */
+	if (fsesl_on_reactor == e) {
+		/* From a callback on s's own reactor: the tables are ours to
+		 * change directly. */
+		sub_leave_all(e, s);
+		sub_end(e, s);
+		fsesl_window_leave(e);
+		return;
+	}
+	r = ctl_new(NULL, NULL, 0);
+	if (!r) {
+		/* Cannot ask the reactor: leaving s in its tables would let it
+		 * write to freed memory. Keep s (a leak, on an allocation
+		 * failure only) rather than free it. */
+		fsesl_window_leave(e);
+		return;
+	}
+	r->kind = FSESL_REQ_SUBDESTROY;
+	r->sub = s;
+	r->len = 0;
+	if (fsesl_on_reactor) {
+		/* Another engine's reactor must not wait for this one: the rest
+		 * of the destroy runs when s's reactor has taken the request. */
+		r->timeout_ms = e->cfg.esl_cmd_timeout;
+		r->submit_ns = fsesl_engine_now(e);
+		fsesl_cpl_init(&r->cpl, 1, sub_destroy_done, r);
+		/* Blocking push inside the window: it fails only for lack of
+		 * memory, and then s stays in the tables: keep it. */
+		if (fsesl_submit(e, r, false, NULL) != 0)
+			fsesl_req_free(r);
+		fsesl_window_leave(e);
+		return;
+	}
+	fsesl_window_leave(e);
+	/* ESHUTDOWN: the reactor reads no more and frees its entries without
+	 * touching s, so s may go. */
+	(void)fsesl_run_ctl(s->ref, 0, r, false);
+	if (fsesl_window_enter(s->ref, &e) == 0) {
+		sub_end(e, s); /* a dispatcher's callback: retired, joined later */
+		fsesl_window_leave(e);
+	} else {
+		sub_end(NULL, s);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1956,11 +2040,7 @@ hb_post(struct fsesl_engine *e, fsesl_server_t srv)
 	r->len = 0;
 	r->timeout_ms = e->cfg.esl_cmd_timeout;
 	fsesl_cpl_init(&r->cpl, 1, NULL, NULL); /* the reactor's only */
-	err = fsesl_window_enter(e);
-	if (err) {
-		free(r);
-		return err;
-	}
+	/* The caller is inside the window. */
 	err = fsesl_srv_acquire(e, srv, &s);
 	if (!err) {
 		r->srv = s;
@@ -1969,30 +2049,33 @@ hb_post(struct fsesl_engine *e, fsesl_server_t srv)
 		if (err)
 			fsesl_srv_unref(s);
 	}
-	fsesl_window_leave(e);
 	if (err)
 		free(r);
 	return err;
 }
 
 int
-fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
+fsesl_server_load(fsesl_engine *ref, fsesl_server_t srv, fsesl_load *out)
 {
 	struct fsesl_load_snap *p;
+	struct fsesl_engine *e;
 	struct fsesl_srv *s;
 	uint64_t now, limit, iv;
 	bool want = false;
 	int err;
 
-	if (!e || !out)
+	if (!ref || !out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
-	err = fsesl_srv_acquire(e, srv, &s);
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
+	err = fsesl_srv_acquire(e, srv, &s);
+	if (err)
+		goto out_leave;
 	if (atomic_load_explicit(&s->hb_refused, memory_order_relaxed)) {
-		fsesl_srv_unref(s);
-		return FSESL_EREFUSED;
+		err = FSESL_EREFUSED;
+		goto out_unref;
 	}
 	/* Relaxed: a flag that only elects which caller asks the reactor;
 	 * the request itself goes through the ring. */
@@ -2016,22 +2099,31 @@ fsesl_server_load(fsesl_engine *e, fsesl_server_t srv, fsesl_load *out)
 	 * is valid after the first beat that follows the server's +OK. */
 	if (want && hb_post(e, srv) != 0)
 		atomic_store_explicit(&s->hb_wanted, false, memory_order_relaxed);
+out_unref:
 	fsesl_srv_unref(s);
-	return 0;
+out_leave:
+	fsesl_window_leave(e);
+	return err;
 }
 
 int
-fsesl_pick_least_loaded(fsesl_engine *e, const fsesl_server_t *srvs, size_t n)
+fsesl_pick_least_loaded(fsesl_engine *ref, const fsesl_server_t *srvs, size_t n)
 {
 	double best = -1.0, cap;
+	struct fsesl_engine *e;
 	fsesl_load ld;
 	size_t i;
-	int idx = -ENOENT;
+	int idx = -ENOENT, err;
 
-	if (!e || (!srvs && n))
+	if (!ref || (!srvs && n))
 		return -EINVAL;
+	/* A stopped or inherited engine says so, rather than "none valid". */
+	err = fsesl_window_enter(ref, &e);
+	if (err)
+		return err;
+	fsesl_window_leave(e);
 	for (i = 0; i < n; i++) {
-		if (fsesl_server_load(e, srvs[i], &ld) != 0 || !ld.valid)
+		if (fsesl_server_load(ref, srvs[i], &ld) != 0 || !ld.valid)
 			continue;
 		cap = ld.hb.max_sessions > ld.hb.session_count
 		          ? (double)(ld.hb.max_sessions - ld.hb.session_count)

@@ -66,6 +66,8 @@ enum fsesl_error {
 	FSESL_EJOBLOST = -1015, /* bgapi job: connection lost, outcome unknown */
 	FSESL_EREFUSED = -1016, /* the server answered -ERR (e.g. permission
 	                             * denied) to a subscription or a job */
+	FSESL_EFORKED = -1017, /* an engine of the parent process, used in a
+	                        * forked child: start one in the child */
 	FSESL_EURLEVENTS = -1018, /* fsesl_server_get: the URL lists events;
 	                           * fsesl_subscribe_url() subscribes them */
 	FSESL_ENOJOBID = -1020, /* bgapi job: the reply named no Job-UUID, so
@@ -161,15 +163,32 @@ FSESL_API int fsesl_config_set(
 /* Engine                                                               */
 /* ------------------------------------------------------------------ */
 
-typedef struct fsesl_engine fsesl_engine;
+/*
+ * An engine reference. Opaque, and not an address: a checked value, like a
+ * server handle, so that using it after fsesl_engine_stop() or in a forked
+ * child is an error code, never a read of freed memory. Never NULL when
+ * valid; compare, copy and pass it freely.
+ */
+typedef struct fsesl_engine_ref fsesl_engine;
 
-/* Starts the reactor thread. cfg is copied (NULL: defaults). Any thread. */
+/*
+ * Starts the reactor thread. cfg is copied (NULL: defaults). Any thread.
+ * -EMFILE when 1024 engines are running already.
+ */
 FSESL_API int fsesl_engine_start(const fsesl_config *cfg, fsesl_engine **out);
 /*
  * Stops: every pending request completes with FSESL_ESHUTDOWN, every
- * socket closes, the thread is joined, everything is freed. Blocking calls
- * made after or during stop return FSESL_ESHUTDOWN. Not from a callback
- * (FSESL_EINCALLBACK). Call once; e is invalid afterwards.
+ * socket closes, the thread is joined, everything is freed. A call made
+ * on e during stop (in any thread) or at any time after it returns
+ * FSESL_ESHUTDOWN (fsesl_engine_stats_get() fills zeros); stop returns
+ * once no such call is still inside the engine. A second stop returns
+ * FSESL_ESHUTDOWN. Not from a callback (FSESL_EINCALLBACK).
+ *
+ * fork(): in a child process the parent's engines are dead (their threads
+ * were not copied). Every call on them there, stop included, returns
+ * FSESL_EFORKED at once; the child starts an engine of its own (the
+ * parent's engines keep working in the parent). See
+ * docs/migrating-from-opensips.md, "Processes".
  */
 FSESL_API int fsesl_engine_stop(fsesl_engine *e);
 
@@ -244,8 +263,14 @@ typedef struct fsesl_engine_stats {
 	uint64_t submitted;
 	uint64_t doorbell_writes; /* eventfd writes: syscalls on the submit side */
 	uint64_t loop_iterations;
-	uint64_t futex_wakes; /* FUTEX_WAKE calls by the reactor */
+	uint64_t futex_wakes; /* sleeping callers woken by the reactor */
 	uint64_t servers;
+	/* How those wakes reached the kernel: the reactor batches the wakes
+	 * of a loop turn (docs/engine.md, "Waking callers"). */
+	uint64_t wake_flushes; /* turns that had wakes to hand over */
+	uint64_t wake_syscalls; /* io_uring_enter (one per flush) or
+	                         * FUTEX_WAKE (one per wake) calls */
+	int wake_uring; /* 1: batches go through io_uring FUTEX_WAKE */
 } fsesl_engine_stats;
 FSESL_API void fsesl_engine_stats_get(fsesl_engine *e, fsesl_engine_stats *out);
 

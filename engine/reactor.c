@@ -12,6 +12,11 @@
  *      command/reply and api/response FIFO, events to their own path
  *   5. timers: async deadlines, connect timeouts, reconnect backoff and a
  *      housekeeping tick (overdue heads, abandoned places, idle servers)
+ *   6. wakes: the turn's completions recorded the wakes their sleeping
+ *      callers need in the wake batch; one flush hands them all to the
+ *      kernel (one io_uring_enter, or one FUTEX_WAKE each on older
+ *      kernels). Also flushed before anything that may sleep: the spin
+ *      poll, epoll_wait, shutdown.
  *
  * Nothing here blocks: sockets and connects are non-blocking, names were
  * resolved by the caller, user callbacks must not block, and every
@@ -28,6 +33,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,7 +42,10 @@
 
 #include "engine_int.h"
 
-_Thread_local bool fsesl_on_reactor;
+_Thread_local struct fsesl_engine *fsesl_on_reactor;
+/* The reactor's wake batch, on the reactor thread only (NULL elsewhere, or
+ * when it could not be made): completions record their wakes in it. */
+static _Thread_local struct fsesl_wakeb_st *rx_wakes;
 
 #define DRAIN_MAX 4096u /* ring items per turn */
 #define MSGS_PER_TURN 1024u /* messages parsed per connection per turn */
@@ -195,6 +204,43 @@ hist_bucket(uint64_t ns)
 	return b;
 }
 
+/* The wake batch's release: it held the request's last reference. */
+static void
+req_cpl_free(struct fsesl_cpl *c)
+{
+
+	fsesl_req_free((struct fsesl_req *)((char *)c - offsetof(struct fsesl_req, cpl)));
+}
+
+static void
+batch_cpl_free(struct fsesl_cpl *c)
+{
+
+	free((char *)c - offsetof(struct fsesl_batch, cpl));
+}
+
+/* A completion on the reactor: a sleeping waiter's wake goes into this
+ * turn's batch, flushed by reactor_main before anything that sleeps; the
+ * batch holds its own reference meanwhile (the TEARDOWN RULE). Off the
+ * reactor, or without a batch, the wake is issued at once. */
+static bool
+rx_complete(struct fsesl_engine *e, struct fsesl_cpl *c, uint32_t state, fsesl_cpl_release_fn fn)
+{
+
+	if (rx_wakes != NULL)
+		return fsesl_cpl_complete_batched(c, state, rx_wakes, fn);
+	if (atomic_load_explicit(&c->state, memory_order_relaxed) & FSESL_CPL_SLEEPING)
+		FSESL_STAT_ADD(e->futex_wakes, 1);
+	return fsesl_cpl_complete(c, state, e->ops);
+}
+
+bool
+fsesl_rx_complete(struct fsesl_engine *e, struct fsesl_req *r, uint32_t state)
+{
+
+	return rx_complete(e, &r->cpl, state, req_cpl_free);
+}
+
 /* The reactor is finished with r: drop its server reference and its
  * completion reference (the last one frees). */
 static void
@@ -233,8 +279,8 @@ req_fail(struct fsesl_engine *e, struct fsesl_req *r, int err)
 	}
 	r->status = err;
 	r->reply = NULL;
-	(void)fsesl_cpl_complete(
-	    &r->cpl, err == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED, e->ops);
+	(void)fsesl_rx_complete(
+	    e, r, err == FSESL_ESHUTDOWN ? FSESL_CPL_CANCELLED : FSESL_CPL_FAILED);
 	req_done(e, r);
 }
 
@@ -253,7 +299,7 @@ fsesl_rx_req_finish(struct fsesl_engine *e, struct fsesl_req *r, int status)
 
 	r->status = status;
 	r->reply = NULL;
-	(void)fsesl_cpl_complete(&r->cpl, status == 0 ? FSESL_CPL_DONE : FSESL_CPL_FAILED, e->ops);
+	(void)fsesl_rx_complete(e, r, status == 0 ? FSESL_CPL_DONE : FSESL_CPL_FAILED);
 	req_done(e, r);
 }
 
@@ -318,7 +364,10 @@ fsesl_batch_item_done(struct fsesl_batch *b)
 	 * (release) publishes them all to the waiter's acquire. */
 	if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) != 1)
 		return;
-	(void)fsesl_cpl_complete(&b->cpl, FSESL_CPL_DONE, b->ops);
+	if (rx_wakes != NULL)
+		(void)fsesl_cpl_complete_batched(&b->cpl, FSESL_CPL_DONE, rx_wakes, batch_cpl_free);
+	else
+		(void)fsesl_cpl_complete(&b->cpl, FSESL_CPL_DONE, b->ops);
 	if (fsesl_cpl_release(&b->cpl))
 		free(b);
 }
@@ -337,7 +386,7 @@ async_deadline(struct fsesl_timer *t, void *arg)
 	 * after its callback (or batch) sees it; taken back if it lost. */
 	FSESL_STAT_ADD(r->srv->st.timeouts, 1);
 	r->timeout_counted = true;
-	if (!fsesl_cpl_complete(&r->cpl, FSESL_CPL_TIMEDOUT, e->ops)) {
+	if (!fsesl_rx_complete(e, r, FSESL_CPL_TIMEDOUT)) {
 		FSESL_STAT_SUB(r->srv->st.timeouts, 1);
 		r->timeout_counted = false;
 	}
@@ -853,6 +902,23 @@ conn_ready(struct fsesl_engine *e, struct fsesl_conn *c)
 	srv_mark_dirty(e, s);
 }
 
+/*
+ * The wait policy's input: how long a blocking request to s takes, from
+ * submit to reply, queueing behind others included (1/8 moving average).
+ * Its callers spin only while this says the reply is due soon.
+ */
+static void
+srv_learn_expect(struct fsesl_srv *s, uint64_t d)
+{
+	uint64_t est = atomic_load_explicit(&s->expect_ns, memory_order_relaxed);
+
+	if (d > UINT32_MAX)
+		d = UINT32_MAX;
+	/* The first reply sets it; a zero would mean "unknown". */
+	est = est == 0 ? d : est - est / 8 + d / 8;
+	atomic_store_explicit(&s->expect_ns, (uint32_t)(est ? est : 1), memory_order_relaxed);
+}
+
 /* Pops the FIFO head and completes it with the reply in m. */
 static void
 conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fsesl_msg *m)
@@ -888,16 +954,14 @@ conn_complete_head(struct fsesl_engine *e, struct fsesl_conn *c, const struct fs
 	}
 	r->reply = rep;
 	r->status = 0;
-	/* Statistics only: the waiter announced it sleeps, so this
-	 * completion costs a FUTEX_WAKE. */
-	if (atomic_load_explicit(&r->cpl.state, memory_order_relaxed) & FSESL_CPL_SLEEPING)
-		FSESL_STAT_ADD(e->futex_wakes, 1);
 	/* Counted before the hand-off, so a woken caller reading its stats
 	 * sees its own reply; taken back if the caller's timeout won. */
 	bucket = hist_bucket(e->now_ns - r->submit_ns);
 	FSESL_STAT_ADD(s->st.replies, 1);
 	FSESL_STAT_ADD(s->st.hist[bucket], 1);
-	if (fsesl_cpl_complete(&r->cpl, FSESL_CPL_DONE, e->ops)) {
+	if (!r->is_async)
+		srv_learn_expect(s, e->now_ns - r->submit_ns);
+	if (fsesl_rx_complete(e, r, FSESL_CPL_DONE)) {
 		if (r->is_async) {
 			/* Lent to the callback, which has returned; a batch
 			 * item has taken it (r->reply NULL). */
@@ -1275,9 +1339,10 @@ fsesl_submit(
     struct fsesl_engine *e, struct fsesl_req *r, bool nonblock, const struct timespec *deadline)
 {
 
-	if (fsesl_on_reactor) {
-		/* From a callback: straight to the reactor's own queues; the
-		 * write phase of this turn sends it. */
+	if (fsesl_on_reactor == e) {
+		/* From a callback on this engine's reactor: straight to its own
+		 * queues; the write phase of this turn sends it. (Another
+		 * engine's reactor goes through the rings like any thread.) */
 		fsesl_reactor_intake(e, r);
 		return 0;
 	}
@@ -1513,20 +1578,33 @@ backlog_phase(struct fsesl_engine *e)
 	}
 }
 
+/* Hands the turn's wakes to the kernel (a no-op when there are none). */
+static inline void
+wakes_flush(void)
+{
+
+	if (rx_wakes != NULL)
+		fsesl_wakeb_st_flush(rx_wakes);
+}
+
 static void
 reactor_shutdown(struct fsesl_engine *e)
 {
 	struct fsesl_req *r;
 	struct fsesl_srv *s;
 
-	/* Keep draining until no submitter is inside its window; their
-	 * items complete with FSESL_ESHUTDOWN (intake checks the flag). */
+	/* Nobody is left waiting for a wake while submitters are awaited. */
+	wakes_flush();
+
+	/* Keep draining until no caller is inside the engine (its window,
+	 * ref.c); their items complete with FSESL_ESHUTDOWN (intake checks
+	 * the flag). */
 	for (;;) {
 		unsigned int n = fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e);
 
-		/* acquire: pairs with the submitters' release decrement, so
-		 * their pushes are visible to the drain below. */
-		if (atomic_load_explicit(&e->in_submit, memory_order_seq_cst) == 0) {
+		/* acquire (in the load): pairs with the callers' release
+		 * decrement, so their pushes are visible to the drain below. */
+		if (fsesl_window_callers(e) == 0) {
 			while (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e))
 				;
 			break;
@@ -1541,6 +1619,7 @@ reactor_shutdown(struct fsesl_engine *e)
 		req_fail(e, r, FSESL_ESHUTDOWN);
 	}
 	fsesl_timer_disarm(&e->timers, &e->housekeeping);
+	wakes_flush();
 }
 
 static inline void
@@ -1566,21 +1645,38 @@ spin_poll(struct fsesl_engine *e, struct epoll_event *evs)
 	unsigned int i;
 	int n;
 
+	/* A spinner like a waiting caller (the wait policy): callers spin
+	 * only on the CPUs left over. */
+	fsesl_cpl_spin_announce();
 	for (;;) {
 		if (fsesl_sq_drain(&e->sq, DRAIN_MAX, intake_cb, e)) {
 			e->now_ns = fsesl_engine_now(e);
 			e->last_busy_ns = spin_now(e);
 			e->work_pending = true;
-			return 0;
+			n = 0;
+			break;
 		}
 		n = epoll_wait(e->epfd, evs, MAX_EVENTS, 0);
 		if (n > 0)
-			return n;
-		if (fsesl_mono_ns() >= until)
-			return 0;
+			break;
+		if (fsesl_mono_ns() >= until) {
+			n = 0;
+			break;
+		}
 		for (i = 0; i < 64; i++)
 			cpu_pause();
 	}
+	fsesl_cpl_spin_withdraw();
+	return n;
+}
+
+/* FSESL_WAKE_BACKEND=futex: never io_uring (a diagnostic knob, tuning.md). */
+static unsigned int
+wakes_flags(void)
+{
+	const char *v = getenv("FSESL_WAKE_BACKEND");
+
+	return v != NULL && strcmp(v, "futex") == 0 ? FSESL_WAKEB_FUTEX_ONLY : 0;
 }
 
 static void *
@@ -1591,7 +1687,15 @@ reactor_main(void *arg)
 	bool bell = true;
 	int n, i, timeout;
 
-	fsesl_on_reactor = true;
+	fsesl_on_reactor = e;
+	/* The wake batch belongs to this thread; without it (no memory)
+	 * every completion wakes its caller at once, as before. */
+	if (fsesl_wakeb_st_init(&e->wakes, 0, wakes_flags(), e->ops) == 0)
+		rx_wakes = &e->wakes;
+	fsesl_log(e, FSESL_LOG_DEBUG, "wakes: %s",
+	    rx_wakes == NULL                                      ? "one FUTEX_WAKE each (no batch)"
+	    : fsesl_wakeb_backend(&e->wakes) == FSESL_WAKEB_URING ? "batched, io_uring FUTEX_WAKE"
+	                                                          : "batched, one FUTEX_WAKE each");
 	/* Every call_rcu of the engine runs here, on this worker. */
 	urcu_bp_set_thread_call_rcu_data(e->crdp);
 	e->now_ns = fsesl_engine_now(e);
@@ -1618,7 +1722,9 @@ reactor_main(void *arg)
 		backlog_phase(e);
 		/* 2. write */
 		write_phase(e);
-		/* 3. poll */
+		/* 3. poll: completions of phases 1-2 (fail-fast, intake)
+		 * wake their callers first. */
+		wakes_flush();
 		timeout = next_timeout_ms(e);
 		if (timeout != 0 && e->cfg.reactor_spin_us &&
 		    spin_now(e) - e->last_busy_ns < (uint64_t)e->cfg.reactor_spin_us * 1000ull) {
@@ -1642,6 +1748,7 @@ reactor_main(void *arg)
 				timeout = 0;
 			}
 		}
+		wakes_flush(); /* spin_poll's or the re-drain's intake */
 		n = epoll_wait(e->epfd, evs, MAX_EVENTS, timeout);
 		bell = false;
 	have_events:
@@ -1660,8 +1767,14 @@ reactor_main(void *arg)
 		timers_run(e);
 		if (e->ticks)
 			ticks_finish(e);
+		/* 6. wakes: the read pass's replies, the timers' failures */
+		wakes_flush();
 	}
 	reactor_shutdown(e);
+	if (rx_wakes != NULL) {
+		rx_wakes = NULL;
+		fsesl_wakeb_st_destroy(&e->wakes);
+	}
 	/* Run every pending reclamation, then let stop() free the worker. */
 	urcu_bp_barrier();
 	urcu_bp_set_thread_call_rcu_data(NULL);

@@ -277,26 +277,12 @@ fsesl_handle_retire(struct fsesl_req *r)
 	urcu_bp_call_rcu(&h->rcu, handle_free_rcu);
 }
 
-/* Window in which a caller may submit: see the shutdown handshake. */
-static int
-enter(struct fsesl_engine *e)
-{
-
-	return fsesl_window_enter(e);
-}
-
-static void
-leave(struct fsesl_engine *e)
-{
-
-	fsesl_window_leave(e);
-}
-
 int
-fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port, const char *user,
+fsesl_server_get_by(fsesl_engine *ref, const char *host, unsigned int port, const char *user,
     const char *password, fsesl_server_t *out)
 {
 	struct fsesl_srv *s = NULL, *fresh = NULL;
+	struct fsesl_engine *e;
 	struct fsesl_handle *h;
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *n;
@@ -306,7 +292,7 @@ fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port, const 
 
 	/* The URL's rules: a password is required, and the host is what
 	 * fsesl_host_check() accepts, never whatever the resolver makes of it. */
-	if (!e || !host || !*host || !password || !*password || !out)
+	if (!ref || !host || !*host || !password || !*password || !out)
 		return -EINVAL;
 	if (port == 0)
 		port = FSESL_DEFAULT_PORT;
@@ -323,7 +309,9 @@ fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port, const 
 	host = bare;
 	*out = 0;
 	snprintf(key, sizeof(key), "%s:%u", host, port);
-	err = enter(e);
+	/* Inside the window to the end: a name is resolved here (it may
+	 * block), and stop waits for that rather than free e under it. */
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
 	for (;;) {
@@ -384,22 +372,22 @@ fsesl_server_get_by(fsesl_engine *e, const char *host, unsigned int port, const 
 	cds_lfht_add(e->handles, hash_id(h->id), &h->node);
 	urcu_bp_read_unlock();
 	*out = h->id;
-	leave(e);
+	fsesl_window_leave(e);
 	return 0;
 out_unref:
 	fsesl_srv_unref(s);
 out_leave:
-	leave(e);
+	fsesl_window_leave(e);
 	return err;
 }
 
 int
-fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out)
+fsesl_server_get(fsesl_engine *ref, const char *url, fsesl_server_t *out)
 {
 	struct fsesl_url *u;
 	int err;
 
-	if (!e || !url || !out)
+	if (!ref || !url || !out)
 		return -EINVAL;
 	u = malloc(sizeof(*u));
 	if (!u)
@@ -414,7 +402,7 @@ fsesl_server_get(fsesl_engine *e, const char *url, fsesl_server_t *out)
 		err = FSESL_EURLEVENTS;
 	} else {
 		err = fsesl_server_get_by(
-		    e, u->host, u->port, u->user[0] ? u->user : NULL, u->password, out);
+		    ref, u->host, u->port, u->user[0] ? u->user : NULL, u->password, out);
 	}
 	fsesl_url_clear(u);
 	free(u);
@@ -446,19 +434,20 @@ fsesl_srv_acquire(struct fsesl_engine *e, fsesl_server_t id, struct fsesl_srv **
 }
 
 int
-fsesl_server_put(fsesl_engine *e, fsesl_server_t id)
+fsesl_server_put(fsesl_engine *ref, fsesl_server_t id)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *n;
 	struct fsesl_handle *h = NULL;
 	struct fsesl_srv *s = NULL;
+	struct fsesl_engine *e;
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
 	int err;
 
-	if (!e)
+	if (!ref)
 		return -EINVAL;
 	if (id == 0)
 		return FSESL_EBADHANDLE;
-	err = enter(e);
+	err = fsesl_window_enter(ref, &e);
 	if (err)
 		return err;
 	err = FSESL_EBADHANDLE;
@@ -480,7 +469,7 @@ fsesl_server_put(fsesl_engine *e, fsesl_server_t id)
 		 * window (the reactor drains until the window is empty). */
 		(void)fsesl_submit(e, &h->retire, false, NULL);
 	}
-	leave(e);
+	fsesl_window_leave(e);
 	return err;
 }
 
@@ -504,22 +493,27 @@ fsesl_srv_try_reap(struct fsesl_engine *e, struct fsesl_srv *s)
 }
 
 int
-fsesl_server_stats_get(fsesl_engine *e, fsesl_server_t id, fsesl_server_stats *out)
+fsesl_server_stats_get(fsesl_engine *ref, fsesl_server_t id, fsesl_server_stats *out)
 {
+	struct fsesl_srv_stats *st;
+	struct fsesl_engine *e;
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *n;
-	struct fsesl_srv_stats *st;
-	int i;
+	int i, err;
 
-	if (!e || !out)
+	if (!ref || !out)
 		return -EINVAL;
 	if (id == 0)
 		return FSESL_EBADHANDLE;
+	err = fsesl_window_enter(ref, &e);
+	if (err)
+		return err;
 	urcu_bp_read_lock();
 	cds_lfht_lookup(e->handles, hash_id(id), match_handle, &id, &it);
 	n = cds_lfht_iter_get_node(&it);
 	if (!n) {
 		urcu_bp_read_unlock();
+		fsesl_window_leave(e);
 		return FSESL_EBADHANDLE;
 	}
 	/* The entry's memory stays valid for the read-side section. */
@@ -545,6 +539,7 @@ fsesl_server_stats_get(fsesl_engine *e, fsesl_server_t id, fsesl_server_stats *o
 	for (i = 0; i < FSESL_LATENCY_BUCKETS; i++)
 		out->latency_us_hist[i] = atomic_load_explicit(&st->hist[i], memory_order_relaxed);
 	urcu_bp_read_unlock();
+	fsesl_window_leave(e);
 	return 0;
 }
 

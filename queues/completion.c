@@ -40,18 +40,43 @@
  *   checks the word against PENDING|SLEEPING under its bucket lock, so a
  *   completion between the CAS and the sleep makes FUTEX_WAIT return at
  *   once.
- *   Adaptive spin: a futex sleep/wake round trip across CPUs costs tens of
- *   microseconds (~24 us measured here) while a hand-off between spinning
- *   threads costs ~0.15 us. The waiter therefore spins first, for a budget
- *   derived from an exponentially weighted moving average (1/8 weight) of
- *   recent wait durations, kept process-wide in one relaxed atomic (a
- *   racy read-modify-write that loses an update now and then, which only
- *   blurs a heuristic). If recent hand-offs were quick (estimate below
- *   FSESL_SPIN_MAX_NS) it spins up to twice the estimate, capped; if they
- *   were slow (a FreeSWITCH round trip is ~100 us) spinning would only
- *   burn a CPU the reactor may need, so it spins a short probe
- *   (FSESL_SPIN_PROBE_NS), which is enough to notice when hand-offs become
- *   quick again. On a single-CPU machine it never spins. The spin uses
+ *   Batched wakes (fsesl_cpl_complete_batched): the same CAS decides;
+ *   if it saw SLEEPING, the completer pins the request with one more
+ *   reference (relaxed: its own reference keeps the count above zero, and
+ *   the acq_rel release in the flush orders the free) and records the
+ *   word in its wake batch instead of calling FUTEX_WAKE (wakebatch.c).
+ *   The lost wake-up argument is unchanged: the wake comes later, but the
+ *   word is already final, so a waiter that has not slept yet will not
+ *   (its FUTEX_WAIT expects PENDING|SLEEPING and returns at once), and one
+ *   that sleeps is woken by the flush.
+ *
+ *   The wait policy: spin only while spinning pays. A futex sleep/wake
+ *   round trip across CPUs costs tens of microseconds (~24 us measured
+ *   here, more in VMs: the wake is a paravirtual IPI) while a hand-off to
+ *   a spinning thread costs ~0.15 us; but a spinner holds a CPU that the
+ *   thread that will complete it (the reactor), or the server, may need.
+ *   So a waiter spins only when all of these hold, and sleeps at once
+ *   otherwise:
+ *     - a spinner slot is free: at most (online CPUs - 1) threads spin at
+ *       once, process-wide (one atomic counter), so one CPU always stays
+ *       for everything else; on one CPU nobody spins. Other spinners of
+ *       the process (the reactor's spin poll) announce themselves in the
+ *       same counter, without a limit: a polling reactor saves every
+ *       caller the doorbell and the reply's wake-up, which is worth more
+ *       than one caller skipping its own wake, so on 2 CPUs callers spin
+ *       only while the reactor sleeps;
+ *     - the reply is due soon: the expectation (c->expect_ns, which the
+ *       engine sets from the server's recent reply times, queueing behind
+ *       other requests included) is below FSESL_SPIN_DUE_NS. Without one
+ *       (0) the process-wide estimate of recent hand-offs stands in for
+ *       it: an exponentially weighted moving average (1/8 weight) of wait
+ *       durations in one relaxed atomic (a racy read-modify-write that
+ *       loses an update now and then, which only blurs a heuristic); when
+ *       that says "slow" the waiter still spins a short probe
+ *       (FSESL_SPIN_PROBE_NS), enough to notice hand-offs becoming quick
+ *       again, since that estimate only learns from waits.
+ *   The spin lasts 1.5 x the expectation plus a small margin, capped at
+ *   FSESL_SPIN_MAX_NS, then the waiter sleeps as before. The spin uses
  *   the real monotonic clock, not ops->now, so a fake clock in a test can
  *   never turn it into an endless loop.
  */
@@ -63,6 +88,8 @@
 #include "queues_impl.h"
 
 #define FSESL_SPIN_MAX_NS 50000u /* never spin longer than this */
+#define FSESL_SPIN_DUE_NS 60000u /* spin only for replies due sooner */
+#define FSESL_SPIN_MARGIN_NS 2000u /* added to 1.5 x the expectation */
 #define FSESL_SPIN_PROBE_NS 2000u /* spin when hand-offs are slow */
 #define FSESL_SPIN_CHECK_EVERY 16u /* pauses between clock reads */
 #define FSESL_EST_CAP_NS 10000000u /* one outlier must not dominate */
@@ -70,30 +97,94 @@
 /* Process-wide estimate of a hand-off, ns. Relaxed: a heuristic only, no
  * other memory is published through it. Starts at the probe value. */
 static _Atomic uint64_t cpl_est_ns = FSESL_SPIN_PROBE_NS;
-/* -1 unknown, 0 single CPU (never spin), 1 spin allowed. */
-static _Atomic int cpl_can_spin = -1;
+/* Most spinners at once: online CPUs - 1; -1 until first looked up. */
+static _Atomic int cpl_spin_max = -1;
+/* Threads in a spin phase now. Relaxed: it admits spinners, it publishes
+ * nothing; an admission a little over the limit for an instant is
+ * harmless, and fetch_add cannot lose a count. */
+static _Atomic unsigned int cpl_spinning;
 
-static bool
-cpl_spin_allowed(void)
+static unsigned int
+cpl_spin_limit(void)
 {
-	int v = atomic_load_explicit(&cpl_can_spin, memory_order_relaxed);
+	int v = atomic_load_explicit(&cpl_spin_max, memory_order_relaxed);
+	long n;
 
 	if (v < 0) {
-		v = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
-		atomic_store_explicit(&cpl_can_spin, v, memory_order_relaxed);
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		v = n > 1 ? (int)(n - 1) : 0;
+		atomic_store_explicit(&cpl_spin_max, v, memory_order_relaxed);
 	}
-	return v != 0;
+	return (unsigned int)v;
 }
 
-static uint64_t
-cpl_spin_budget_ns(void)
+unsigned int
+fsesl_cpl_spinners(void)
 {
-	uint64_t est = atomic_load_explicit(&cpl_est_ns, memory_order_relaxed);
 
-	if (est >= FSESL_SPIN_MAX_NS)
-		return FSESL_SPIN_PROBE_NS;
-	est = 2 * est + 1000;
+	return atomic_load_explicit(&cpl_spinning, memory_order_relaxed);
+}
+
+unsigned int
+fsesl_cpl_spinners_max(void)
+{
+
+	return cpl_spin_limit();
+}
+
+/* How long this wait may spin, ns (0: sleep at once). */
+uint64_t
+fsesl_cpl_spin_budget_ns(const struct fsesl_cpl *c)
+{
+	uint64_t est = c->expect_ns;
+
+	if (est == 0) {
+		est = atomic_load_explicit(&cpl_est_ns, memory_order_relaxed);
+		if (est >= FSESL_SPIN_DUE_NS)
+			return FSESL_SPIN_PROBE_NS;
+	} else if (est >= FSESL_SPIN_DUE_NS) {
+		return 0;
+	}
+	est = est + est / 2 + FSESL_SPIN_MARGIN_NS;
 	return est > FSESL_SPIN_MAX_NS ? FSESL_SPIN_MAX_NS : est;
+}
+
+/* Takes a spinner slot; false when (online CPUs - 1) threads spin. */
+static bool
+cpl_spin_enter(void)
+{
+	unsigned int limit = cpl_spin_limit();
+
+	if (limit == 0)
+		return false;
+	if (atomic_fetch_add_explicit(&cpl_spinning, 1, memory_order_relaxed) < limit)
+		return true;
+	atomic_fetch_sub_explicit(&cpl_spinning, 1, memory_order_relaxed);
+	return false;
+}
+
+static void
+cpl_spin_leave(void)
+{
+
+	atomic_fetch_sub_explicit(&cpl_spinning, 1, memory_order_relaxed);
+	return;
+}
+
+void
+fsesl_cpl_spin_announce(void)
+{
+
+	atomic_fetch_add_explicit(&cpl_spinning, 1, memory_order_relaxed);
+	return;
+}
+
+void
+fsesl_cpl_spin_withdraw(void)
+{
+
+	cpl_spin_leave();
+	return;
 }
 
 static void
@@ -131,29 +222,47 @@ fsesl_cpl_init(struct fsesl_cpl *c, unsigned int refs, fsesl_cpl_cb cb, void *ar
 
 	atomic_init(&c->state, FSESL_CPL_PENDING);
 	atomic_init(&c->refs, refs);
+	c->expect_ns = 0;
 	c->cb = cb;
 	c->cb_arg = arg;
 	return;
 }
 
 /*
- * The one place a final state is decided. `wake` is false when the caller
- * is the waiter itself (its own SLEEPING bit needs no FUTEX_WAKE).
+ * The one place a final state is decided. On success *old is the word
+ * it replaced (SLEEPING tells whether a waiter sleeps on it).
  */
 static bool
-cpl_decide(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops, bool wake)
+cpl_decide(struct fsesl_cpl *c, uint32_t final_state, uint32_t *old)
 {
-	uint32_t old = atomic_load_explicit(&c->state, memory_order_relaxed);
 
+	*old = atomic_load_explicit(&c->state, memory_order_relaxed);
 	do {
-		if (FSESL_CPL_STATE(old) != FSESL_CPL_PENDING)
+		if (FSESL_CPL_STATE(*old) != FSESL_CPL_PENDING)
 			return false;
 		/* Release: publishes the request's result to the acquire loads
 		 * of the state in wait()/wait_poll()/state(). Acquire on
 		 * success too, so the callback sees what the waiter did. */
 	} while (!atomic_compare_exchange_weak_explicit(
-	    &c->state, &old, final_state, memory_order_acq_rel, memory_order_relaxed));
-	if (wake && (old & FSESL_CPL_SLEEPING) != 0)
+	    &c->state, old, final_state, memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+
+static bool
+cpl_final_ok(uint32_t final_state)
+{
+
+	return final_state != FSESL_CPL_PENDING && (final_state & FSESL_CPL_SLEEPING) == 0;
+}
+
+bool
+fsesl_cpl_complete(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops)
+{
+	uint32_t old;
+
+	if (!cpl_final_ok(final_state) || !cpl_decide(c, final_state, &old))
+		return false;
+	if ((old & FSESL_CPL_SLEEPING) != 0)
 		ops->wake32(&c->state, INT_MAX, ops->ctx);
 	if (c->cb != NULL)
 		c->cb(c, final_state, c->cb_arg);
@@ -161,12 +270,23 @@ cpl_decide(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_op
 }
 
 bool
-fsesl_cpl_complete(struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops)
+fsesl_cpl_complete_batched(struct fsesl_cpl *c, uint32_t final_state, struct fsesl_wakeb_st *wb,
+    fsesl_cpl_release_fn release)
 {
+	uint32_t old;
 
-	if (final_state == FSESL_CPL_PENDING || (final_state & FSESL_CPL_SLEEPING) != 0)
+	if (!cpl_final_ok(final_state) || !cpl_decide(c, final_state, &old))
 		return false;
-	return cpl_decide(c, final_state, ops, true);
+	if ((old & FSESL_CPL_SLEEPING) != 0) {
+		/* The batch's own reference (the TEARDOWN RULE): relaxed,
+		 * because the caller's reference keeps the count above zero
+		 * and the flush's acq_rel release orders the free. */
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+		fsesl_wakeb_st_add(wb, c, release);
+	}
+	if (c->cb != NULL)
+		c->cb(c, final_state, c->cb_arg);
+	return true;
 }
 
 uint32_t
@@ -181,9 +301,15 @@ fsesl_cpl_state(const struct fsesl_cpl *c)
 static uint32_t
 cpl_time_out(struct fsesl_cpl *c, const struct fsesl_wait_ops *ops)
 {
+	uint32_t old;
 
-	if (cpl_decide(c, FSESL_CPL_TIMEDOUT, ops, false))
+	/* The waiter itself: its own SLEEPING bit needs no wake. */
+	(void)ops;
+	if (cpl_decide(c, FSESL_CPL_TIMEDOUT, &old)) {
+		if (c->cb != NULL)
+			c->cb(c, FSESL_CPL_TIMEDOUT, c->cb_arg);
 		return FSESL_CPL_TIMEDOUT;
+	}
 	return fsesl_cpl_state(c);
 }
 
@@ -200,13 +326,14 @@ fsesl_cpl_wait(
 	if (s != FSESL_CPL_PENDING)
 		return s;
 	start = fsesl_mono_ns();
-	if (cpl_spin_allowed()) {
-		budget = cpl_spin_budget_ns();
+	budget = fsesl_cpl_spin_budget_ns(c);
+	if (budget != 0 && cpl_spin_enter()) {
 		for (;;) {
 			for (i = 0; i < FSESL_SPIN_CHECK_EVERY; i++)
 				fsesl_cpu_relax();
 			s = fsesl_cpl_state(c);
 			if (s != FSESL_CPL_PENDING) {
+				cpl_spin_leave();
 				cpl_record_handoff(start);
 				return s;
 			}
@@ -214,6 +341,7 @@ fsesl_cpl_wait(
 			if (now - start >= budget)
 				break;
 		}
+		cpl_spin_leave();
 	}
 	for (;;) {
 		s = atomic_load_explicit(&c->state, memory_order_acquire);

@@ -10,11 +10,14 @@
  *                       no system call.
  *   fsesl_cpl_*         a per-request completion: a 32-bit state word that
  *                       is also a private futex; decided once by CAS.
+ *   fsesl_wakeb_st_*    the wakes one thread (the reactor) owes sleeping
+ *                       waiters, batched and handed to the kernel once per
+ *                       loop turn ("_st": one owning thread).
  *
  * fsesl_sq_* composes them: N ring shards + one doorbell = the engine's
  * submission queue.
  *
- * Internal to libfsesl (not installed). Uses only ck and libc.
+ * Internal to libfsesl (not installed). Uses only ck, liburing and libc.
  * Design notes and measured costs: docs/queues.md.
  */
 #ifndef FSESL_QUEUES_H
@@ -217,13 +220,39 @@ typedef void (*fsesl_cpl_cb)(struct fsesl_cpl *c, uint32_t state, void *arg);
  *  - Async (callback) requests: refs = 1 (the reactor's); the callback
  *    runs exactly once, from the party that won the CAS, then the reactor
  *    releases when the request leaves its FIFO.
+ *  - Batched wake (fsesl_cpl_complete_batched): the wake of a sleeping
+ *    waiter is not issued inside the completion but by a later
+ *    fsesl_wakeb_st_flush(), after the completer may already have released
+ *    its own reference. So the batch holds a reference of its own: the
+ *    completion takes one more (refs + 1) before it records the word, and
+ *    the flush drops it only after the wake's system call has returned,
+ *    freeing through the recorded release function if it was the last.
+ *    Proof that no wake touches freed memory: the count was >= 1 when the
+ *    batch took its reference (the completer's own, held across the call),
+ *    so it cannot have reached zero before; from then on it cannot reach
+ *    zero until the batch's release, which follows the wake in program
+ *    order on the owning thread. The waiter may wake early (timeout,
+ *    EINTR, spurious), see the final state, release and return meanwhile:
+ *    that is its ordinary path and frees nothing the batch still names.
+ *    The wake itself never writes the word: FUTEX_WAKE on a private futex
+ *    only hashes (mm, address); the batch stores the address and nothing
+ *    else, and io_uring's FUTEX_WAKE runs that same futex_wake() inline in
+ *    io_uring_enter() (it never returns -EAGAIN, so it is never punted to
+ *    a worker that could run after the release).
  */
 struct fsesl_cpl {
 	_Atomic uint32_t state; /* futex word */
 	_Atomic uint32_t refs;
+	/* The waiter's expectation of how long its reply takes, in ns (0:
+	 * unknown): set by the submitting thread before it submits, read
+	 * only by that thread's wait (the wait policy, completion.c). */
+	uint32_t expect_ns;
 	fsesl_cpl_cb cb; /* NULL for blocking waiters */
 	void *cb_arg;
 };
+
+/* Frees the object that embeds c (the last reference was dropped). */
+typedef void (*fsesl_cpl_release_fn)(struct fsesl_cpl *c);
 
 void fsesl_cpl_init(struct fsesl_cpl *c, unsigned int refs, fsesl_cpl_cb cb, void *arg);
 /*
@@ -237,11 +266,13 @@ void fsesl_cpl_init(struct fsesl_cpl *c, unsigned int refs, fsesl_cpl_cb cb, voi
 bool fsesl_cpl_complete(
     struct fsesl_cpl *c, uint32_t final_state, const struct fsesl_wait_ops *ops);
 /*
- * The submitter: waits for the final state. Spins briefly (bounded,
- * adaptive to recent hand-off times), then sets SLEEPING and FUTEX_WAITs
- * with the remaining time; loops on EINTR and spurious wakes. At the
- * deadline it tries to CAS PENDING -> TIMEDOUT itself. Returns the final
- * state (whoever decided it).
+ * The submitter: waits for the final state. Spins only while spinning
+ * pays (the wait policy, completion.c: fewer spinners than online CPUs,
+ * the reply due soon by c->expect_ns or, when that is 0, by recent
+ * hand-off times), then sets SLEEPING and FUTEX_WAITs with the remaining
+ * time; loops on EINTR and spurious wakes. At the deadline it tries to
+ * CAS PENDING -> TIMEDOUT itself. Returns the final state (whoever
+ * decided it).
  */
 uint32_t fsesl_cpl_wait(
     struct fsesl_cpl *c, const struct timespec *deadline, const struct fsesl_wait_ops *ops);
@@ -263,5 +294,104 @@ bool fsesl_cpl_release(struct fsesl_cpl *c);
  */
 uint64_t fsesl_cpl_handoff_estimate_ns(void);
 void fsesl_cpl_spin_reset(void);
+/* Threads inside the spin phase of fsesl_cpl_wait() right now, and the
+ * most the policy lets spin at once (online CPUs - 1). Relaxed reads. */
+unsigned int fsesl_cpl_spinners(void);
+unsigned int fsesl_cpl_spinners_max(void);
+/* Another thread of the process starts or stops a spin of its own (the
+ * reactor's spin poll): it counts as a spinner, without a limit, so that
+ * waiters leave it the CPUs it needs. */
+void fsesl_cpl_spin_announce(void);
+void fsesl_cpl_spin_withdraw(void);
+/* What fsesl_cpl_wait() on c would spin for, ns, if a spinner slot is
+ * free (0: it sleeps at once). For tests and benches. */
+uint64_t fsesl_cpl_spin_budget_ns(const struct fsesl_cpl *c);
+
+/* ------------------------------------------------------------------ */
+/* Wake batch (one owning thread)                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The wakes that one thread, the owner (the reactor), owes to sleeping
+ * waiters, collected while it works and handed to the kernel together:
+ *
+ *   reactor turn:
+ *     ... read pass: fsesl_cpl_complete_batched(c, DONE, wb, free_fn) ...
+ *     fsesl_wakeb_st_flush(wb);    // once, before anything that sleeps
+ *
+ * "_st": single-threaded. Every function but the counters' readers runs
+ * on the owner only; nothing else in the struct is shared. The completion
+ * CAS, the pinning reference and the waiter's side are what other threads
+ * meet, and they are fsesl_cpl's (see the TEARDOWN RULE).
+ *
+ * Backends, chosen at init and demoted for good on the first error:
+ *   FSESL_WAKEB_URING  one IORING_OP_FUTEX_WAKE SQE per word (no CQE on
+ *                      success), one io_uring_enter() per flush. Linux
+ *                      >= 6.7; detected at run time by probing the opcode
+ *                      and running one test wake.
+ *   FSESL_WAKEB_FUTEX  one FUTEX_WAKE_PRIVATE system call per word, through
+ *                      ops->wake32 (older kernels, io_uring disabled by the
+ *                      kernel.io_uring_disabled sysctl or by seccomp, any
+ *                      error from the ring).
+ * Capacity: `cap` words, the ring's SQ size; a completion that finds the
+ * batch full flushes it first, so the ring never overflows.
+ */
+enum fsesl_wakeb_backend {
+	FSESL_WAKEB_FUTEX = 0,
+	FSESL_WAKEB_URING = 1,
+};
+
+/* fsesl_wakeb_st_init() flags */
+#define FSESL_WAKEB_FUTEX_ONLY 0x1u /* never try io_uring (the fallback) */
+
+struct fsesl_wakeb_entry {
+	struct fsesl_cpl *c;
+	fsesl_cpl_release_fn release;
+};
+
+struct fsesl_wakeb_st {
+	struct fsesl_wakeb_entry *v;
+	unsigned int n, cap;
+	_Atomic int backend; /* enum fsesl_wakeb_backend; read by anyone */
+	void *uring; /* struct io_uring *, URING backend only */
+	bool inject_error; /* tests: the next io_uring flush fails */
+	const struct fsesl_wait_ops *ops;
+	/* Counters: written by the owner (relaxed), read by anyone. */
+	_Atomic uint64_t wakes; /* words woken (one FUTEX_WAKE each) */
+	_Atomic uint64_t flushes; /* flushes that had words to wake */
+	_Atomic uint64_t syscalls; /* io_uring_enter or FUTEX_WAKE calls */
+	_Atomic uint64_t fallbacks; /* URING -> FUTEX demotions (0 or 1) */
+};
+
+/*
+ * cap: words per batch (rounded up to a power of two, 8..4096; 0 = 256).
+ * Returns 0 or -ENOMEM; never fails for want of io_uring (the backend is
+ * then FSESL_WAKEB_FUTEX). Call it on the owning thread.
+ */
+int fsesl_wakeb_st_init(struct fsesl_wakeb_st *wb, unsigned int cap, unsigned int flags,
+    const struct fsesl_wait_ops *ops);
+/* Owner: flushes what is left, then frees the ring and the array. */
+void fsesl_wakeb_st_destroy(struct fsesl_wakeb_st *wb);
+/* Owner: wakes every recorded word (one io_uring_enter, or one
+ * FUTEX_WAKE each), then drops the batch's references. */
+void fsesl_wakeb_st_flush(struct fsesl_wakeb_st *wb);
+/* Owner: words recorded and not flushed yet. */
+static inline unsigned int
+fsesl_wakeb_st_pending(const struct fsesl_wakeb_st *wb)
+{
+
+	return wb->n;
+}
+/* Any thread (relaxed): the backend in use now. */
+enum fsesl_wakeb_backend fsesl_wakeb_backend(const struct fsesl_wakeb_st *wb);
+
+/*
+ * The owner, holding a reference to c: as fsesl_cpl_complete(), except
+ * that a sleeping waiter's wake is recorded in wb (with a reference of
+ * its own, dropped by the flush, which calls release(c) if it was the
+ * last) instead of issued now. Callbacks run now, as in complete().
+ */
+bool fsesl_cpl_complete_batched(struct fsesl_cpl *c, uint32_t final_state,
+    struct fsesl_wakeb_st *wb, fsesl_cpl_release_fn release);
 
 #endif /* FSESL_QUEUES_H */

@@ -8,6 +8,8 @@
 
 #include <stdatomic.h>
 
+#include "fsesl_queues.h"
+
 #if defined(__SANITIZE_THREAD__)
 #define FSESL_TSAN 1
 #elif defined(__has_feature)
@@ -40,5 +42,10 @@ void __tsan_release(void *addr);
  * and the memory system are not flooded while we wait. */
 #include <ck_pr.h>
 #define fsesl_cpu_relax() ck_pr_stall()
+
+/* wakebatch.c: records c (already pinned by the caller) in wb, flushing
+ * first when wb is full. Owner thread only. */
+void fsesl_wakeb_st_add(
+    struct fsesl_wakeb_st *wb, struct fsesl_cpl *c, fsesl_cpl_release_fn release);
 
 #endif /* FSESL_QUEUES_IMPL_H */

@@ -34,19 +34,6 @@ req_cap(const struct bench_env *env)
 	return REQ_BUF + env->o->large_bytes;
 }
 
-/* Open loop pacing: worker k of n, total rate R: its i-th command is due
- * at base + (k + i*n) / R. Returns the intended send time (now if closed). */
-static uint64_t
-pace(const struct scenario *sc, uint64_t base, unsigned k, uint64_t i)
-{
-	if (!sc->open_rate)
-		return now_ns();
-	uint64_t due = base + (uint64_t)((double)(k + i * sc->workers) * 1e9 / sc->open_rate);
-	if (now_ns() < due)
-		sleep_until_ns(due);
-	return due;
-}
-
 /* ------------------------------------------------------------------ */
 /* bare                                                                 */
 /* ------------------------------------------------------------------ */
@@ -295,6 +282,7 @@ os_worker_main(void *arg)
 	const struct scenario *sc = sh->sc;
 	uint64_t i = 0;
 
+	cpu_thread_app();
 	while (!stopping(sh->ctl)) {
 		struct os_req *rq = calloc(1, sizeof(*rq));
 		if (!rq)
@@ -467,6 +455,7 @@ pw_main(void *arg)
 	char token[BENCH_TOKEN_MAX];
 	if (!buf)
 		abort();
+	cpu_thread_app();
 	for (uint64_t i = 0; !stopping(wk->ctl); i++) {
 		enum bench_mix kind = mix_pick(wk->sc->mix, i);
 		make_token(token, sizeof(token), wk->idx, wk->k + 1, i);

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "wake.h"
+
 #define BENCH_MAX_SERVERS 32
 #define BENCH_MAX_WORKERS 1024
 #define BENCH_TOKEN_MAX 64
@@ -61,6 +63,29 @@ void sleep_ns(uint64_t ns);
 /* User+system CPU of this process (ns); the simulator runs in a child.
  * csw (may be NULL) gets its context switches, voluntary + involuntary. */
 uint64_t self_cpu_ns(uint64_t *csw);
+
+/*
+ * Client CPU over a measured window (cpu.c): the process's CPU clock less
+ * the harness's own threads, and the part of it used by the threads that
+ * registered as the application's (callers); the rest is the I/O side.
+ * open and close must run on the same thread, the one timing the window.
+ */
+struct cpu_window {
+	uint64_t proc0, self0, ru0, csw0;
+	uint64_t client_ns; /* results, after close */
+	uint64_t app_ns;
+	uint64_t rusage_ns; /* getrusage over the same window: a cross-check */
+	uint64_t csw;
+};
+/* The calling thread issues commands (a worker, an event consumer). */
+void cpu_thread_app(void);
+/* Thread t is the harness's for the whole run (the watchdog). Call it
+ * before the first scenario. */
+void cpu_thread_harness_permanent(pthread_t t);
+/* Forgets the application threads of the previous scenario. */
+void cpu_registry_reset(void);
+void cpu_window_open(struct cpu_window *w);
+void cpu_window_close(struct cpu_window *w);
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 uint64_t self_rss_bytes(void);
 
@@ -75,6 +100,7 @@ enum bench_kind {
 	K_ENGINE, /* fsesl blocking API, futex or poll wait */
 	K_ASYNC, /* fsesl_api_async with a window */
 	K_MANY_CONNS, /* many connections, many in flight, one reactor */
+	K_BLOCKING, /* hand-written N workers + one I/O thread, futex hand-off */
 };
 
 enum bench_mix {
@@ -99,6 +125,7 @@ struct scenario {
 	int wait_mode; /* K_ENGINE: enum fsesl_wait_mode */
 	unsigned batch; /* K_ENGINE: commands per fsesl_api_many() call, 0 single */
 	unsigned polling_itv_us; /* OpenSIPS esl_cmd_polling_itv */
+	enum wake_tech wake; /* K_BLOCKING: how its I/O thread wakes workers */
 	bool enabled;
 };
 
@@ -111,7 +138,10 @@ struct result {
 	uint64_t total_commands; /* all completed, warm-up and drain too */
 	double cmds_per_s;
 	struct hist lat;
-	double cpu_us_per_cmd;
+	double cpu_us_per_cmd; /* client CPU (cpu.c) */
+	double io_cpu_us_per_cmd; /* its I/O side's share; < 0: no such side */
+	double rusage_cpu_us_per_cmd; /* getrusage of the whole process */
+	double wake_syscalls_per_cmd; /* hand-off syscalls per command, < 0 n/a */
 	double csw_per_cmd; /* context switches of the client process */
 	double submit_syscalls_per_cmd; /* < 0: not measured */
 	double server_cpu_us_per_cmd; /* simulator's CPU, < 0 unknown */
@@ -124,6 +154,14 @@ struct result {
 	char first_error[160];
 	char note[160]; /* how the scenario had to be run, if unusual */
 };
+
+/* How the embedded simulator behaves (--sim-mode). */
+enum bench_sim_mode {
+	SIM_MODE_FAST = 0, /* answers as fast as it can: the client is measured */
+	SIM_MODE_FS_LIKE, /* like a real FreeSWITCH 1.10.12 (fsesl_sim_config_fs_like) */
+};
+#define SIM_KNOB_UNSET (~0u)
+const char *sim_mode_name(enum bench_sim_mode m);
 
 /* Run-wide settings from the command line. */
 struct bench_opts {
@@ -139,13 +177,16 @@ struct bench_opts {
 	bool progress;
 	unsigned timeout_ms; /* per command, for loss detection */
 	unsigned repeat; /* rounds over the plan; each scenario keeps its best run */
-	/* Simulator behaviour (0: as fast as it can; see fsesl_sim.h). */
+	bool full; /* the whole scenario matrix */
+	/* The wake technique of the bare-blocking baseline that the engine
+	 * is compared with ("fsesl vs its own technique"). */
+	enum wake_tech engine_wake;
+	/* Simulator behaviour: a mode, then knobs given explicitly on top
+	 * (SIM_KNOB_UNSET: the mode's value; see simhost.c). */
+	enum bench_sim_mode sim_mode;
 	unsigned sim_api_cost_us;
 	unsigned sim_bgapi_cost_us;
 	unsigned sim_event_poll_ms;
-	bool sim_fs_like; /* --fs-like: a thread per connection, as FreeSWITCH */
-	unsigned sim_byte_cost_ns;
-	unsigned sim_dispatch_cost_us;
 };
 
 /* Where the servers are: host/port/password (sim or --url). */
@@ -224,8 +265,7 @@ void result_add(struct result *r, const struct wstats *w);
  * later (result_finish).
  */
 struct window_snap {
-	uint64_t cpu0, cpu1;
-	uint64_t csw0, csw1;
+	struct cpu_window cpu;
 	uint64_t t0, t1;
 	uint64_t srv_cpu0, srv_cpu1;
 };
@@ -235,6 +275,11 @@ typedef void (*window_hook)(void *ud, int which);
 void run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_snap *snap,
     window_hook hook, void *ud);
 void result_finish(struct result *r, const struct window_snap *snap);
+
+/* Open loop pacing: worker k of n, total rate R: its i-th command is due
+ * at base + (k + i*n) / R. Sleeps until then; returns the intended send
+ * time (now, in a closed loop). */
+uint64_t pace(const struct scenario *sc, uint64_t base, unsigned k, uint64_t i);
 
 /* Tokens: unique per run, scenario, thread and sequence number. */
 int make_token(char *buf, size_t cap, unsigned scen, unsigned thread, uint64_t seq);
@@ -250,6 +295,13 @@ enum bench_mix mix_pick(enum bench_mix m, uint64_t seq);
 /* ------------------------------------------------------------------ */
 
 bool simhost_available(void);
+/* The simulator's pacing for these options: the mode's, then the knobs
+ * given on the command line. */
+struct sim_knobs {
+	unsigned api_cost_us, bgapi_cost_us, event_poll_ms;
+	unsigned byte_cost_ns, dispatch_cost_us; /* fs-like only */
+};
+void simhost_knobs(const struct bench_opts *o, struct sim_knobs *k);
 /* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */
 int simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets);
 /* Events per second of CUSTOM sim::flood on every connection (0 stops). */
@@ -292,6 +344,13 @@ struct rawreply {
 	size_t job_uuid_len;
 };
 int rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events);
+/* The same from the bytes already read only: 1, 0 (need more), < 0. For an
+ * I/O thread that reads on readiness (blocking.c). */
+int rawconn_parse(struct rawconn *c, struct rawreply *rep, uint64_t *events);
+/* One non-blocking recv: bytes read (0: nothing there), < 0 error or EOF.
+ * *room (may be NULL) gets the space it had: a read that filled it all
+ * may have left more in the socket. */
+ssize_t rawconn_recv(struct rawconn *c, size_t *room);
 /* Encodes the command for token/mix into dst; returns length or < 0. */
 ssize_t encode_request(
     char *dst, size_t cap, enum bench_mix kind, const char *token, unsigned large_bytes);
@@ -336,28 +395,49 @@ void run_async(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
 void run_many_conns(
     const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
+void run_blocking(
+    const struct bench_env *env, unsigned idx, const struct scenario *sc, struct result *r);
 
 /* ------------------------------------------------------------------ */
 /* Reports                                                              */
 /* ------------------------------------------------------------------ */
 
 struct ratios {
+	/* Targets (docs/benchmarks.md, issue 15 and before). */
 	double futex_vs_bare_window_16;
 	double futex_vs_bare_window_64;
+	double futex_64w_vs_16w;
+	double futex_cpu_us_per_cmd_16w;
+	double futex_cpu_us_per_cmd_64w;
+	double serial_p50_vs_bare_rtt;
+	double futex_vs_blocking_16w; /* vs the baseline with the engine's wake */
+	double futex_vs_blocking_64w;
 	double futex_vs_opensips_16w;
 	double futex_vs_opensips_64w;
 	double futex_p50_vs_opensips_16w; /* p50 ratio: lower is better */
 	double futex_p50_vs_opensips_64w;
 	double futex_vs_per_worker_16w;
 	double futex_p99_vs_per_worker_16w;
-	double serial_p50_vs_bare_rtt;
 	double async_vs_bare_pipeline;
 	double futex_submit_syscalls_64w;
+	/* Context, no target: where the engine's technique itself stands. */
+	double blocking_vs_bare_window_16;
+	double blocking_vs_bare_window_64;
+	double blocking_p50_vs_bare_rtt;
+	double blocking_uring_vs_blocking_16w;
+	double blocking_uring_vs_blocking_64w;
+	/* Not ratios: how they were computed. */
+	enum wake_tech engine_wake; /* the baseline variant used above */
+	bool fs_like; /* the simulator was FreeSWITCH-like: other goals */
 };
-void compute_ratios(const struct result *res, size_t n, struct ratios *out);
+void compute_ratios(const struct result *res, size_t n, const struct bench_opts *o, bool uring_ok,
+    struct ratios *out);
+/* The bare-blocking twin of an engine scenario (same workers, connections,
+ * servers, events; the engine's wake technique): its name, or NULL. */
+const char *blocking_twin(const char *name, enum wake_tech t, char *buf, size_t cap);
 void report_table(FILE *f, const struct result *res, size_t n, const struct ratios *ra);
 int report_json(FILE *f, const struct bench_env *env, const struct result *res, size_t n,
-    const struct ratios *ra);
+    const struct ratios *ra, bool uring_ok, const char *uring_why);
 void report_csv(FILE *f, const struct result *res, size_t n);
 int report_plot(const char *path, const struct result *res, size_t n);
 

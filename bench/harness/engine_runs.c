@@ -13,6 +13,7 @@
 #include "fsesl.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@ eng_hook(void *ud, int which)
 	fsesl_engine_stats_get(g->e, which ? &g->s1 : &g->s0);
 	if (which)
 		g->rss1 = self_rss_bytes();
+	/* FSESL_BENCH_WAKES=1: how the engine woke its callers in the
+	 * measured window (docs/engine.md, "Waking callers"). */
+	if (which && getenv("FSESL_BENCH_WAKES"))
+		fprintf(stderr,
+		    "wakes: %" PRIu64 " futex_wakes, %" PRIu64 " flushes, %" PRIu64
+		    " wake syscalls (%s) in %" PRIu64 " loop turns\n",
+		    g->s1.futex_wakes - g->s0.futex_wakes, g->s1.wake_flushes - g->s0.wake_flushes,
+		    g->s1.wake_syscalls - g->s0.wake_syscalls,
+		    g->s1.wake_uring ? "io_uring_enter" : "FUTEX_WAKE",
+		    g->s1.loop_iterations - g->s0.loop_iterations);
 }
 
 static int
@@ -186,6 +197,7 @@ static void *
 drain_main(void *arg)
 {
 	struct drain *d = arg;
+	cpu_thread_app(); /* the application's event consumer */
 	/* Acquire: pairs with the release store in drain_stop(). */
 	while (!atomic_load_explicit(&d->stop, memory_order_acquire)) {
 		fsesl_delivery dl;
@@ -249,8 +261,9 @@ drain_start(
 		if (rc == 0)
 			d->running = true;
 	}
+	/* The rate is the total, split over the servers. */
 	if (rc == 0 && env->sim)
-		rc = simhost_flood(rate, g->n_srv);
+		rc = simhost_flood((rate + g->n_srv - 1) / g->n_srv, g->n_srv);
 	if (rc != 0) {
 		r->errors++;
 		snprintf(r->first_error, sizeof(r->first_error), "event subscription: %s",
@@ -341,6 +354,7 @@ eng_batch_main(void *arg)
 	opts.timeout_ms = (int)o->timeout_ms;
 	if (!lines || !tokens || !cmds || !to || !rep || !st)
 		abort();
+	cpu_thread_app();
 	while (!stopping(wk->ctl)) {
 		for (size_t j = 0; j < n; j++, seq++) {
 			make_token(tokens[j], BENCH_TOKEN_MAX, wk->idx, wk->k + 1, seq);
@@ -398,6 +412,7 @@ eng_worker_main(void *arg)
 	opts.timeout_ms = (int)o->timeout_ms;
 	if (!line)
 		abort();
+	cpu_thread_app();
 	for (uint64_t i = 0; !stopping(wk->ctl); i++) {
 		enum bench_mix kind = mix_pick(sc->mix, i);
 		fsesl_server_t srv = wk->g->srv[(wk->k + i) % wk->g->n_srv];
@@ -498,9 +513,12 @@ run_engine(const struct bench_env *env, unsigned idx, const struct scenario *sc,
 	}
 	result_finish(r, &snap);
 	r->connections = eng_connected(&g);
-	if (r->commands)
+	if (r->commands) {
 		r->submit_syscalls_per_cmd =
 		    (double)(g.s1.doorbell_writes - g.s0.doorbell_writes) / (double)r->commands;
+		r->wake_syscalls_per_cmd =
+		    (double)(g.s1.futex_wakes - g.s0.futex_wakes) / (double)r->commands;
+	}
 out_drain:
 	if (draining || dr.sub || dr.raw)
 		drain_stop(&dr, env, r);

@@ -2,9 +2,11 @@
  * main.c - fsesl-bench: fsesl against the patterns it replaces, in one run.
  *
  * With no arguments it forks a child hosting embedded simulators and runs
- * every scenario family for a short fixed time each (the whole run stays
- * under a minute on two cores); --url points it at real FreeSWITCH
- * servers instead. Every reply is checked against the unique token its
+ * every scenario family, and the dimensions users meet (workers,
+ * connections, servers, events) varied one at a time, for a short fixed
+ * time each (about two minutes on two cores); --full crosses every
+ * dimension, --quick runs the default plan in seconds, --url points it at
+ * real FreeSWITCH servers instead. Every reply is checked against the unique token its
  * request carried; any mismatch, lost request or unexpected error makes
  * the run fail loudly (exit 1) after the report. Usage errors exit 2.
  *
@@ -15,7 +17,6 @@
 #include "bench.h"
 
 #include "fsesl.h"
-#include "fsesl_sim.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -31,7 +32,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define MAX_SCENARIOS 96
+#define MAX_SCENARIOS 256
 #define MAX_LIST 16
 
 struct cli {
@@ -52,6 +53,8 @@ struct cli {
 	bool list;
 	bool no_progress;
 	unsigned repeat;
+	bool uring_ok; /* io_uring futex wakes work here (wake.c) */
+	char uring_why[160];
 };
 
 static void
@@ -59,14 +62,17 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: fsesl-bench [options]\n"
-	    "  (no options)        every scenario against embedded simulators, < 1 minute\n"
-	    "  --quick             a few seconds in all (smoke test)\n"
+	    "  (no options)        every family and each dimension against embedded\n"
+	    "                      simulators, about 2 minutes on two cores\n"
+	    "  --quick             the same plan in a few seconds each (smoke test)\n"
+	    "  --full              every combination of workers x connections x servers\n"
+	    "                      x events for futex, poll and bare-blocking (~5 min)\n"
 	    "  --url URL           fs://[user]:password@host[:port] (repeatable): real servers\n"
 	    "  --duration S        seconds per scenario, warm-up included (default 1.5)\n"
-	    "  --workers LIST      worker counts, e.g. 1,16,64 (default; 1..%u)\n"
+	    "  --workers LIST      worker counts (default 1,16,64,256; 1..%u)\n"
 	    "  --window LIST       pipelined windows for bare/async (default 16,64)\n"
-	    "  --servers N         servers for the multi-server scenario (default 2)\n"
-	    "  --conns N           connections per server for the pool scenario (default 4)\n"
+	    "  --servers N         servers for the multi-server scenarios (default 20)\n"
+	    "  --conns N           connections per server for the pool scenarios (default 4)\n"
 	    "  --mix KIND          small|large|bgapi|mixed for the main scenarios (default small)\n"
 	    "  --large-bytes N     reply size of the large mix (default 4000)\n"
 	    "  --event-rate N      events/s during the events scenario (default 10000, 0 off;\n"
@@ -78,20 +84,27 @@ usage(FILE *f)
 	    "  --polling-itv US    OpenSIPS esl_cmd_polling_itv of the baseline (default 1000)\n"
 	    "  --timeout-ms MS     a reply later than this counts as lost (default 30000)\n"
 	    "  --only LIST         run only these scenarios: exact names, families (bare,\n"
-	    "                      opensips, per_worker, futex, poll1000, poll100, async, batch,\n"
-	    "                      many_conns) or globs ('futex_*'), comma-separated\n"
+	    "                      blocking, blocking_uring, opensips, per_worker, futex,\n"
+	    "                      poll1000, poll100, async, batch, many_conns) or globs\n"
+	    "                      ('futex_*'), comma-separated\n"
+	    "  --engine-wake TECH  futex|uring: the bare-blocking variant the engine is\n"
+	    "                      compared with, the wake technique the engine uses\n"
+	    "                      (default futex: one FUTEX_WAKE per reply)\n"
 	    "  --list              print the scenario names and exit\n"
 	    "  --json | --csv      machine output on stdout (the table goes to stderr)\n"
 	    "  --plot FILE         latency percentile chart (gnuplot if installed, else SVG)\n"
 	    "  --repeat N          go round all scenarios N times and report each one's best\n"
 	    "                      run (highest rate; open loop: lowest p99); errors of\n"
 	    "                      every run count\n"
-	    "  --sim-api-cost US   simulator: serial cost of each api per connection (0)\n"
-	    "  --sim-bgapi-cost US simulator: the same for bgapi (0)\n"
-	    "  --sim-event-poll MS simulator: idle connections see events every MS (0)\n"
-	    "  --fs-like           simulator like a real FreeSWITCH 1.10.12: a thread per\n"
-	    "                      connection reading a byte per recv(), api inline, 20 ms\n"
-	    "                      event poll, one dispatch thread (docs/simulator.md)\n"
+	    "  --sim-mode MODE     fast (default: answers at once) or fs-like (like a real\n"
+	    "                      FreeSWITCH 1.10.12: a thread per connection reading a\n"
+	    "                      byte per recv(), api inline, 20 ms event poll, one\n"
+	    "                      dispatch thread; docs/simulator.md)\n"
+	    "  --fs-like           the same as --sim-mode fs-like\n"
+	    "  --sim-api-cost US   simulator: serial cost of each api per connection\n"
+	    "  --sim-bgapi-cost US simulator: the same for bgapi\n"
+	    "  --sim-event-poll MS simulator: idle connections see events every MS\n"
+	    "                      (these three override the mode's values)\n"
 	    "  --no-progress       no progress line even on a terminal\n",
 	    BENCH_MAX_WORKERS);
 }
@@ -166,6 +179,9 @@ parse_args(int argc, char **argv, struct cli *c)
 		O_SIM_EVPOLL,
 		O_FSLIKE,
 		O_REPEAT,
+		O_FULL,
+		O_SIM_MODE,
+		O_ENGINE_WAKE,
 		O_HELP,
 	};
 	static const struct option opts[] = {
@@ -195,6 +211,9 @@ parse_args(int argc, char **argv, struct cli *c)
 	    {"sim-bgapi-cost", required_argument, NULL, O_SIM_BGAPI},
 	    {"sim-event-poll", required_argument, NULL, O_SIM_EVPOLL},
 	    {"fs-like", no_argument, NULL, O_FSLIKE},
+	    {"full", no_argument, NULL, O_FULL},
+	    {"sim-mode", required_argument, NULL, O_SIM_MODE},
+	    {"engine-wake", required_argument, NULL, O_ENGINE_WAKE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -206,15 +225,20 @@ parse_args(int argc, char **argv, struct cli *c)
 	c->o.large_bytes = 4000;
 	c->o.password = "ClueCon";
 	c->o.timeout_ms = 30000; /* a stalled shared VM is not a lost reply */
-	c->workers[0] = 1, c->workers[1] = 16, c->workers[2] = 64, c->n_workers = 3;
+	c->workers[0] = 1, c->workers[1] = 16, c->workers[2] = 64, c->workers[3] = 256;
+	c->n_workers = 4;
 	c->windows[0] = 16, c->windows[1] = 64, c->n_windows = 2;
-	c->servers = 2;
+	c->servers = 20;
 	c->conns = 4;
 	c->event_rate = 10000;
 	c->open_rate = 5000;
 	c->many_conns = 1000;
 	c->polling_itv = 1000;
 	c->repeat = 1;
+	c->o.sim_api_cost_us = c->o.sim_bgapi_cost_us = c->o.sim_event_poll_ms = SIM_KNOB_UNSET;
+	/* The engine's hand-off today: one FUTEX_WAKE per reply. When it
+	 * batches its wakes through io_uring, this becomes WAKE_URING. */
+	c->o.engine_wake = WAKE_FUTEX;
 	opterr = 0;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -336,20 +360,29 @@ parse_args(int argc, char **argv, struct cli *c)
 				return die_usage(
 				    "--sim-event-poll: '%s' is not 0..1000 ms", optarg);
 			break;
-		case O_FSLIKE: {
-			/* The simulator's FreeSWITCH-like mode with its calibrated
-			 * costs (docs/simulator.md); --sim-* after it adjust them. */
-			struct fsesl_sim_config sc;
-			fsesl_sim_config_init(&sc);
-			fsesl_sim_config_fs_like(&sc);
-			c->o.sim_fs_like = true;
-			c->o.sim_api_cost_us = sc.api_cost_us;
-			c->o.sim_bgapi_cost_us = sc.bgapi_cost_us;
-			c->o.sim_event_poll_ms = sc.event_poll_ms;
-			c->o.sim_byte_cost_ns = sc.fs_byte_cost_ns;
-			c->o.sim_dispatch_cost_us = sc.fs_dispatch_cost_us;
+		case O_FSLIKE:
+			c->o.sim_mode = SIM_MODE_FS_LIKE;
 			break;
-		}
+		case O_SIM_MODE:
+			if (!strcmp(optarg, "fast"))
+				c->o.sim_mode = SIM_MODE_FAST;
+			else if (!strcmp(optarg, "fs-like"))
+				c->o.sim_mode = SIM_MODE_FS_LIKE;
+			else
+				return die_usage("--sim-mode: '%s' is not fast or fs-like", optarg);
+			break;
+		case O_ENGINE_WAKE:
+			if (!strcmp(optarg, "futex"))
+				c->o.engine_wake = WAKE_FUTEX;
+			else if (!strcmp(optarg, "uring"))
+				c->o.engine_wake = WAKE_URING;
+			else
+				return die_usage(
+				    "--engine-wake: '%s' is not futex or uring", optarg);
+			break;
+		case O_FULL:
+			c->o.full = true;
+			break;
 		case O_REPEAT:
 			if (parse_uint(optarg, 1, 99, &c->repeat))
 				return die_usage("--repeat: '%s' is not 1..99", optarg);
@@ -398,8 +431,12 @@ static struct scenario *add(struct plan *p, enum bench_kind kind, const char *mo
 static struct scenario *
 add(struct plan *p, enum bench_kind kind, const char *mode, unsigned workers, const char *fmt, ...)
 {
-	if (p->n == MAX_SCENARIOS)
-		return NULL;
+	if (p->n == MAX_SCENARIOS) {
+		/* The plan is ours, not the user's: a bigger matrix needs a
+		 * bigger array. */
+		fprintf(stderr, "fsesl-bench: more than %d scenarios planned\n", MAX_SCENARIOS);
+		abort();
+	}
 	struct scenario *s = &p->sc[p->n++];
 	va_list ap;
 	memset(s, 0, sizeof(*s));
@@ -414,6 +451,46 @@ add(struct plan *p, enum bench_kind kind, const char *mode, unsigned workers, co
 	s->window = kind == K_BARE || kind == K_ASYNC ? 1 : 0;
 	s->wait_mode = FSESL_WAIT_FUTEX;
 	s->enabled = true;
+	return s;
+}
+
+/* The blocking-call families that the matrix varies. */
+struct family {
+	const char *mode;
+	enum bench_kind kind;
+	int wait_mode; /* K_ENGINE */
+	unsigned polling_itv_us; /* K_ENGINE poll modes */
+	enum wake_tech wake; /* K_BLOCKING */
+};
+static const struct family FAM_FUTEX = {"futex", K_ENGINE, FSESL_WAIT_FUTEX, 0, WAKE_FUTEX};
+static const struct family FAM_POLL1000 = {"poll1000", K_ENGINE, FSESL_WAIT_POLL, 1000, WAKE_FUTEX};
+static const struct family FAM_POLL100 = {"poll100", K_ENGINE, FSESL_WAIT_POLL, 100, WAKE_FUTEX};
+static const struct family FAM_BLOCKING = {"blocking", K_BLOCKING, 0, 0, WAKE_FUTEX};
+static const struct family FAM_BLOCKING_URING = {"blocking_uring", K_BLOCKING, 0, 0, WAKE_URING};
+
+/* One point of the matrix, named <mode>_<w>w[_<c>conns][_<s>servers]
+ * [_events_<rate>]: the names of the one-dimension scenarios of earlier
+ * versions stay what they were. */
+static struct scenario *
+add_point(struct plan *p, const struct cli *c, const struct family *f, unsigned w, unsigned conns,
+    unsigned servers, unsigned events)
+{
+	char name[64];
+	int n = snprintf(name, sizeof(name), "%s_%uw", f->mode, w);
+	if (conns > 1)
+		n += snprintf(name + n, sizeof(name) - (size_t)n, "_%uconns", conns);
+	if (servers > 1)
+		n += snprintf(name + n, sizeof(name) - (size_t)n, "_%uservers", servers);
+	if (events)
+		snprintf(name + n, sizeof(name) - (size_t)n, "_events_%u", events);
+	struct scenario *s = add(p, f->kind, f->mode, w, "%s", name);
+	s->conns_per_server = conns;
+	s->servers = servers;
+	s->event_rate = events;
+	s->mix = c->mix;
+	s->wait_mode = f->wait_mode;
+	s->polling_itv_us = f->polling_itv_us;
+	s->wake = f->wake;
 	return s;
 }
 
@@ -439,8 +516,8 @@ pick_workers(const struct cli *c, unsigned want)
 }
 
 /* A word of --only selects a scenario by its exact name, a whole family by
- * its mode (bare, opensips, per_worker, futex, poll1000, poll100, async,
- * many_conns), or names by a glob (fnmatch). */
+ * its mode (bare, blocking, opensips, per_worker, futex, poll1000,
+ * poll100, async, many_conns), or names by a glob (fnmatch). */
 static bool
 only_match(const char *only, const struct scenario *sc)
 {
@@ -455,11 +532,56 @@ only_match(const char *only, const struct scenario *sc)
 	return false;
 }
 
+/* Families at every worker count; the costly baselines (a thread polling
+ * every millisecond, a connection per thread) stop at 64 outside --full. */
+static void
+add_workers(struct plan *p, const struct cli *c, const struct family *f, unsigned max)
+{
+	for (unsigned i = 0; i < c->n_workers; i++)
+		if (c->workers[i] <= max)
+			add_point(p, c, f, c->workers[i], 1, 1, 0);
+}
+
+/*
+ * --full: every combination of connections per server (1, --conns),
+ * servers (1, --servers) and events (off, --event-rate) at every worker
+ * count, for the engine's two wait modes and the bare-blocking baseline.
+ * One caller never uses a second connection, so 1 worker skips the pool.
+ */
+static void
+add_cross(struct plan *p, const struct cli *c, const struct family *f, unsigned ns, unsigned ev)
+{
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		unsigned w = c->workers[i];
+		for (unsigned ci = 0; ci < 2; ci++) {
+			unsigned conns = ci ? c->conns : 1;
+			if ((ci && (conns == 1 || w == 1)))
+				continue;
+			for (unsigned si = 0; si < 2; si++) {
+				unsigned servers = si ? ns : 1;
+				if (si && servers == 1)
+					continue;
+				for (unsigned ei = 0; ei < 2; ei++) {
+					if ((ei && !ev) || (!ci && !si && !ei))
+						continue; /* the plain point is there already */
+					add_point(p, c, f, w, conns, servers, ei ? ev : 0);
+				}
+			}
+		}
+	}
+}
+
 static void
 build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 {
 	struct scenario *s;
+	bool full = c->o.full;
 	unsigned w16 = pick_workers(c, 16), w64 = pick_workers(c, 64);
+	unsigned ns = c->servers <= n_targets ? c->servers : n_targets;
+	/* Against real servers the events are our own sendevents, fired at
+	 * every subscriber of theirs too: only when asked for. */
+	unsigned ev = c->event_rate && (sim || c->event_rate_set) ? c->event_rate : 0;
+	unsigned heavy = full ? UINT_MAX : 64;
 
 	/* Baselines first: the engine is then compared in the same run. */
 	s = add(p, K_BARE, "bare", 1, "bare_serial");
@@ -469,33 +591,27 @@ build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 		s->window = c->windows[i];
 		s->mix = c->mix;
 	}
+	add_workers(p, c, &FAM_BLOCKING, UINT_MAX);
+	if (c->uring_ok)
+		add_workers(p, c, &FAM_BLOCKING_URING, UINT_MAX);
 	for (unsigned i = 0; i < c->n_workers; i++) {
+		if (c->workers[i] > heavy)
+			continue;
 		s = add(p, K_OPENSIPS, "opensips", c->workers[i], "opensips_%uw", c->workers[i]);
 		s->polling_itv_us = c->polling_itv;
 		s->mix = c->mix;
 	}
 	for (unsigned i = 0; i < c->n_workers; i++) {
+		if (c->workers[i] > heavy)
+			continue;
 		s = add(
 		    p, K_PER_WORKER, "per_worker", c->workers[i], "per_worker_%uw", c->workers[i]);
 		s->conns_per_server = c->workers[i];
 		s->mix = c->mix;
 	}
-	for (unsigned i = 0; i < c->n_workers; i++) {
-		s = add(p, K_ENGINE, "futex", c->workers[i], "futex_%uw", c->workers[i]);
-		s->mix = c->mix;
-	}
-	for (unsigned i = 0; i < c->n_workers; i++) {
-		s = add(p, K_ENGINE, "poll1000", c->workers[i], "poll1000_%uw", c->workers[i]);
-		s->wait_mode = FSESL_WAIT_POLL;
-		s->polling_itv_us = 1000;
-		s->mix = c->mix;
-	}
-	for (unsigned i = 0; i < c->n_workers; i++) {
-		s = add(p, K_ENGINE, "poll100", c->workers[i], "poll100_%uw", c->workers[i]);
-		s->wait_mode = FSESL_WAIT_POLL;
-		s->polling_itv_us = 100;
-		s->mix = c->mix;
-	}
+	add_workers(p, c, &FAM_FUTEX, UINT_MAX);
+	add_workers(p, c, &FAM_POLL1000, UINT_MAX);
+	add_workers(p, c, &FAM_POLL100, heavy);
 	for (unsigned i = 0; i < c->n_windows; i++) {
 		s = add(p, K_ASYNC, "async", 1, "async_window_%u", c->windows[i]);
 		s->window = c->windows[i];
@@ -511,17 +627,42 @@ build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 			s->mix = c->mix;
 		}
 	}
-	/* Dimensions: a pool of connections, several servers. */
-	if (c->conns > 1) {
-		s = add(p, K_ENGINE, "futex", w64, "futex_%uw_%uconns", w64, c->conns);
-		s->conns_per_server = c->conns;
-		s->mix = c->mix;
-	}
-	unsigned ns = c->servers <= n_targets ? c->servers : n_targets;
-	if (ns > 1) {
-		s = add(p, K_ENGINE, "futex", w64, "futex_%uw_%uservers", w64, ns);
-		s->servers = ns;
-		s->mix = c->mix;
+	/* Dimensions: a pool of connections, many servers, events flowing.
+	 * The default varies one at a time around the worker counts users
+	 * run, with the bare-blocking baseline beside the engine at 16 and
+	 * 64 workers; --full crosses them all. */
+	if (full) {
+		add_cross(p, c, &FAM_BLOCKING, ns, ev);
+		if (c->uring_ok)
+			add_cross(p, c, &FAM_BLOCKING_URING, ns, ev);
+		add_cross(p, c, &FAM_FUTEX, ns, ev);
+		add_cross(p, c, &FAM_POLL1000, ns, ev);
+	} else {
+		const struct family *blk[2] = {&FAM_BLOCKING, &FAM_BLOCKING_URING};
+		for (unsigned b = 0; b < (c->uring_ok ? 2u : 1u); b++) {
+			unsigned ws[2] = {w16, w64};
+			for (unsigned j = 0; j < (w16 == w64 ? 1u : 2u); j++) {
+				if (c->conns > 1)
+					add_point(p, c, blk[b], ws[j], c->conns, 1, 0);
+				if (ns > 1)
+					add_point(p, c, blk[b], ws[j], 1, ns, 0);
+				if (ev)
+					add_point(p, c, blk[b], ws[j], 1, 1, ev);
+			}
+		}
+		for (unsigned i = 0; i < c->n_workers; i++) {
+			unsigned w = c->workers[i];
+			if (w > 1 && c->conns > 1)
+				add_point(p, c, &FAM_FUTEX, w, c->conns, 1, 0);
+			if (w > 1 && ns > 1)
+				add_point(p, c, &FAM_FUTEX, w, 1, ns, 0);
+			if (ev)
+				add_point(p, c, &FAM_FUTEX, w, 1, 1, ev);
+		}
+		if (c->conns > 1 && ns > 1)
+			add_point(p, c, &FAM_FUTEX, w64, c->conns, ns, 0);
+		if (ev)
+			add_point(p, c, &FAM_POLL1000, w64, 1, 1, ev);
 	}
 	if (c->mix != MIX_MIXED) {
 		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_mixed", w16);
@@ -530,13 +671,6 @@ build_plan(const struct cli *c, bool sim, unsigned n_targets, struct plan *p)
 	/* bgapi jobs end to end: the reply, then the BACKGROUND_JOB event. */
 	s = add(p, K_ENGINE, "futex", w16, "futex_%uw_jobs", w16);
 	s->mix = MIX_JOB;
-	/* Against real servers the events are our own sendevents, fired at
-	 * every subscriber of theirs too: only when asked for. */
-	if (c->event_rate && (sim || c->event_rate_set)) {
-		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_events_%u", w16, c->event_rate);
-		s->event_rate = c->event_rate;
-		s->mix = c->mix;
-	}
 	/* Open loop at one rate: latency from the intended send time. */
 	if (c->open_rate) {
 		s = add(p, K_ENGINE, "futex", w16, "futex_%uw_open_%u", w16, c->open_rate);
@@ -657,9 +791,13 @@ run_one(const struct bench_env *env, unsigned idx, const struct scenario *sc, st
 	memset(r, 0, sizeof(*r));
 	r->sc = sc;
 	r->submit_syscalls_per_cmd = -1;
+	r->wake_syscalls_per_cmd = -1;
+	r->io_cpu_us_per_cmd = -1;
+	r->rusage_cpu_us_per_cmd = -1;
 	r->server_cpu_us_per_cmd = -1;
 	r->mem_per_conn_bytes = -1;
 	hist_reset(&r->lat);
+	cpu_registry_reset();
 	switch (sc->kind) {
 	case K_BARE:
 		run_bare(env, idx, sc, r);
@@ -678,6 +816,9 @@ run_one(const struct bench_env *env, unsigned idx, const struct scenario *sc, st
 		break;
 	case K_MANY_CONNS:
 		run_many_conns(env, idx, sc, r);
+		break;
+	case K_BLOCKING:
+		run_blocking(env, idx, sc, r);
 		break;
 	}
 }
@@ -730,6 +871,8 @@ main(int argc, char **argv)
 		return rc;
 	env.o = &c.o;
 	bool sim = c.o.n_urls == 0;
+	/* Before any thread: the probe opens a ring of its own. */
+	c.uring_ok = wake_uring_available(c.uring_why, sizeof(c.uring_why));
 	if (!sim && (rc = targets_from_urls(&c, &env)) != 0)
 		return rc;
 	build_plan(&c, sim, sim ? BENCH_MAX_SERVERS : env.n_targets, &p);
@@ -787,8 +930,10 @@ main(int argc, char **argv)
 	uint64_t t_start = now_ns();
 	struct result *tmp = malloc(sizeof(*tmp));
 	pthread_t wd;
-	if (pthread_create(&wd, NULL, watchdog_main, NULL) == 0)
+	if (pthread_create(&wd, NULL, watchdog_main, NULL) == 0) {
+		cpu_thread_harness_permanent(wd);
 		pthread_detach(wd);
+	}
 	if (!tmp) {
 		fprintf(stderr, "fsesl-bench: out of memory\n");
 		return 1;
@@ -822,16 +967,22 @@ main(int argc, char **argv)
 		simhost_stop();
 
 	struct ratios ra;
-	compute_ratios(res, k, &ra);
+	compute_ratios(res, k, &c.o, c.uring_ok, &ra);
 	FILE *table = (c.o.json || c.o.csv) ? stderr : stdout;
 	fprintf(table,
 	    "fsesl-bench %s: %zu scenarios, %.1f s each (%.2f s warm-up), %s, %.0f s "
-	    "in all\n\n",
+	    "in all\n",
 	    fsesl_version(), k, c.o.duration_s, c.o.warmup_s,
 	    sim ? "embedded simulator (child process)" : "real servers",
 	    (double)(now_ns() - t_start) / 1e9);
+	if (sim)
+		fprintf(table, "simulator mode: %s\n", sim_mode_name(c.o.sim_mode));
+	if (!c.uring_ok)
+		fprintf(table, "blocking_uring_* not run: %s\n", c.uring_why);
+	fprintf(table, "engine compared with the bare-blocking baseline using: %s\n\n",
+	    wake_tech_name(ra.engine_wake));
 	report_table(table, res, k, &ra);
-	if (c.o.json && report_json(stdout, &env, res, k, &ra) != 0)
+	if (c.o.json && report_json(stdout, &env, res, k, &ra, c.uring_ok, c.uring_why) != 0)
 		fprintf(stderr, "fsesl-bench: JSON output failed\n");
 	if (c.o.csv)
 		report_csv(stdout, res, k);

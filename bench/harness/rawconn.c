@@ -61,8 +61,9 @@ dial(const struct bench_target *t, char *err, size_t errlen)
 
 /* Reads more bytes; timeout_ms 0 = only what is already there.
  * 1 read something, 0 nothing (timeout), < 0 error or EOF. */
+/* Room at the end of the buffer for the next recv: compacts, or grows. */
 static int
-fill(struct rawconn *c, int timeout_ms)
+make_room(struct rawconn *c)
 {
 	if (c->off > 0 && (c->off == c->len || c->len == c->cap)) {
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
@@ -77,6 +78,14 @@ fill(struct rawconn *c, int timeout_ms)
 		c->buf = nb;
 		c->cap = ncap;
 	}
+	return 0;
+}
+
+static int
+fill(struct rawconn *c, int timeout_ms)
+{
+	if (make_room(c) != 0)
+		return -ENOMEM;
 	for (;;) {
 		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
 		if (n > 0) {
@@ -155,30 +164,36 @@ parse_one(struct rawconn *c, struct fsesl_msg *msg)
 	return 1;
 }
 
+ssize_t
+rawconn_recv(struct rawconn *c, size_t *room)
+{
+	if (make_room(c) != 0)
+		return -ENOMEM;
+	size_t space = c->cap - c->len;
+	if (room)
+		*room = space;
+	for (;;) {
+		ssize_t n = recv(c->fd, c->buf + c->len, space, MSG_DONTWAIT);
+		if (n > 0) {
+			c->len += (size_t)n;
+			return n;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	}
+}
+
 int
-rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events)
+rawconn_parse(struct rawconn *c, struct rawreply *rep, uint64_t *events)
 {
 	struct fsesl_msg msg;
-	uint64_t deadline = timeout_ms > 0 ? now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
 	for (;;) {
 		int rc = parse_one(c, &msg);
-		if (rc < 0)
+		if (rc <= 0)
 			return rc;
-		if (rc == 0) {
-			int wait = 0;
-			if (timeout_ms > 0) {
-				uint64_t now = now_ns();
-				if (now >= deadline)
-					return 0;
-				wait = (int)((deadline - now) / 1000000u) + 1;
-			}
-			rc = fill(c, wait);
-			if (rc < 0)
-				return rc;
-			if (rc == 0 && (timeout_ms == 0 || now_ns() >= deadline))
-				return 0;
-			continue;
-		}
 		switch (msg.type) {
 		case FSESL_MSG_API_RESPONSE:
 			memset(rep, 0, sizeof(*rep));
@@ -214,6 +229,29 @@ rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *
 		default:
 			return -EPROTO;
 		}
+	}
+}
+
+int
+rawconn_next(struct rawconn *c, struct rawreply *rep, int timeout_ms, uint64_t *events)
+{
+	uint64_t deadline = timeout_ms > 0 ? now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+	for (;;) {
+		int rc = rawconn_parse(c, rep, events);
+		if (rc != 0)
+			return rc;
+		int wait = 0;
+		if (timeout_ms > 0) {
+			uint64_t now = now_ns();
+			if (now >= deadline)
+				return 0;
+			wait = (int)((deadline - now) / 1000000u) + 1;
+		}
+		rc = fill(c, wait);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && (timeout_ms == 0 || now_ns() >= deadline))
+			return 0;
 	}
 }
 

@@ -25,6 +25,41 @@
 
 #include "fsesl_sim.h"
 
+/*
+ * --sim-mode fs-like is the simulator's FreeSWITCH-like mode
+ * (fsesl_sim_config_fs_like(): a server thread per connection reading a
+ * byte per recv(), api run inline, events at the 20 ms poll or a kick, one
+ * dispatch thread; its costs calibrated against the real server in
+ * docs/simulator.md). The --sim-* knobs given on the command line apply on
+ * top of either mode.
+ */
+const char *
+sim_mode_name(enum bench_sim_mode m)
+{
+	return m == SIM_MODE_FS_LIKE ? "fs-like" : "fast";
+}
+
+void
+simhost_knobs(const struct bench_opts *o, struct sim_knobs *k)
+{
+	struct fsesl_sim_config cfg;
+
+	fsesl_sim_config_init(&cfg);
+	if (o->sim_mode == SIM_MODE_FS_LIKE)
+		fsesl_sim_config_fs_like(&cfg);
+	k->api_cost_us = cfg.api_cost_us;
+	k->bgapi_cost_us = cfg.bgapi_cost_us;
+	k->event_poll_ms = cfg.event_poll_ms;
+	k->byte_cost_ns = cfg.fs_byte_cost_ns;
+	k->dispatch_cost_us = cfg.fs_dispatch_cost_us;
+	if (o->sim_api_cost_us != SIM_KNOB_UNSET)
+		k->api_cost_us = o->sim_api_cost_us;
+	if (o->sim_bgapi_cost_us != SIM_KNOB_UNSET)
+		k->bgapi_cost_us = o->sim_bgapi_cost_us;
+	if (o->sim_event_poll_ms != SIM_KNOB_UNSET)
+		k->event_poll_ms = o->sim_event_poll_ms;
+}
+
 static pid_t child_pid = -1;
 static int to_child = -1, from_child = -1;
 
@@ -81,6 +116,21 @@ raise_nofile(void)
 	}
 }
 
+/* One simulator's configuration for --sim-mode, the explicit --sim-*
+ * knobs on top. */
+static void
+sim_configure(struct fsesl_sim_config *cfg, const struct bench_opts *o)
+{
+	struct sim_knobs k;
+
+	if (o->sim_mode == SIM_MODE_FS_LIKE)
+		fsesl_sim_config_fs_like(cfg);
+	simhost_knobs(o, &k);
+	cfg->api_cost_us = k.api_cost_us;
+	cfg->bgapi_cost_us = k.bgapi_cost_us;
+	cfg->event_poll_ms = k.event_poll_ms;
+}
+
 static void __attribute__((noreturn))
 child_main(unsigned n, const struct bench_opts *o, int in, int out)
 {
@@ -95,12 +145,7 @@ child_main(unsigned n, const struct bench_opts *o, int in, int out)
 		uint16_t port = 0;
 		fsesl_sim_config_init(&cfg);
 		cfg.password = o->password;
-		cfg.api_cost_us = o->sim_api_cost_us;
-		cfg.bgapi_cost_us = o->sim_bgapi_cost_us;
-		cfg.event_poll_ms = o->sim_event_poll_ms;
-		cfg.fs_like = o->sim_fs_like;
-		cfg.fs_byte_cost_ns = o->sim_byte_cost_ns;
-		cfg.fs_dispatch_cost_us = o->sim_dispatch_cost_us;
+		sim_configure(&cfg, o);
 		cfg.heartbeat_interval_ms = 0; /* no background noise in the numbers */
 		rc = fsesl_sim_start(&cfg, &sims[i], &port);
 		int len = snprintf(line, sizeof(line), "%d %u\n", rc, (unsigned)port);

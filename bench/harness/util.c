@@ -129,6 +129,17 @@ sleep_ns(uint64_t ns)
 }
 
 uint64_t
+pace(const struct scenario *sc, uint64_t base, unsigned k, uint64_t i)
+{
+	if (!sc->open_rate)
+		return now_ns();
+	uint64_t due = base + (uint64_t)((double)(k + i * sc->workers) * 1e9 / sc->open_rate);
+	if (now_ns() < due)
+		sleep_until_ns(due);
+	return due;
+}
+
+uint64_t
 self_cpu_ns(uint64_t *csw)
 {
 	struct rusage ru;
@@ -195,7 +206,7 @@ run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_snap 
 	const struct bench_opts *o = env->o;
 	sleep_ns((uint64_t)(o->warmup_s * 1e9));
 	snap->srv_cpu0 = env->sim ? simhost_cpu_ns() : 0;
-	snap->cpu0 = self_cpu_ns(&snap->csw0);
+	cpu_window_open(&snap->cpu);
 	snap->t0 = now_ns();
 	ctl->t_measure = snap->t0;
 	/* Release: pairs with the workers' acquire loads of phase, so that
@@ -216,7 +227,7 @@ run_window(const struct bench_env *env, struct run_ctl *ctl, struct window_snap 
 	ctl->t_stop = snap->t1;
 	/* Release: pairs with the workers' acquire loads (they stop). */
 	atomic_store_explicit(&ctl->phase, PH_STOP, memory_order_release);
-	snap->cpu1 = self_cpu_ns(&snap->csw1);
+	cpu_window_close(&snap->cpu);
 	if (hook)
 		hook(ud, 1);
 	snap->srv_cpu1 = env->sim ? simhost_cpu_ns() : 0;
@@ -229,8 +240,15 @@ result_finish(struct result *r, const struct window_snap *snap)
 	r->seconds = (double)(snap->t1 - snap->t0) / 1e9;
 	r->cmds_per_s = r->seconds > 0 ? (double)r->commands / r->seconds : 0;
 	if (r->commands) {
-		r->cpu_us_per_cmd = (double)(snap->cpu1 - snap->cpu0) / 1e3 / (double)r->commands;
-		r->csw_per_cmd = (double)(snap->csw1 - snap->csw0) / (double)r->commands;
+		double n = (double)r->commands;
+		r->cpu_us_per_cmd = (double)snap->cpu.client_ns / 1e3 / n;
+		r->rusage_cpu_us_per_cmd = (double)snap->cpu.rusage_ns / 1e3 / n;
+		/* Only where an I/O thread serves callers: bare and
+		 * connection-per-worker clients do their own I/O. */
+		if (r->sc->kind != K_BARE && r->sc->kind != K_PER_WORKER)
+			r->io_cpu_us_per_cmd =
+			    (double)(snap->cpu.client_ns - snap->cpu.app_ns) / 1e3 / n;
+		r->csw_per_cmd = (double)snap->cpu.csw / n;
 		if (snap->srv_cpu1 > snap->srv_cpu0)
 			r->server_cpu_us_per_cmd =
 			    (double)(snap->srv_cpu1 - snap->srv_cpu0) / 1e3 / (double)r->commands;

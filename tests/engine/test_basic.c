@@ -1,5 +1,6 @@
 /* test_basic.c - one round trip of each kind against the simulator. */
 #include <errno.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -313,6 +314,9 @@ Test(basic, bad_opts_refused_everywhere)
 	bad[2].timeout_ms = 0;
 	bad[3].enc_flags = 0x80;
 	bad[4].enc_flags = FSESL_ENC_ALLOW_UNLOAD | 2u;
+	/* Connected and logged in first: the login is a command the
+	 * simulator counts, and it must not land between k0 and k1. */
+	cr_assert_eq(et_echo(eng, srv, "up", NULL), 0);
 	fsesl_engine_stats_get(eng, &s0);
 	fsesl_sim_counters(sim, &k0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -349,4 +353,31 @@ Test(basic, bad_opts_refused_everywhere)
 	cr_assert_eq(et_echo(eng, srv, "negative-is-default", &ok), 0);
 	cr_assert_eq(fsesl_bgapi_job(eng, srv, "echo j", -1, NULL, &ev), 0);
 	fsesl_event_free(ev);
+}
+
+/* A caller that sleeps is woken through the reactor's wake batch: every
+ * wake counted, handed over in flushes, one io_uring_enter per flush or
+ * one FUTEX_WAKE per wake. The server answers 20 ms late, so the caller
+ * is certainly asleep (no spin lasts longer than 50 us). */
+Test(basic, sleeping_callers_are_woken_through_the_batch)
+{
+	fsesl_engine_stats s0, s1;
+	uint64_t wakes, flushes, calls;
+
+	cr_assert_eq(et_echo(eng, srv, "warm", NULL), 0);
+	fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_DELAY, 20, 0);
+	fsesl_engine_stats_get(eng, &s0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(et_echo(eng, srv, "late", NULL), 0);
+	fsesl_engine_stats_get(eng, &s1);
+	wakes = s1.futex_wakes - s0.futex_wakes;
+	flushes = s1.wake_flushes - s0.wake_flushes;
+	calls = s1.wake_syscalls - s0.wake_syscalls;
+	cr_assert_geq(wakes, 3, "%" PRIu64 " wakes", wakes);
+	cr_assert_geq(flushes, 1);
+	cr_assert_leq(flushes, wakes);
+	if (s1.wake_uring)
+		cr_assert_eq(calls, flushes, "one io_uring_enter per flush");
+	else
+		cr_assert_eq(calls, wakes, "one FUTEX_WAKE per wake");
 }

@@ -162,11 +162,20 @@ Test(config, strerror_names_every_code)
 {
 	int c;
 
+	static const int later[] = {
+	    FSESL_EFORKED, FSESL_EURLEVENTS, FSESL_ENOJOBID, FSESL_ERESOLVE};
+
 	for (c = FSESL_EAUTH; c >= FSESL_EREFUSED; c--) {
 		const char *s = fsesl_strerror(c);
 
 		cr_assert_not_null(s);
 		cr_assert_str_neq(s, "unknown error", "code %d", c);
+	}
+	/* Codes added since, each with its own text. */
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		cr_assert_str_neq(fsesl_strerror(later[i]), "unknown error", "code %d", later[i]);
+		for (size_t j = 0; j < i; j++)
+			cr_assert_str_neq(fsesl_strerror(later[i]), fsesl_strerror(later[j]));
 	}
 	cr_assert_str_neq(fsesl_strerror(FSESL_PERR_BAD_CONTENT_LENGTH), "unknown error");
 	cr_assert_str_neq(fsesl_strerror(-ETIMEDOUT), "unknown error");

@@ -24,6 +24,9 @@
 
 #include "qtest.h"
 
+/* A pause, as the reactor harnesses spin. */
+#define fsesl_cpu_relax_test() __asm__ __volatile__("pause" ::: "memory")
+
 /* ------------------------------------------------------------------ */
 /* Fake ops                                                             */
 /* ------------------------------------------------------------------ */
@@ -474,5 +477,223 @@ qtest_cpl_race(unsigned int iters, bool poll_mode)
 	cr_assert_eq(waiter_done + waiter_timedout, iters);
 	cr_assert_eq(atomic_load(&run.reactor_wins), waiter_done);
 	fsesl_sq_destroy(&run.sq);
+	return;
+}
+
+/* ------------------------------------------------------------------ */
+/* Batched-wake race harness                                            */
+/* ------------------------------------------------------------------ */
+
+struct wrace_req {
+	struct fsesl_cpl cpl;
+	uint32_t magic;
+	uint32_t result;
+	unsigned int delay;
+	bool reactor_decided;
+	uint32_t waiter_saw;
+	struct wrace_run *run;
+};
+
+struct wrace_run {
+	struct fsesl_sq sq;
+	struct fsesl_wakeb_st wb;
+	unsigned int flags;
+	unsigned int iters;
+	_Atomic unsigned long frees, batch_frees, errors, reactor_wins, waiter_done;
+	_Atomic unsigned int stopped_waiters;
+	unsigned int n_waiters;
+	unsigned int flush_every, since_flush;
+	unsigned int seed;
+	bool init_failed;
+};
+
+static void
+wrace_last_ref(struct wrace_req *rq)
+{
+	struct wrace_run *run = rq->run;
+	bool ok;
+
+	if (rq->magic != REQ_MAGIC)
+		atomic_fetch_add(&run->errors, 1);
+	if (rq->reactor_decided)
+		ok = rq->waiter_saw == FSESL_CPL_DONE;
+	else
+		ok = rq->waiter_saw == FSESL_CPL_TIMEDOUT;
+	if (!ok)
+		atomic_fetch_add(&run->errors, 1);
+	rq->magic = 0;
+	atomic_fetch_add(&run->frees, 1);
+	free(rq);
+	return;
+}
+
+/* The batch's release: it held the last reference. */
+static void
+wrace_batch_release(struct fsesl_cpl *c)
+{
+	struct wrace_req *rq = (struct wrace_req *)c;
+
+	atomic_fetch_add(&rq->run->batch_frees, 1);
+	wrace_last_ref(rq);
+	return;
+}
+
+static void
+wrace_reactor_item(void *item, void *arg)
+{
+	struct wrace_run *run = arg;
+	struct wrace_req *rq = item;
+	unsigned int i;
+
+	for (i = 0; i < rq->delay; i++)
+		fsesl_cpu_relax_test();
+	rq->result = 42;
+	/* reactor_decided is written before the CAS (release) so a freer
+	 * that learns of the outcome reads it; a loss is undone below. */
+	rq->reactor_decided = true;
+	if (fsesl_cpl_complete_batched(&rq->cpl, FSESL_CPL_DONE, &run->wb, wrace_batch_release))
+		atomic_fetch_add(&run->reactor_wins, 1);
+	else
+		rq->reactor_decided = false;
+	if (fsesl_cpl_release(&rq->cpl))
+		wrace_last_ref(rq);
+	if (++run->since_flush >= run->flush_every) {
+		fsesl_wakeb_st_flush(&run->wb);
+		run->since_flush = 0;
+		run->flush_every = 1 + (unsigned int)rand_r(&run->seed) % 8;
+	}
+	return;
+}
+
+static void *
+wrace_reactor(void *p)
+{
+	struct wrace_run *run = p;
+	struct pollfd pfd;
+	int timeout;
+
+	/* The batch belongs to this thread: made here, used here only. */
+	if (fsesl_wakeb_st_init(&run->wb, 16, run->flags, &fsesl_wait_ops_linux) != 0) {
+		run->init_failed = true;
+		return NULL;
+	}
+	pfd.fd = fsesl_doorbell_fd(&run->sq.db);
+	pfd.events = POLLIN;
+	for (;;) {
+		fsesl_doorbell_awake(&run->sq.db);
+		while (fsesl_sq_drain(&run->sq, 64, wrace_reactor_item, run) != 0)
+			;
+		/* Before anything that sleeps. */
+		fsesl_wakeb_st_flush(&run->wb);
+		if (atomic_load(&run->stopped_waiters) == run->n_waiters) {
+			/* Every request was pushed before its waiter counted
+			 * itself out: one more drain takes the timed-out ones
+			 * still queued. */
+			while (fsesl_sq_drain(&run->sq, 64, wrace_reactor_item, run) != 0)
+				;
+			fsesl_wakeb_st_flush(&run->wb);
+			break;
+		}
+		fsesl_doorbell_prepare_sleep(&run->sq.db);
+		timeout = fsesl_sq_drain(&run->sq, UINT32_MAX, wrace_reactor_item, run) ? 0 : 1;
+		fsesl_wakeb_st_flush(&run->wb);
+		/* A short timeout only to notice the waiters' end. */
+		while (poll(&pfd, 1, timeout) < 0 && errno == EINTR)
+			;
+	}
+	fsesl_wakeb_st_destroy(&run->wb);
+	return NULL;
+}
+
+static void *
+wrace_waiter(void *p)
+{
+	struct wrace_run *run = p;
+	const struct fsesl_wait_ops *ops = &fsesl_wait_ops_linux;
+	unsigned int i, seed = (unsigned int)(uintptr_t)&i;
+	struct wrace_req *rq;
+	struct timespec dl;
+	uint32_t s;
+
+	for (i = 0; i < run->iters; i++) {
+		rq = malloc(sizeof(*rq));
+		if (rq == NULL)
+			abort();
+		fsesl_cpl_init(&rq->cpl, 2, NULL, NULL);
+		/* Half sleep at once, half may spin first. */
+		rq->cpl.expect_ns = (i & 1) ? 1000000000u : 5000u;
+		rq->magic = REQ_MAGIC;
+		rq->result = 0;
+		rq->reactor_decided = false;
+		rq->waiter_saw = FSESL_CPL_PENDING;
+		rq->delay = (unsigned int)rand_r(&seed) % 2000;
+		rq->run = run;
+		ops->now(&dl, ops->ctx);
+		dl.tv_nsec += 2000 + (long)(rand_r(&seed) % 150000);
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		if (fsesl_sq_submit(&run->sq, rq, false, NULL) != 0)
+			abort();
+		s = fsesl_cpl_wait(&rq->cpl, &dl, ops);
+		if (s == FSESL_CPL_DONE) {
+			atomic_fetch_add(&run->waiter_done, 1);
+			if (rq->result != 42)
+				atomic_fetch_add(&run->errors, 1);
+		} else if (s != FSESL_CPL_TIMEDOUT) {
+			atomic_fetch_add(&run->errors, 1);
+		}
+		rq->waiter_saw = s;
+		if (fsesl_cpl_release(&rq->cpl))
+			wrace_last_ref(rq);
+	}
+	atomic_fetch_add(&run->stopped_waiters, 1);
+	fsesl_doorbell_ring(&run->sq.db);
+	return NULL;
+}
+
+void
+qtest_wakeb_race(unsigned int n_waiters, unsigned int iters, unsigned int flags, bool *uring_out)
+{
+	struct wrace_run *run = calloc(1, sizeof(*run));
+	pthread_t rt, *wt = calloc(n_waiters, sizeof(*wt));
+	unsigned long total = (unsigned long)n_waiters * iters;
+	bool uring;
+	unsigned int i;
+
+	cr_assert_not_null(run);
+	cr_assert_not_null(wt);
+	run->flags = flags;
+	run->iters = iters;
+	run->n_waiters = n_waiters;
+	run->flush_every = 3;
+	run->seed = 777;
+	cr_assert_eq(fsesl_sq_init(&run->sq, 2, 64, &fsesl_wait_ops_linux), 0);
+	cr_assert_eq(pthread_create(&rt, NULL, wrace_reactor, run), 0);
+	for (i = 0; i < n_waiters; i++)
+		cr_assert_eq(pthread_create(&wt[i], NULL, wrace_waiter, run), 0);
+	for (i = 0; i < n_waiters; i++)
+		pthread_join(wt[i], NULL);
+	pthread_join(rt, NULL);
+	cr_assert(!run->init_failed);
+	uring = fsesl_wakeb_backend(&run->wb) == FSESL_WAKEB_URING &&
+	        atomic_load(&run->wb.fallbacks) == 0;
+	cr_log_info("wake batch race (%s): %lu requests, %lu done, %lu freed by the batch, "
+	            "%lu wakes in %lu flushes, %lu syscalls",
+	    uring ? "io_uring" : "futex", total, atomic_load(&run->waiter_done),
+	    atomic_load(&run->batch_frees), (unsigned long)atomic_load(&run->wb.wakes),
+	    (unsigned long)atomic_load(&run->wb.flushes),
+	    (unsigned long)atomic_load(&run->wb.syscalls));
+	cr_assert_eq(atomic_load(&run->errors), 0);
+	cr_assert_eq(
+	    atomic_load(&run->frees), total, "freed %lu of %lu", atomic_load(&run->frees), total);
+	cr_assert_eq(atomic_load(&run->reactor_wins), atomic_load(&run->waiter_done));
+	cr_assert_eq(fsesl_cpl_spinners(), 0);
+	if (uring_out != NULL)
+		*uring_out = uring;
+	fsesl_sq_destroy(&run->sq);
+	free(wt);
+	free(run);
 	return;
 }

@@ -7,6 +7,7 @@
 #define FSESL_QTEST_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fsesl_queues.h"
@@ -50,5 +51,22 @@ void qtest_sq(
  * after a random delay. Checks exactly one outcome, that the waiter learnt
  * it, and that the teardown rule freed each request exactly once. */
 void qtest_cpl_race(unsigned int iters, bool poll_mode);
+
+/*
+ * Batched-wake race: n_waiters threads each run `iters` requests through
+ * a fsesl_sq to a reactor thread that completes them with
+ * fsesl_cpl_complete_batched() after a random delay, releases its own
+ * reference at once (as the engine does), and flushes its wake batch
+ * every few completions and always before it sleeps. Waiters wait with
+ * deadlines a few us away (so timeouts race the completions, and a waiter
+ * often wakes on its own, sees DONE and releases while its word still
+ * sits in the batch) and sleep at once or spin. Checks one outcome per
+ * request, that the waiter learnt it, and that each request was freed
+ * exactly once by its last holder: waiter, reactor or the batch. flags:
+ * fsesl_wakeb_st_init()'s; *uring_out (if not NULL): the backend used was
+ * io_uring for the whole run.
+ */
+void qtest_wakeb_race(
+    unsigned int n_waiters, unsigned int iters, unsigned int flags, bool *uring_out);
 
 #endif /* FSESL_QTEST_H */

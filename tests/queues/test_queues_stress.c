@@ -56,3 +56,12 @@ Test(cpl_race_stress, poll_5000, .timeout = 300)
 {
 	qtest_cpl_race(5000, true);
 }
+
+Test(wakeb_race_stress, futex_8x20000, .timeout = 300)
+{
+	qtest_wakeb_race(8, 20000, FSESL_WAKEB_FUTEX_ONLY, NULL);
+}
+Test(wakeb_race_stress, uring_8x20000, .timeout = 300)
+{
+	qtest_wakeb_race(8, 20000, 0, NULL);
+}

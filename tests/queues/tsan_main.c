@@ -26,6 +26,10 @@ main(void)
 	passed++;
 	qtest_cpl_race(200, true);
 	passed++;
+	qtest_wakeb_race(3, 400, FSESL_WAKEB_FUTEX_ONLY, NULL);
+	passed++;
+	qtest_wakeb_race(3, 400, 0, NULL);
+	passed++;
 	printf("%u passed, 0 failed\n", passed);
 	return 0;
 }
