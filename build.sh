@@ -102,7 +102,7 @@ case "$cmd" in
     configure_build build
     # memcheck over suites that cover the parser, the refusals and the
     # engine's start/stop; --trace-children follows Criterion's workers.
-    for t in tests/proto/test_proto_frames tests/proto_enc/test_proto_enc_encode \
+    for t in tests/proto/test_proto_frames tests/proto/test_proto_encode \
              tests/engine_faults/test_engine_bad_input tests/engine_faults/test_engine_forged; do
       echo "== valgrind $t"
       FSESL_TEST_TIMEOUT_SCALE=20 valgrind --trace-children=yes --leak-check=full \

@@ -158,7 +158,7 @@ struct result {
 /* How the embedded simulator behaves (--sim-mode). */
 enum bench_sim_mode {
 	SIM_MODE_FAST = 0, /* answers as fast as it can: the client is measured */
-	SIM_MODE_FS_LIKE, /* paced like a real FreeSWITCH 1.10.12 */
+	SIM_MODE_FS_LIKE, /* like a real FreeSWITCH 1.10.12 (fsesl_sim_config_fs_like) */
 };
 #define SIM_KNOB_UNSET (~0u)
 const char *sim_mode_name(enum bench_sim_mode m);
@@ -299,6 +299,7 @@ bool simhost_available(void);
  * given on the command line. */
 struct sim_knobs {
 	unsigned api_cost_us, bgapi_cost_us, event_poll_ms;
+	unsigned byte_cost_ns, dispatch_cost_us; /* fs-like only */
 };
 void simhost_knobs(const struct bench_opts *o, struct sim_knobs *k);
 /* Forks the child, starts n simulators in it; fills targets. 0 or -errno. */

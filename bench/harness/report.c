@@ -451,6 +451,8 @@ report_json(FILE *f, const struct bench_env *env, const struct result *res, size
 		cJSON_AddNumberToObject(so, "api_cost_us", k.api_cost_us);
 		cJSON_AddNumberToObject(so, "bgapi_cost_us", k.bgapi_cost_us);
 		cJSON_AddNumberToObject(so, "event_poll_ms", k.event_poll_ms);
+		cJSON_AddNumberToObject(so, "byte_cost_ns", k.byte_cost_ns);
+		cJSON_AddNumberToObject(so, "dispatch_cost_us", k.dispatch_cost_us);
 	}
 	cJSON *wo = cJSON_AddObjectToObject(root, "wake");
 	cJSON_AddBoolToObject(wo, "uring_available", uring_ok);

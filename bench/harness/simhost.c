@@ -23,26 +23,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef FSESL_BENCH_HAVE_SIM
 #include "fsesl_sim.h"
-#endif
 
 /*
- * How --sim-mode fs-like is realised. 1: by the pacing knobs below, which
- * is all the simulator offers today. 0: by the simulator's own
- * FreeSWITCH-like mode (one server thread per connection reading a byte
- * per recv(), api run inline: see sim_configure); the knobs then stay 0
- * unless given on the command line. Switching is this one line.
+ * --sim-mode fs-like is the simulator's FreeSWITCH-like mode
+ * (fsesl_sim_config_fs_like(): a server thread per connection reading a
+ * byte per recv(), api run inline, events at the 20 ms poll or a kick, one
+ * dispatch thread; its costs calibrated against the real server in
+ * docs/simulator.md). The --sim-* knobs given on the command line apply on
+ * top of either mode.
  */
-#define FS_LIKE_BY_KNOBS 1
-
-/* A real 1.10.12 server's serial costs per connection (about 20,000 api/s
- * and 800 bgapi/s on one connection) and the 20 ms poll of an idle
- * connection's event queue: docs/real-server-measurements.md. */
-#define FS_LIKE_API_COST_US 50u
-#define FS_LIKE_BGAPI_COST_US 1250u
-#define FS_LIKE_EVENT_POLL_MS 20u
-
 const char *
 sim_mode_name(enum bench_sim_mode m)
 {
@@ -52,10 +42,16 @@ sim_mode_name(enum bench_sim_mode m)
 void
 simhost_knobs(const struct bench_opts *o, struct sim_knobs *k)
 {
-	bool fs = FS_LIKE_BY_KNOBS && o->sim_mode == SIM_MODE_FS_LIKE;
-	k->api_cost_us = fs ? FS_LIKE_API_COST_US : 0;
-	k->bgapi_cost_us = fs ? FS_LIKE_BGAPI_COST_US : 0;
-	k->event_poll_ms = fs ? FS_LIKE_EVENT_POLL_MS : 0;
+	struct fsesl_sim_config cfg;
+
+	fsesl_sim_config_init(&cfg);
+	if (o->sim_mode == SIM_MODE_FS_LIKE)
+		fsesl_sim_config_fs_like(&cfg);
+	k->api_cost_us = cfg.api_cost_us;
+	k->bgapi_cost_us = cfg.bgapi_cost_us;
+	k->event_poll_ms = cfg.event_poll_ms;
+	k->byte_cost_ns = cfg.fs_byte_cost_ns;
+	k->dispatch_cost_us = cfg.fs_dispatch_cost_us;
 	if (o->sim_api_cost_us != SIM_KNOB_UNSET)
 		k->api_cost_us = o->sim_api_cost_us;
 	if (o->sim_bgapi_cost_us != SIM_KNOB_UNSET)
@@ -70,11 +66,7 @@ static int to_child = -1, from_child = -1;
 bool
 simhost_available(void)
 {
-#ifdef FSESL_BENCH_HAVE_SIM
 	return true;
-#else
-	return false;
-#endif
 }
 
 static int
@@ -114,7 +106,6 @@ read_line(int fd, char *buf, size_t cap)
 	return (int)n;
 }
 
-#ifdef FSESL_BENCH_HAVE_SIM
 static void
 raise_nofile(void)
 {
@@ -125,21 +116,19 @@ raise_nofile(void)
 	}
 }
 
-/* One simulator's configuration for --sim-mode (see FS_LIKE_BY_KNOBS);
- * the explicit --sim-* knobs apply on top of either. */
+/* One simulator's configuration for --sim-mode, the explicit --sim-*
+ * knobs on top. */
 static void
 sim_configure(struct fsesl_sim_config *cfg, const struct bench_opts *o)
 {
 	struct sim_knobs k;
+
+	if (o->sim_mode == SIM_MODE_FS_LIKE)
+		fsesl_sim_config_fs_like(cfg);
 	simhost_knobs(o, &k);
 	cfg->api_cost_us = k.api_cost_us;
 	cfg->bgapi_cost_us = k.bgapi_cost_us;
 	cfg->event_poll_ms = k.event_poll_ms;
-#if !FS_LIKE_BY_KNOBS
-	/* The simulator's own mode, under the name bench/sim gives it. */
-	if (o->sim_mode == SIM_MODE_FS_LIKE)
-		cfg->mode = FSESL_SIM_MODE_FS_LIKE;
-#endif
 }
 
 static void __attribute__((noreturn))
@@ -209,12 +198,10 @@ child_main(unsigned n, const struct bench_opts *o, int in, int out)
 			fsesl_sim_stop(sims[i]);
 	_exit(0);
 }
-#endif
 
 int
 simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targets)
 {
-#ifdef FSESL_BENCH_HAVE_SIM
 	int down[2], up[2];
 	const char *password = o->password;
 	if (n == 0 || n > BENCH_MAX_SERVERS)
@@ -268,12 +255,6 @@ simhost_start(unsigned n, const struct bench_opts *o, struct bench_target *targe
 		snprintf(t->url, sizeof(t->url), "fs://:%s@127.0.0.1:%u", password, port);
 	}
 	return 0;
-#else
-	(void)n;
-	(void)o;
-	(void)targets;
-	return -ENOSYS;
-#endif
 }
 
 static int

@@ -53,9 +53,29 @@ struct fsesl_sim_config {
 	 * (800 bgapi/s per connection); docs/real-server-measurements.md. */
 	unsigned int api_cost_us;
 	unsigned int bgapi_cost_us;
+	/* Appended: the FreeSWITCH-like mode (docs/simulator.md). false (the
+	 * default): one epoll thread serves every connection as fast as it
+	 * can. true: like the real server (docs/protocol.md §9.1), each
+	 * connection has its own server thread, which reads commands one byte
+	 * per recv() with a sched_yield() after each, runs api inline (the
+	 * connection does nothing else meanwhile), answers strictly in order,
+	 * and writes queued events only when its poll (event_poll_ms; 20 when
+	 * 0) times out or a byte arrives; and every event, including the API
+	 * event each api fires whether anyone subscribed or not, goes through
+	 * one shared dispatch thread. In this mode api_cost_us is CPU the
+	 * connection's thread spends on each api (an api runs there), and
+	 * bgapi_cost_us the time each bgapi holds the thread without CPU (the
+	 * real server waits for its job thread to start). */
+	bool fs_like;
+	unsigned int fs_byte_cost_ns; /* CPU per command byte read, on top of the recv() */
+	unsigned int fs_dispatch_cost_us; /* dispatch thread CPU per event */
 };
 
 void fsesl_sim_config_init(struct fsesl_sim_config *cfg);
+/* Switches cfg to the FreeSWITCH-like mode with the costs calibrated
+ * against the measured 1.10.12 server (docs/simulator.md): fs_like,
+ * event_poll_ms 20, and the api, bgapi, per-byte and dispatch costs. */
+void fsesl_sim_config_fs_like(struct fsesl_sim_config *cfg);
 
 /* Starts a server; *port_out (may be NULL) gets the bound port. */
 int fsesl_sim_start(const struct fsesl_sim_config *cfg, fsesl_sim **out, uint16_t *port_out);
@@ -74,7 +94,10 @@ void fsesl_sim_set_heartbeat_interval(fsesl_sim *s, unsigned int ms);
 /* Emits one HEARTBEAT (+ RE_SCHEDULE) now. */
 void fsesl_sim_fire_heartbeat(fsesl_sim *s);
 /* Fires an event to every subscribed connection (as the core would);
- * headers as "Name", "value" pairs (raw), body may be NULL. */
+ * headers as "Name", "value" pairs (raw), body may be NULL. Both calls
+ * return once the event is in every subscriber's queue (in the
+ * FreeSWITCH-like mode: once the dispatch thread has handed it over);
+ * when it is written is the connection's business (event_poll_ms). */
 int fsesl_sim_fire_event(fsesl_sim *s, const char *name, const char *subclass,
     const char *const *kv, size_t n_kv, const char *body);
 

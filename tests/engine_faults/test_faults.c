@@ -1,7 +1,10 @@
 /*
- * test_faults.c - the fault matrix: one Criterion test per simulator fault
- * (plus a wrong password and missing heartbeats), each run with 16 worker
- * threads issuing `api echo <unique token>` through the fault.
+ * test_faults.c - the fault matrix: one parameterized Criterion test whose
+ * cases are the rows of a table, one per simulator fault and setting (plus
+ * replies nobody asked for and a wrong password), each run with 16 worker
+ * threads issuing `api echo <unique token>` through the fault; then the
+ * cases that need their own steps (heartbeats stopping, jobs through
+ * restarts, queued requests).
  *
  * What every case proves (fault_harness.c): each request completes exactly
  * once, with its own reply or one of the errors that fault may cause; no
@@ -21,7 +24,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <criterion/alloc.h>
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 
 #include "fault_harness.h"
 
@@ -32,305 +37,9 @@
 	(B(FH_EDISCONNECTED) | B(FH_ENOTCONNECTED) | B(FH_ETIMEDOUT) | B(FH_ECONNRESET) |          \
 	    B(FH_ECONNTIMEOUT))
 
-static void
-run(const struct fh_case *c, const struct fh_opts *o)
-{
-	struct fh_env env;
-
-	fh_start(&env, o);
-	fh_run_case(&env, c);
-}
-
 TestSuite(faults, .timeout = 90);
 
-Test(faults, reply_delay)
-{
-	/* Twice the command timeout: every reply arrives late, so the
-	 * engine must keep each abandoned request's FIFO place and throw
-	 * the late reply away, or every later reply would shift. A recycled
-	 * connection meets the delay on its auth reply too. */
-	struct fh_case c = {.name = "delay",
-	    .fault = FSESL_SIM_FAULT_DELAY,
-	    .a = 600,
-	    .fault_cmds = 4,
-	    .allowed = CONN_LOSS,
-	    .need_error = true,
-	    .with_async = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, stall)
-{
-	struct fh_case c = {.name = "stall",
-	    .fault = FSESL_SIM_FAULT_STALL,
-	    .fault_cmds = 4,
-	    .allowed = CONN_LOSS,
-	    .need_error = true,
-	    .with_async = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, close_mid_frame)
-{
-	struct fh_case c = {.name = "close_mid_frame",
-	    .fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME,
-	    .fault_cmds = 20,
-	    .allowed = CONN_LOSS | B(FH_EPROTO),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .with_async = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, close_after_messages)
-{
-	/* Every connection, new ones included, dies after 40 messages:
-	 * repeated reconnects under load. */
-	struct fh_case c = {.name = "close_after_msgs",
-	    .fault = FSESL_SIM_FAULT_CLOSE_AFTER_MSGS,
-	    .a = 40,
-	    .fault_cmds = 100,
-	    .allowed = CONN_LOSS | B(FH_EPROTO),
-	    .need_error = true,
-	    .need_reconnect = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, garbage_bytes)
-{
-	struct fh_case c = {.name = "garbage",
-	    .fault = FSESL_SIM_FAULT_GARBAGE,
-	    .a = 64,
-	    .fault_cmds = 20,
-	    .allowed = CONN_LOSS | B(FH_EPROTO),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .with_async = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, tiny_writes)
-{
-	/* Replies in 1-byte pieces must be reassembled, never misframed.
-	 * Slowness may cost timeouts, and enough of them (max_abandoned) a
-	 * recycled connection; nothing else. */
-	struct fh_case c = {.name = "tiny_writes",
-	    .fault = FSESL_SIM_FAULT_TINY_WRITES,
-	    .a = 1,
-	    .b = 0,
-	    .fault_cmds = 200,
-	    .allowed = CONN_LOSS,
-	    .with_async = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, rude_rejection)
-{
-	struct fh_case c = {.name = "rude_reject",
-	    .fault = FSESL_SIM_FAULT_RUDE_REJECT,
-	    .kill_after_inject = true,
-	    .fault_cmds = 6,
-	    .allowed = CONN_LOSS | B(FH_EREJECTED),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .must_see = FH_EREJECTED};
-
-	run(&c, NULL);
-}
-
-Test(faults, refused_connection)
-{
-	struct fh_case c = {.name = "refuse",
-	    .fault = FSESL_SIM_FAULT_REFUSE,
-	    .kill_after_inject = true,
-	    .fault_cmds = 6,
-	    .allowed = CONN_LOSS | B(FH_ECONNREFUSED),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .must_see = FH_ECONNREFUSED};
-
-	run(&c, NULL);
-}
-
-Test(faults, silent_accept)
-{
-	struct fh_case c = {.name = "silent_accept",
-	    .fault = FSESL_SIM_FAULT_SILENT_ACCEPT,
-	    .kill_after_inject = true,
-	    .fault_cmds = 4,
-	    .allowed = CONN_LOSS,
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .must_see = FH_ECONNTIMEOUT};
-
-	run(&c, NULL);
-}
-
-Test(faults, server_restart)
-{
-	struct fh_case c = {.name = "kill_all",
-	    .fault = FSESL_SIM_FAULT_KILL_ALL,
-	    .fault_cmds = 50,
-	    .allowed = CONN_LOSS,
-	    .need_reconnect = true,
-	    .with_sub = true,
-	    .sub_event = "HEARTBEAT",
-	    .with_async = true,
-	    .need_events = true,
-	    .need_down_up = true};
-	struct fh_opts o = {.sim_heartbeat_ms = 100};
-
-	run(&c, &o);
-}
-
-Test(faults, event_flood)
-{
-	/* 20,000 events/s into a 256-deep subscriber queue: commands keep
-	 * working and the subscriber hears about what it lost. */
-	struct fh_case c = {.name = "event_flood",
-	    .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
-	    .a = 20000,
-	    .fault_cmds = 400,
-	    .allowed = CONN_LOSS,
-	    .with_sub = true,
-	    .sub_event = "CUSTOM sim::flood",
-	    .with_async = true,
-	    .need_events = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, event_flood_callback_subscriber)
-{
-	/* The same flood into a subscriber whose callback runs on the
-	 * engine's dispatcher thread. */
-	struct fh_case c = {.name = "event_flood_cb",
-	    .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
-	    .a = 20000,
-	    .fault_cmds = 400,
-	    .allowed = CONN_LOSS,
-	    .with_sub = true,
-	    .sub_callback = true,
-	    .sub_event = "CUSTOM sim::flood",
-	    .need_events = true};
-
-	run(&c, NULL);
-}
-
-Test(faults, server_restart_callback_subscriber)
-{
-	struct fh_case c = {.name = "kill_all_cb",
-	    .fault = FSESL_SIM_FAULT_KILL_ALL,
-	    .fault_cmds = 50,
-	    .allowed = CONN_LOSS,
-	    .need_reconnect = true,
-	    .with_sub = true,
-	    .sub_callback = true,
-	    .sub_event = "HEARTBEAT",
-	    .need_events = true,
-	    .need_down_up = true};
-	struct fh_opts o = {.sim_heartbeat_ms = 100};
-
-	run(&c, &o);
-}
-
-/* ---- the same faults with several connections, and with polling waits ---- */
-
-Test(faults, server_restart_4_connections)
-{
-	/* Each connection keeps its own FIFO: a restart must fail or
-	 * complete each request on the connection that carried it. */
-	struct fh_case c = {.name = "kill_all_4conns",
-	    .fault = FSESL_SIM_FAULT_KILL_ALL,
-	    .fault_cmds = 50,
-	    .allowed = CONN_LOSS,
-	    .need_reconnect = true,
-	    .with_async = true};
-	struct fh_opts o = {.connections = 4};
-
-	run(&c, &o);
-}
-
-Test(faults, garbage_bytes_4_connections)
-{
-	struct fh_case c = {.name = "garbage_4conns",
-	    .fault = FSESL_SIM_FAULT_GARBAGE,
-	    .a = 64,
-	    .fault_cmds = 20,
-	    .allowed = CONN_LOSS | B(FH_EPROTO),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .with_async = true};
-	struct fh_opts o = {.connections = 4};
-
-	run(&c, &o);
-}
-
-Test(faults, server_restart_with_queued_requests)
-{
-	/* max_in_flight 2 for 16 workers and 32 async requests: most
-	 * requests wait in the engine's queue, unwritten, when the server
-	 * dies; they must still complete exactly once. */
-	struct fh_case c = {.name = "kill_all_queued",
-	    .fault = FSESL_SIM_FAULT_KILL_ALL,
-	    .fault_cmds = 50,
-	    .allowed = CONN_LOSS,
-	    .need_reconnect = true,
-	    .with_async = true};
-	struct fh_opts o = {.max_in_flight = 2};
-
-	run(&c, &o);
-}
-
-Test(faults, stall_with_queued_requests)
-{
-	struct fh_case c = {.name = "stall_queued",
-	    .fault = FSESL_SIM_FAULT_STALL,
-	    .fault_cmds = 4,
-	    .allowed = CONN_LOSS,
-	    .need_error = true,
-	    .with_async = true};
-	struct fh_opts o = {.max_in_flight = 2, .max_abandoned = 2};
-
-	run(&c, &o);
-}
-
-Test(faults, close_mid_frame_poll_wait)
-{
-	/* The OpenSIPS-compatible waiter (usleep polling) must see the same
-	 * exactly-once outcomes as the futex one. */
-	struct fh_case c = {.name = "close_mid_frame_poll",
-	    .fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME,
-	    .fault_cmds = 20,
-	    .allowed = CONN_LOSS | B(FH_EPROTO),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .with_async = true};
-	struct fh_opts o = {.poll_wait = true};
-
-	run(&c, &o);
-}
-
-Test(faults, reply_delay_poll_wait)
-{
-	struct fh_case c = {.name = "delay_poll",
-	    .fault = FSESL_SIM_FAULT_DELAY,
-	    .a = 600,
-	    .fault_cmds = 4,
-	    .allowed = CONN_LOSS,
-	    .need_error = true};
-	struct fh_opts o = {.poll_wait = true};
-
-	run(&c, &o);
-}
-
-/* ---- replies nobody asked for ---- */
+/* ---- replies nobody asked for (the inject_reply row) ---- */
 
 static uint64_t
 fh_now_ms(void)
@@ -398,26 +107,8 @@ inject_replies(struct fh_env *env)
 	}
 }
 
-Test(faults, injected_replies)
-{
-	/* The issue's run: 16 blocking workers, 32 async requests in flight,
-	 * three replies nobody asked for. A reply of the wrong type is a
-	 * protocol error: the requests on that connection fail with
-	 * FSESL_EPROTO, never with another request's reply, and the engine
-	 * reconnects. */
-	struct fh_case c = {.name = "inject_reply",
-	    .inject = inject_replies,
-	    .fault_cmds = 20,
-	    .allowed = CONN_LOSS | B(FH_EPROTO),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .must_see = FH_EPROTO,
-	    .with_async = true};
-
-	run(&c, NULL);
-}
-
-/* ---- wrong password: the engine's credentials, not a simulator fault ---- */
+/* ---- wrong password (the auth_failure row): the engine's credentials, not a
+ * simulator fault ---- */
 
 static fsesl_server_t extra_handle[2];
 
@@ -449,18 +140,243 @@ auth_clear(struct fh_env *env)
 	cr_assert_eq(fsesl_server_put(env->e, extra_handle[1]), 0);
 }
 
-Test(faults, auth_failure)
-{
-	struct fh_case c = {.name = "auth_failure",
-	    .inject = auth_inject,
-	    .clear = auth_clear,
-	    .fault_cmds = 6,
-	    .allowed = CONN_LOSS | B(FH_EAUTH),
-	    .need_error = true,
-	    .need_reconnect = true,
-	    .must_see = FH_EAUTH};
+/*
+ * One row: the case and the options the engine and simulator run it with.
+ * Rows differ only in data; what each proves is in fh_run_case().
+ */
+struct fault_row {
+	struct fh_case c;
+	struct fh_opts o;
+};
 
-	run(&c, NULL);
+static const struct fault_row fault_rows[] = {
+    /* Twice the command timeout: every reply arrives late, so the engine
+     * must keep each abandoned request's FIFO place and throw the late
+     * reply away, or every later reply would shift. A recycled
+     * connection meets the delay on its auth reply too. */
+    {.c = {.name = "delay",
+         .fault = FSESL_SIM_FAULT_DELAY,
+         .a = 600,
+         .fault_cmds = 4,
+         .allowed = CONN_LOSS,
+         .need_error = true,
+         .with_async = true}},
+    {.c = {.name = "stall",
+         .fault = FSESL_SIM_FAULT_STALL,
+         .fault_cmds = 4,
+         .allowed = CONN_LOSS,
+         .need_error = true,
+         .with_async = true}},
+    {.c = {.name = "close_mid_frame",
+         .fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME,
+         .fault_cmds = 20,
+         .allowed = CONN_LOSS | B(FH_EPROTO),
+         .need_error = true,
+         .need_reconnect = true,
+         .with_async = true}},
+    /* Every connection, new ones included, dies after 40 messages:
+     * repeated reconnects under load. */
+    {.c = {.name = "close_after_msgs",
+         .fault = FSESL_SIM_FAULT_CLOSE_AFTER_MSGS,
+         .a = 40,
+         .fault_cmds = 100,
+         .allowed = CONN_LOSS | B(FH_EPROTO),
+         .need_error = true,
+         .need_reconnect = true}},
+    {.c = {.name = "garbage",
+         .fault = FSESL_SIM_FAULT_GARBAGE,
+         .a = 64,
+         .fault_cmds = 20,
+         .allowed = CONN_LOSS | B(FH_EPROTO),
+         .need_error = true,
+         .need_reconnect = true,
+         .with_async = true}},
+    /* Replies in 1-byte pieces must be reassembled, never misframed.
+     * Slowness may cost timeouts, and enough of them (max_abandoned) a
+     * recycled connection; nothing else. */
+    {.c = {.name = "tiny_writes",
+         .fault = FSESL_SIM_FAULT_TINY_WRITES,
+         .a = 1,
+         .b = 0,
+         .fault_cmds = 200,
+         .allowed = CONN_LOSS,
+         .with_async = true}},
+    {.c = {.name = "rude_reject",
+         .fault = FSESL_SIM_FAULT_RUDE_REJECT,
+         .kill_after_inject = true,
+         .fault_cmds = 6,
+         .allowed = CONN_LOSS | B(FH_EREJECTED),
+         .need_error = true,
+         .need_reconnect = true,
+         .must_see = FH_EREJECTED}},
+    {.c = {.name = "refuse",
+         .fault = FSESL_SIM_FAULT_REFUSE,
+         .kill_after_inject = true,
+         .fault_cmds = 6,
+         .allowed = CONN_LOSS | B(FH_ECONNREFUSED),
+         .need_error = true,
+         .need_reconnect = true,
+         .must_see = FH_ECONNREFUSED}},
+    {.c = {.name = "silent_accept",
+         .fault = FSESL_SIM_FAULT_SILENT_ACCEPT,
+         .kill_after_inject = true,
+         .fault_cmds = 4,
+         .allowed = CONN_LOSS,
+         .need_error = true,
+         .need_reconnect = true,
+         .must_see = FH_ECONNTIMEOUT}},
+    {.c = {.name = "kill_all",
+         .fault = FSESL_SIM_FAULT_KILL_ALL,
+         .fault_cmds = 50,
+         .allowed = CONN_LOSS,
+         .need_reconnect = true,
+         .with_sub = true,
+         .sub_event = "HEARTBEAT",
+         .with_async = true,
+         .need_events = true,
+         .need_down_up = true},
+        .o = {.sim_heartbeat_ms = 100}},
+    /* 20,000 events/s into a 256-deep subscriber queue: commands keep
+     * working and the subscriber hears about what it lost. */
+    {.c = {.name = "event_flood",
+         .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
+         .a = 20000,
+         .fault_cmds = 400,
+         .allowed = CONN_LOSS,
+         .with_sub = true,
+         .sub_event = "CUSTOM sim::flood",
+         .with_async = true,
+         .need_events = true}},
+    /* The same flood into a subscriber whose callback runs on the
+     * engine's dispatcher thread. */
+    {.c = {.name = "event_flood_cb",
+         .fault = FSESL_SIM_FAULT_EVENT_FLOOD,
+         .a = 20000,
+         .fault_cmds = 400,
+         .allowed = CONN_LOSS,
+         .with_sub = true,
+         .sub_callback = true,
+         .sub_event = "CUSTOM sim::flood",
+         .need_events = true}},
+    {.c = {.name = "kill_all_cb",
+         .fault = FSESL_SIM_FAULT_KILL_ALL,
+         .fault_cmds = 50,
+         .allowed = CONN_LOSS,
+         .need_reconnect = true,
+         .with_sub = true,
+         .sub_callback = true,
+         .sub_event = "HEARTBEAT",
+         .need_events = true,
+         .need_down_up = true},
+        .o = {.sim_heartbeat_ms = 100}},
+
+    /* ---- the same faults with several connections, and with polling waits ---- */
+
+    /* Each connection keeps its own FIFO: a restart must fail or complete
+     * each request on the connection that carried it. */
+    {.c = {.name = "kill_all_4conns",
+         .fault = FSESL_SIM_FAULT_KILL_ALL,
+         .fault_cmds = 50,
+         .allowed = CONN_LOSS,
+         .need_reconnect = true,
+         .with_async = true},
+        .o = {.connections = 4}},
+    {.c = {.name = "garbage_4conns",
+         .fault = FSESL_SIM_FAULT_GARBAGE,
+         .a = 64,
+         .fault_cmds = 20,
+         .allowed = CONN_LOSS | B(FH_EPROTO),
+         .need_error = true,
+         .need_reconnect = true,
+         .with_async = true},
+        .o = {.connections = 4}},
+    /* max_in_flight 2 for 16 workers and 32 async requests: most requests
+     * wait in the engine's queue, unwritten, when the server dies; they
+     * must still complete exactly once. */
+    {.c = {.name = "kill_all_queued",
+         .fault = FSESL_SIM_FAULT_KILL_ALL,
+         .fault_cmds = 50,
+         .allowed = CONN_LOSS,
+         .need_reconnect = true,
+         .with_async = true},
+        .o = {.max_in_flight = 2}},
+    {.c = {.name = "stall_queued",
+         .fault = FSESL_SIM_FAULT_STALL,
+         .fault_cmds = 4,
+         .allowed = CONN_LOSS,
+         .need_error = true,
+         .with_async = true},
+        .o = {.max_in_flight = 2, .max_abandoned = 2}},
+    /* The OpenSIPS-compatible waiter (usleep polling) must see the same
+     * exactly-once outcomes as the futex one. */
+    {.c = {.name = "close_mid_frame_poll",
+         .fault = FSESL_SIM_FAULT_CLOSE_MID_FRAME,
+         .fault_cmds = 20,
+         .allowed = CONN_LOSS | B(FH_EPROTO),
+         .need_error = true,
+         .need_reconnect = true,
+         .with_async = true},
+        .o = {.poll_wait = true}},
+    {.c = {.name = "delay_poll",
+         .fault = FSESL_SIM_FAULT_DELAY,
+         .a = 600,
+         .fault_cmds = 4,
+         .allowed = CONN_LOSS,
+         .need_error = true},
+        .o = {.poll_wait = true}},
+
+    /* ---- replies nobody asked for, a wrong password ---- */
+
+    /* The issue's run: 16 blocking workers, 32 async requests in flight,
+     * three replies nobody asked for. A reply of the wrong type is a
+     * protocol error: the requests on that connection fail with
+     * FSESL_EPROTO, never with another request's reply, and the engine
+     * reconnects. */
+    {.c = {.name = "inject_reply",
+         .inject = inject_replies,
+         .fault_cmds = 20,
+         .allowed = CONN_LOSS | B(FH_EPROTO),
+         .need_error = true,
+         .need_reconnect = true,
+         .must_see = FH_EPROTO,
+         .with_async = true}},
+    {.c = {.name = "auth_failure",
+         .inject = auth_inject,
+         .clear = auth_clear,
+         .fault_cmds = 6,
+         .allowed = CONN_LOSS | B(FH_EAUTH),
+         .need_error = true,
+         .need_reconnect = true,
+         .must_see = FH_EAUTH}},
+};
+
+static void
+free_rows(struct criterion_test_params *crp)
+{
+	cr_free(crp->params);
+}
+
+/* The parameters are row numbers, not rows: Criterion copies them into
+ * each test's process, where the rows' pointers (names, inject steps)
+ * would not be valid. */
+ParameterizedTestParameters(faults, matrix)
+{
+	size_t n = sizeof(fault_rows) / sizeof(fault_rows[0]);
+	size_t *rows = cr_malloc(n * sizeof(*rows));
+
+	for (size_t i = 0; rows != NULL && i < n; i++)
+		rows[i] = i;
+	return cr_make_param_array(size_t, rows, rows != NULL ? n : 0, free_rows);
+}
+
+ParameterizedTest(size_t *i, faults, matrix)
+{
+	const struct fault_row *row = &fault_rows[*i];
+	struct fh_env env;
+
+	cr_log_info("case %zu: %s", *i, row->c.name);
+	fh_start(&env, &row->o);
+	fh_run_case(&env, &row->c);
 }
 
 /* ---- heartbeats stopping ---- */
@@ -715,14 +631,17 @@ queued_flow(bool restart)
 	fh_finish(&env);
 }
 
-Test(faults, queued_requests_flow_when_places_free)
+/* false: every reply late, places free one by one; true: a restart. */
+ParameterizedTestParameters(faults, queued_requests_flow)
 {
-	queued_flow(false);
+	static bool restart[] = {false, true};
+
+	return cr_make_param_array(bool, restart, sizeof(restart) / sizeof(restart[0]));
 }
 
-Test(faults, queued_requests_flow_after_reconnect)
+ParameterizedTest(bool *restart, faults, queued_requests_flow)
 {
-	queued_flow(true);
+	queued_flow(*restart);
 }
 
 /* ---- async bgapi jobs: exactly one callback each, through restarts ---- */

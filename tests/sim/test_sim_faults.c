@@ -1,6 +1,9 @@
 /*
  * test_sim_faults.c - one test per simulator fault: it happens, and it is
- * counted in fsesl_sim_counters().faults[].
+ * counted in fsesl_sim_counters().faults[]. Built twice: against the
+ * default loop (test_sim_faults) and against the FreeSWITCH-like mode's
+ * threads (test_sim_faults_fs, SIM_TEST_FS_LIKE), where every fault must
+ * act the same.
  */
 #include "sim_client.h"
 
@@ -18,7 +21,14 @@ static uint16_t port;
 static void
 setup(void)
 {
-	sim = tc_sim_start(NULL, &port);
+	struct fsesl_sim_config cfg;
+
+	fsesl_sim_config_init(&cfg);
+	cfg.heartbeat_interval_ms = 0;
+#ifdef SIM_TEST_FS_LIKE
+	fsesl_sim_config_fs_like(&cfg);
+#endif
+	sim = tc_sim_start(&cfg, &port);
 }
 
 static void
@@ -394,4 +404,70 @@ Test(fault, result_before_reply)
 	cr_assert(tc_reply_is(&t, "+OK Job-UUID: j-1"));
 	cr_expect_eq(counted(FSESL_SIM_FAULT_RESULT_BEFORE_REPLY), 1);
 	tc_close(&t);
+}
+
+/* Flood events are cut from a template (sim_flood.c): each one must still
+ * decode whole in every format, carry its own numbers, and meet filters
+ * with them. */
+Test(fault, event_flood_every_format_numbered_and_filtered)
+{
+	static const char *const subs[] = {
+	    "event plain CUSTOM sim::flood\n\n",
+	    "event json CUSTOM sim::flood\n\n",
+	    "event xml CUSTOM sim::flood\n\n",
+	    "event plain CUSTOM sim::flood\n\nfilter Flood-Seq /[05]$/\n\n",
+	};
+	static const enum fsesl_msg_type types[] = {FSESL_MSG_EVENT_PLAIN, FSESL_MSG_EVENT_JSON,
+	    FSESL_MSG_EVENT_XML, FSESL_MSG_EVENT_PLAIN};
+	enum { N = 4, EVENTS = 300 };
+	struct tc t[N];
+	unsigned long long last_seq[N] = {0}, last_fseq[N] = {0};
+
+	for (int k = 0; k < N; k++) {
+		login(&t[k]);
+		tc_sends(&t[k], subs[k]);
+		cr_assert_eq(tc_next(&t[k]), 1);
+		if (k == 3)
+			cr_assert_eq(tc_next(&t[k]), 1); /* the filter's reply */
+	}
+	cr_assert_eq(fsesl_sim_fault(sim, 0, FSESL_SIM_FAULT_EVENT_FLOOD, 20000, 0), 0);
+	for (int k = 0; k < N; k++) {
+		for (int i = 0; i < EVENTS; i++) {
+			struct fsesl_event *ev = NULL;
+			cr_assert_eq(tc_next(&t[k]), 1, "conn %d: event %d missing", k, i);
+			cr_assert_eq(t[k].msg.type, types[k]);
+			cr_assert_eq(fsesl_event_parse((enum fsesl_event_format)(k % 3),
+			                 t[k].msg.body, t[k].msg.body_len, NULL, &ev),
+			    0, "conn %d: event %d does not decode", k, i);
+			const char *name = fsesl_event_get(ev, "Event-Name");
+			const char *sub = fsesl_event_get(ev, "Event-Subclass");
+			const char *seq = fsesl_event_get(ev, "Event-Sequence");
+			const char *fseq = fsesl_event_get(ev, "Flood-Seq");
+			cr_assert(name && !strcmp(name, "CUSTOM"));
+			cr_assert(sub && !strcmp(sub, "sim::flood"));
+			cr_assert(fsesl_event_get(ev, "Core-UUID"));
+			cr_assert(seq && fseq);
+			unsigned long long sv = strtoull(seq, NULL, 10),
+			                   fv = strtoull(fseq, NULL, 10);
+			if (k < 3) {
+				/* Every event, in order: both numbers step by one. */
+				if (i > 0) {
+					cr_assert_eq(sv, last_seq[k] + 1,
+					    "conn %d: sequence %llu after %llu", k, sv,
+					    last_seq[k]);
+					cr_assert_eq(fv, last_fseq[k] + 1);
+				}
+			} else {
+				/* Only what the filter lets through, still in order. */
+				cr_assert(fv % 5 == 0, "filtered conn got Flood-Seq %llu", fv);
+				cr_assert(i == 0 || fv > last_fseq[k]);
+			}
+			last_seq[k] = sv;
+			last_fseq[k] = fv;
+			fsesl_event_free(ev);
+		}
+	}
+	fsesl_sim_clear_faults(sim);
+	for (int k = 0; k < N; k++)
+		tc_close(&t[k]);
 }

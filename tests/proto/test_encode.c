@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fsesl_proto.h"
-#include "proto_enc/enc_util.h"
+#include "enc_util.h"
 
 static char buf[65536];
 

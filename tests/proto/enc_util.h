@@ -1,5 +1,5 @@
 /*
- * enc_util.h - helpers shared by the proto_enc suites (static inline only).
+ * enc_util.h - helpers shared by the encoding suites (static inline only).
  */
 #ifndef FSESL_TEST_ENC_UTIL_H
 #define FSESL_TEST_ENC_UTIL_H

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fsesl_proto.h"
-#include "proto_enc/enc_util.h"
+#include "enc_util.h"
 
 /* ------------------------------------------------------------------ */
 /* Building fsesl_header arrays from the vectors' JSON                  */

@@ -1,5 +1,5 @@
 /*
- * test_events.c - subscriptions and deliveries, DOWN/UP notices, the
+ * test_events_engine.c - subscriptions and deliveries, DOWN/UP notices, the
  * HEARTBEAT load snapshot and bgapi jobs, against the simulator.
  */
 #include <errno.h>
