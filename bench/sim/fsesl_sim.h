@@ -177,6 +177,10 @@ struct fsesl_sim_counters {
 	uint64_t faults[FSESL_SIM_FAULT__COUNT]; /* times each fault acted */
 	/* Appended: commands that sprang the unload/reload trap (§10.2). */
 	uint64_t unload_traps;
+	/* fs-like mode: times a connection thread, its queued events written,
+	 * went to sleep in its poll. An event fired after this moved waits
+	 * for the poll to end or a kick (a test's synchronisation point). */
+	uint64_t fs_polls;
 };
 void fsesl_sim_counters(fsesl_sim *s, struct fsesl_sim_counters *out);
 

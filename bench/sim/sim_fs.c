@@ -492,10 +492,16 @@ sim_fs_conn_main(void *arg)
 			if (sim_fs_flush(c, &rd, true) < 0)
 				break;
 		}
-		if (r == 1)
+		if (r == 1) {
 			sched_yield();
-		else if (r < 0)
+		} else if (r < 0) {
+			/* Counted before the poll: the queue was looked at
+			 * above, so what is fired from now on waits. */
+			pthread_mutex_lock(&s->lk);
+			s->c.fs_polls++;
+			pthread_mutex_unlock(&s->lk);
 			sim_fs_wait(c, POLLIN, sim_now_ns() + poll_ns);
+		}
 	}
 out:
 	sim_fs_conn_end(c, &rd);

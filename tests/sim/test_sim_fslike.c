@@ -35,6 +35,18 @@ counters(fsesl_sim *s)
 	return c;
 }
 
+/* Until the server has counted `n` polls (bounded). */
+static bool
+wait_polls(fsesl_sim *s, uint64_t n)
+{
+	for (long i = 0; i < 20000000; i++) {
+		if (counters(s).fs_polls >= n)
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
 /* Until the server has counted `n` api commands (bounded). */
 static bool
 wait_api(fsesl_sim *s, uint64_t n)
@@ -149,7 +161,10 @@ Test(fslike, events_wait_for_the_poll_or_a_kick)
 	tc_open(&t, p);
 	tc_sends(&t, "event plain CUSTOM t::p\n\n");
 	cr_assert_eq(tc_next(&t), 1);
-	/* Queued while the thread sleeps in its poll: held... */
+	/* Queued while the thread sleeps in its poll, once it has looked at
+	 * its queue after the reply (a poll counted after the reply was
+	 * read is at worst the next one): held... */
+	cr_assert(wait_polls(s, counters(s).fs_polls + 1), "the thread never polled");
 	cr_assert_eq(fsesl_sim_fire_event(s, "CUSTOM", "t::p", NULL, 0, NULL), 0);
 	cr_assert(tc_quiet_for(&t, 100), "event written before the poll ended");
 	/* ...until a lone LF wakes the thread, which answers it with nothing
